@@ -1,0 +1,63 @@
+"""The package's error family.
+
+`InputError` and its children are the user's fault (bad file, bad option): the CLI
+prints them in one line and exits 2. `PlacementError` that is not an `InputError`
+is ours: exit 1. Running out of time or finding no plan is *not* an exception: it is
+a plan status (see `placement.plan.Status`).
+"""
+
+from __future__ import annotations
+
+
+class PlacementError(Exception):
+    """Base class of every error the package raises on purpose."""
+
+
+class InputError(PlacementError):
+    """Bad input from the user: a file, a field, an option. CLI exit code 2."""
+
+
+class ProblemError(InputError):
+    """A problem file breaks a rule of SPEC section 3.
+
+    The message names the file, the field path (``model.blocks[3].flops``), what was
+    expected and what was found.
+    """
+
+    def __init__(self, field: str, expected: str, found: object = None, *, file: str | None = None,
+                 detail: str | None = None):
+        self.file = file
+        self.field = field
+        self.expected = expected
+        self.found = found
+        self.detail = detail
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = f"{self.file}: " if self.file else ""
+        text = f"{where}{self.field}: expected {self.expected}"
+        if self.found is not None:
+            text += f", found {_short(self.found)}"
+        if self.detail:
+            text += f" ({self.detail})"
+        return text
+
+    def in_file(self, file: str | None) -> "ProblemError":
+        """The same error, attributed to ``file``."""
+        if file and not self.file:
+            self.file = file
+            self.args = (self._message(),)
+        return self
+
+
+class PlanError(InputError):
+    """A plan file or plan dict is malformed (not merely infeasible)."""
+
+
+class MethodError(InputError):
+    """Unknown method name, or a method asked for an objective it does not support."""
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,54 @@
+"""Infeasibility that can be seen cheaply, before any solver runs.
+
+Each check is a proof: when it fires, no plan satisfies the problem, and the reason says
+why in the user's words (block, bytes, device). `placement.api.solve` returns status
+``infeasible`` with that reason (CLI exit code 3) without calling the method.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import bounds
+from .problem import Problem
+
+
+def infeasibility_reasons(p: Problem) -> list[str]:
+    """Reasons why ``p`` has no feasible plan (empty: none found cheaply)."""
+    reasons: list[str] = []
+    need = p.params + p.activation
+    for b, blk in enumerate(p.blocks):
+        can = np.nonzero(p.allowed[b])[0]
+        if b in p.pinned and not np.isfinite(p.compute_time[b, p.pinned[b]]):
+            reasons.append(f"block '{blk.id}' is pinned to '{p.devices[p.pinned[b]].id}', "
+                           "which cannot run it")
+            continue
+        if len(can) == 0:
+            reasons.append(f"block '{blk.id}' can run on no device (no measured time or rate, "
+                           "or allowed_devices excludes all)")
+            continue
+        fits = can[p.memory[can] >= need[b]]
+        if len(fits) == 0:
+            best = can[np.argmax(p.memory[can])]
+            reasons.append(f"block '{blk.id}' needs {need[b]:.4g} bytes, the largest device it may "
+                           f"run on ('{p.devices[best].id}') holds {p.memory[best]:.4g}")
+    if not reasons and p.params.sum() > p.memory.sum():
+        reasons.append(f"the model's weights need {p.params.sum():.4g} bytes, all devices together "
+                       f"hold {p.memory.sum():.4g}")
+    if reasons:
+        return reasons
+    # constraints against the cheap bounds of the metrics
+    checks = {"latency_s": bounds.latency_bound, "period_s": bounds.period_bound,
+              "energy_j": bounds.energy_bound}
+    for metric, bound_fn in checks.items():
+        if metric in p.constraints:
+            lb = bound_fn(p)
+            if lb > p.constraints[metric] * (1 + 1e-9):
+                reasons.append(f"{metric} must be at most {p.constraints[metric]:.6g}, but no plan "
+                               f"can do better than {lb:.6g}")
+    if "throughput_per_s" in p.constraints and p.constraints["throughput_per_s"] > 0:
+        lb = bounds.period_bound(p)
+        if lb > 0 and 1.0 / lb < p.constraints["throughput_per_s"] * (1 - 1e-9):
+            reasons.append(f"throughput_per_s must be at least {p.constraints['throughput_per_s']:.6g}, "
+                           f"but no plan can exceed {1.0 / lb:.6g}")
+    return reasons

@@ -1,0 +1,216 @@
+"""Problem file (or dict) -> `Problem`, enforcing every rule of SPEC section 3.
+
+Shape and signs are checked by `placement.schema`; the rules between fields are
+checked here. Every failure is one `ProblemError` that names the file, the field path,
+what was expected and what was found. Nothing is changed in the caller's dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import networkx as nx
+import numpy as np
+
+from . import schema, split
+from .errors import ProblemError
+from .problem import Block, Device, Objective, Problem
+
+ProblemLike = "Problem | Mapping[str, Any] | str | os.PathLike[str]"
+
+
+def load(source: Any) -> Problem:
+    """Load a problem from a `Problem` (returned as is), a dict, a path, or a JSON string.
+
+    Raises `ProblemError` (an `InputError`) for any rule of SPEC section 3 that fails.
+    """
+    if isinstance(source, Problem):
+        return source
+    if isinstance(source, Mapping):
+        return from_dict(source)
+    if isinstance(source, (str, os.PathLike)):
+        text = str(source)
+        if isinstance(source, str) and text.lstrip().startswith("{"):
+            return from_dict(_parse_json(text, "<string>"), file="<string>")
+        return from_dict(read_json(text, what="problem"), file=text)
+    raise ProblemError("(argument)", "a Problem, a dict, or a path to a JSON file",
+                       type(source).__name__)
+
+
+def read_json(path: str, what: str = "file") -> Any:
+    """Read a JSON file; a missing or malformed file is a `ProblemError` naming it."""
+    p = Path(path)
+    if not p.is_file():
+        raise ProblemError("(file)", f"an existing {what} file", str(path), file=str(path))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProblemError("(file)", f"a readable UTF-8 {what} file", None, file=str(path),
+                           detail=str(exc)) from None
+    return _parse_json(text, str(path))
+
+
+def _parse_json(text: str, file: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProblemError(f"(line {exc.lineno}, column {exc.colno})", "valid JSON", None,
+                           file=file, detail=exc.msg) from None
+
+
+def from_dict(raw: Mapping[str, Any], file: str | None = None) -> Problem:
+    """Validate a problem dict and build the `Problem` (split blocks expanded)."""
+    try:
+        spec = schema.validate(copy.deepcopy(dict(raw)), file=file)
+        return _build(spec.model_dump(), file)
+    except ProblemError as exc:
+        raise exc.in_file(file) from None
+
+
+def _closest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
+def _unique(items: list[dict], where: str) -> dict[str, int]:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item["id"] in seen:
+            raise ProblemError(f"{where}[{i}].id", "a unique id", item["id"],
+                               detail=f"also {where}[{seen[item['id']]}].id")
+        seen[item["id"]] = i
+    return seen
+
+
+def _need(name: str, known: Mapping[str, int], field: str, what: str) -> None:
+    if name not in known:
+        raise ProblemError(field, f"the id of {what}", name, detail=_closest(name, known) or None)
+
+
+def _build(d: dict[str, Any], file: str | None) -> Problem:
+    model = d["model"]
+    blocks = model["blocks"]
+    devices = d["devices"]
+    bidx = _unique(blocks, "model.blocks")
+    didx = _unique(devices, "devices")
+    dtypes = {dev["type"] or dev["id"] for dev in devices}
+
+    # edges: every end names a block; pairs carry the producer's output_bytes
+    edges: list[tuple[str, str, float]] = []
+    seen_edges: dict[tuple[str, str], int] = {}
+    for k, e in enumerate(model["edges"]):
+        if isinstance(e, dict):
+            src, dst, nbytes, fs, fd = e["src"], e["dst"], e["bytes"], ".src", ".dst"
+        else:
+            (src, dst), nbytes, fs, fd = e, None, "[0]", "[1]"
+        _need(src, bidx, f"model.edges[{k}]{fs}", "a block")
+        _need(dst, bidx, f"model.edges[{k}]{fd}", "a block")
+        if (src, dst) in seen_edges:
+            raise ProblemError(f"model.edges[{k}]", "each edge once", [src, dst],
+                               detail=f"repeats model.edges[{seen_edges[src, dst]}]")
+        seen_edges[src, dst] = k
+        edges.append((src, dst, blocks[bidx[src]]["output_bytes"] if nbytes is None else nbytes))
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(bidx)
+    graph.add_edges_from((u, v) for u, v, _ in edges)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+        raise ProblemError("model.edges", "an acyclic block graph", None, detail=f"cycle: {path}")
+
+    for i, blk in enumerate(blocks):
+        for j, dev in enumerate(blk["allowed_devices"] or ()):
+            _need(dev, didx, f"model.blocks[{i}].allowed_devices[{j}]", "a device")
+        for key in blk["time_s"]:
+            if key not in didx and key not in dtypes:
+                raise ProblemError(f"model.blocks[{i}].time_s", "keys that are device ids or types",
+                                   key, detail=_closest(key, list(didx) + sorted(dtypes)) or None)
+        if blk["split"] is not None and isinstance(blk["split"]["ways"], list) and not blk["split"]["ways"]:
+            raise ProblemError(f"model.blocks[{i}].split.ways", "at least one way count", [])
+
+    source = d["source"] if d["source"] is not None else devices[0]["id"]
+    sink = d["sink"] if d["sink"] is not None else source
+    _need(source, didx, "source", "a device")
+    _need(sink, didx, "sink", "a device")
+    for b, dev in d["pinned"].items():
+        _need(b, bidx, f"pinned.{b}", "a block (as key)")
+        _need(dev, didx, f"pinned.{b}", "a device")
+
+    objective = d["objective"]
+    if isinstance(objective, dict) and not any(w > 0 for w in objective.values()):
+        raise ProblemError("objective", "at least one positive weight", objective)
+
+    # network: default for every pair, then mirrors of symmetric links, then listed links
+    D = len(devices)
+    net = d["network"]
+    lat = np.full((D, D), np.inf)
+    bw = np.zeros((D, D))
+    if net["default"] is not None:
+        lat[:] = net["default"]["latency_s"]
+        bw[:] = net["default"]["bandwidth_bytes_per_s"]
+    listed: dict[tuple[int, int], int] = {}
+    for k, link in enumerate(net["links"]):
+        _need(link["src"], didx, f"network.links[{k}].src", "a device")
+        _need(link["dst"], didx, f"network.links[{k}].dst", "a device")
+        a, c = didx[link["src"]], didx[link["dst"]]
+        if a == c:
+            raise ProblemError(f"network.links[{k}]", "a link between two different devices",
+                               link["src"])
+        if (a, c) in listed:
+            raise ProblemError(f"network.links[{k}]", "one entry per directed device pair",
+                               [link["src"], link["dst"]], detail=f"repeats network.links[{listed[a, c]}]")
+        listed[a, c] = k
+    for k, link in enumerate(net["links"]):
+        a, c = didx[link["src"]], didx[link["dst"]]
+        if link["symmetric"] and (c, a) not in listed:
+            lat[c, a], bw[c, a] = link["latency_s"], link["bandwidth_bytes_per_s"]
+    for k, link in enumerate(net["links"]):
+        a, c = didx[link["src"]], didx[link["dst"]]
+        lat[a, c], bw[a, c] = link["latency_s"], link["bandwidth_bytes_per_s"]
+
+    # split transform (SPEC section 6); shard ids must not collide with existing ids
+    new_blocks, new_edges, pinned = split.expand(blocks, edges, d["pinned"], model["input_bytes"])
+    if len(new_blocks) != len(blocks):
+        seen: set[str] = set()
+        for blk in new_blocks:
+            if blk["id"] in seen:
+                raise ProblemError("model.blocks", "shard ids '<id>#<k>' not already used",
+                                   blk["id"], detail="rename the block that uses it")
+            seen.add(blk["id"])
+    nidx = {b["id"]: i for i, b in enumerate(new_blocks)}
+
+    block_objs = tuple(Block(
+        id=b["id"], flops=b["flops"], params_bytes=b["params_bytes"],
+        activation_bytes=b["activation_bytes"], output_bytes=b["output_bytes"], kind=b["kind"],
+        time_s=dict(b["time_s"]),
+        allowed_devices=tuple(b["allowed_devices"]) if b["allowed_devices"] is not None else None,
+        input_bytes=b["input_bytes"], origin=b.get("origin"), modules=tuple(b["modules"]),
+        fx_nodes=tuple(b["fx_nodes"])) for b in new_blocks)
+    device_objs = tuple(Device(
+        id=v["id"], type=v["type"] or v["id"], flops_per_s=v["flops_per_s"],
+        memory_bytes=v["memory_bytes"], power_active_w=v["power_active_w"],
+        power_idle_w=v["power_idle_w"], tx_power_w=v["tx_power_w"], rx_power_w=v["rx_power_w"],
+        efficiency=dict(v["efficiency"])) for v in devices)
+
+    expanded = dict(d)
+    expanded["model"] = dict(model, blocks=[{k: v for k, v in b.items() if k not in ("origin",)}
+                                            for b in new_blocks],
+                             edges=[{"src": u, "dst": v, "bytes": n} for u, v, n in new_edges])
+    expanded["pinned"] = pinned
+    return Problem(
+        name=d["name"], objective=Objective.parse(objective),
+        constraints={k: v for k, v in d["constraints"].items() if v is not None},
+        count_idle=d["count_idle"], model_name=model["name"], input_bytes=model["input_bytes"],
+        blocks=block_objs, devices=device_objs,
+        edges=tuple((nidx[u], nidx[v], n) for u, v, n in new_edges),
+        link_latency=lat, link_bandwidth=bw, source=didx[source], sink=didx[sink],
+        pinned={nidx[b]: didx[v] for b, v in pinned.items()}, spec=expanded, path=file)

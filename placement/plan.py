@@ -1,0 +1,170 @@
+"""The plan (SPEC section 7): what a method returns, what `placement solve -o` writes.
+
+Everything in ``metrics``, ``value`` and ``schedule`` comes from the evaluator; only
+``status``, ``bound`` and ``solve_time_s`` come from the method. ``gap`` is derived:
+``(value - bound) / value``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import PlanError
+
+
+class Status(str, enum.Enum):
+    """SPEC section 7. ``infeasible`` means *proven* infeasible; ``no_solution`` means the
+    method found no feasible plan (a heuristic's failure, or an exact method stopped by its
+    time limit before finding one); ``time_limit`` means a feasible plan, not proven optimal."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    INFEASIBLE = "infeasible"
+    TIME_LIMIT = "time_limit"
+    NO_SOLUTION = "no_solution"
+    ERROR = "error"
+
+    @property
+    def has_plan(self) -> bool:
+        return self in (Status.OPTIMAL, Status.FEASIBLE, Status.TIME_LIMIT)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def gap_of(value: float | None, bound: float | None) -> float | None:
+    """``(value - bound) / value``, 0 when both are 0, None when either is unknown."""
+    if value is None or bound is None or not math.isfinite(value) or not math.isfinite(bound):
+        return None
+    if value <= 0:
+        return 0.0 if bound >= value else None
+    return max(0.0, (value - bound) / value)
+
+
+def _clean(x: Any) -> Any:
+    """JSON has no inf/nan: write them as null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+@dataclass
+class Plan:
+    problem: str
+    method: str
+    objective: str | dict[str, float]
+    status: Status
+    value: float | None
+    bound: float | None
+    solve_time_s: float
+    assignment: dict[str, str]
+    order: dict[str, list[str]] | None = None
+    schedule: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    #: broken rules, as ``"kind: message"`` (empty for a feasible plan).
+    violations: list[str] = field(default_factory=list)
+    #: one line on why: the reason for infeasible/no_solution, the backend's raw status, ...
+    message: str = ""
+    #: the method's own statistics (solver wall time, nodes, backend, seed, ...).
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float | None:
+        return gap_of(self.value, self.bound)
+
+    @property
+    def feasible(self) -> bool:
+        return self.status.has_plan and not self.violations
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "problem": self.problem, "method": self.method, "objective": self.objective,
+            "status": self.status.value, "value": self.value, "bound": self.bound, "gap": self.gap,
+            "solve_time_s": self.solve_time_s, "assignment": self.assignment,
+            "order": self.order, "schedule": self.schedule, "metrics": self.metrics,
+        }
+        if self.violations:
+            out["violations"] = self.violations
+        if self.message:
+            out["message"] = self.message
+        if self.stats:
+            out["stats"] = self.stats
+        return _clean(out)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], file: str | None = None) -> "Plan":
+        """Read a plan dict. Only ``assignment`` is required (a hand-written plan may give
+        just that); everything else has a neutral default."""
+        where = f"{file}: " if file else ""
+        if not isinstance(d, Mapping):
+            raise PlanError(f"{where}(top level): expected a JSON object, found {type(d).__name__}")
+        assignment = d.get("assignment")
+        if not isinstance(assignment, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in assignment.items()):
+            raise PlanError(f"{where}assignment: expected an object of block id -> device id")
+        order = d.get("order")
+        if order is not None and (not isinstance(order, Mapping) or not all(
+                isinstance(v, list) and all(isinstance(b, str) for b in v) for v in order.values())):
+            raise PlanError(f"{where}order: expected an object of device id -> list of block ids")
+        status = d.get("status", "feasible")
+        try:
+            status = Status(status)
+        except ValueError:
+            raise PlanError(f"{where}status: expected one of {[s.value for s in Status]}, "
+                            f"found {status!r}") from None
+        return cls(problem=str(d.get("problem", "")), method=str(d.get("method", "")),
+                   objective=d.get("objective", "latency"), status=status,
+                   value=d.get("value"), bound=d.get("bound"),
+                   solve_time_s=float(d.get("solve_time_s") or 0.0),
+                   assignment=dict(assignment), order=None if order is None else dict(order),
+                   schedule=dict(d.get("schedule") or {}), metrics=dict(d.get("metrics") or {}),
+                   violations=list(d.get("violations") or []), message=str(d.get("message", "")),
+                   stats=dict(d.get("stats") or {}))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the plan as JSON atomically (a reader never sees half a file)."""
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "Plan":
+        from .loader import read_json
+        from .errors import ProblemError
+        try:
+            data = read_json(str(path), what="plan")
+        except ProblemError as exc:
+            raise PlanError(str(exc)) from None
+        return cls.from_dict(data, file=str(path))
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """Write JSON to a temporary file beside ``path``, fsync, then rename over it."""
+    write_text_atomic(path, json.dumps(_clean(data), indent=2) + "\n")
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,324 @@
+"""The problem model: blocks, devices, links, objective, with the numeric views that
+every solver and the evaluator read (precomputed once, read-only).
+
+Build one with `placement.load` (file, path or dict). A `Problem` is immutable: its
+arrays are flagged read-only and `with_objective` returns a new object.
+
+Index conventions: blocks are ``0..B-1`` in the order of the (split-expanded) file,
+devices ``0..D-1`` in file order, edges ``0..E-1``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from .schema import OBJECTIVE_METRIC
+
+
+@dataclass(frozen=True)
+class Block:
+    id: str
+    flops: float
+    params_bytes: float
+    activation_bytes: float
+    output_bytes: float
+    kind: str = "other"
+    time_s: Mapping[str, float] = field(default_factory=dict)
+    allowed_devices: tuple[str, ...] | None = None
+    #: bytes this block receives from ``source`` when it has no predecessor.
+    input_bytes: float = 0.0
+    #: for a shard made by the split transform: the id of the block it came from.
+    origin: str | None = None
+    modules: tuple[str, ...] = ()
+    fx_nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    type: str
+    flops_per_s: float
+    memory_bytes: float
+    power_active_w: float = 0.0
+    power_idle_w: float = 0.0
+    tx_power_w: float = 0.0
+    rx_power_w: float = 0.0
+    efficiency: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Weights over the raw metrics; ``{"latency": 1.0}`` is the plain latency objective."""
+
+    weights: Mapping[str, float]
+
+    @classmethod
+    def parse(cls, value: str | Mapping[str, float]) -> "Objective":
+        if isinstance(value, str):
+            return cls(MappingProxyType({value: 1.0}))
+        return cls(MappingProxyType(dict(value)))
+
+    @property
+    def name(self) -> str:
+        """``latency``, ``throughput``, ``energy``, or ``weighted``."""
+        if len(self.weights) == 1:
+            ((key, weight),) = self.weights.items()
+            if weight == 1.0:
+                return key
+        return "weighted"
+
+    def to_json(self) -> str | dict[str, float]:
+        name = self.name
+        return name if name != "weighted" else dict(self.weights)
+
+    def value(self, metrics: Mapping[str, Any]) -> float:
+        """The objective's value from the evaluator's metrics."""
+        return float(sum(w * metrics[OBJECTIVE_METRIC[k]] for k, w in self.weights.items() if w))
+
+    def needs_schedule(self) -> bool:
+        """True when the value depends on the per-device order (latency, or idle energy)."""
+        return bool(self.weights.get("latency"))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+class Problem:
+    """A placement problem, with precomputed matrices. Do not build by hand: use `placement.load`.
+
+    Attributes (all read-only):
+      blocks, devices: tuples of `Block`, `Device`.
+      compute_time: (B, D) seconds of block b on device d; ``inf`` where b cannot run on d
+        (no measured time and no flops rate, or not in ``allowed_devices``).
+      allowed: (B, D) bool, finite compute time and consistent with ``pinned``.
+      latency: (D, D) link latency in s, 0 on the diagonal, ``inf`` where unreachable.
+      inv_bandwidth: (D, D) s/byte, 0 on the diagonal and where unreachable.
+      reachable: (D, D) bool.
+      edge_src, edge_dst: (E,) block indices; edge_bytes: (E,) bytes.
+      preds[b], succs[b]: tuples of (other block, edge index).
+      topo: a topological order (tuple of block indices).
+      input_blocks / output_blocks: blocks with no predecessor / no successor.
+      in_bytes[b]: bytes b receives from ``source`` (0 unless b is an input block).
+      out_bytes[b]: bytes b sends to ``sink`` (0 unless b is an output block).
+      params, activation: (B,) bytes; memory: (D,) bytes.
+      power_active, power_idle, tx_power, rx_power: (D,) watts.
+      source, sink: device indices; pinned: {block index: device index}.
+    """
+
+    def __init__(self, *, name: str, objective: Objective, constraints: Mapping[str, float],
+                 count_idle: bool, model_name: str, input_bytes: float,
+                 blocks: tuple[Block, ...], devices: tuple[Device, ...],
+                 edges: tuple[tuple[int, int, float], ...],
+                 link_latency: np.ndarray, link_bandwidth: np.ndarray,
+                 source: int, sink: int, pinned: Mapping[int, int],
+                 spec: Mapping[str, Any], path: str | None = None):
+        self.name = name
+        self.objective = objective
+        self.constraints = MappingProxyType(dict(constraints))
+        self.count_idle = count_idle
+        self.model_name = model_name
+        self.input_bytes = input_bytes
+        self.blocks = blocks
+        self.devices = devices
+        self.source = source
+        self.sink = sink
+        self.pinned = MappingProxyType(dict(pinned))
+        self.spec = spec  # the validated, split-expanded dict (for round trips)
+        self.path = path
+        self.block_index = MappingProxyType({b.id: i for i, b in enumerate(blocks)})
+        self.device_index = MappingProxyType({d.id: i for i, d in enumerate(devices)})
+        B, D = len(blocks), len(devices)
+
+        self.edge_src = _frozen(np.array([e[0] for e in edges], dtype=np.int64))
+        self.edge_dst = _frozen(np.array([e[1] for e in edges], dtype=np.int64))
+        self.edge_bytes = _frozen(np.array([e[2] for e in edges], dtype=float))
+        preds: list[list[tuple[int, int]]] = [[] for _ in range(B)]
+        succs: list[list[tuple[int, int]]] = [[] for _ in range(B)]
+        for k, (u, v, _) in enumerate(edges):
+            preds[v].append((u, k))
+            succs[u].append((v, k))
+        self.preds = tuple(tuple(p) for p in preds)
+        self.succs = tuple(tuple(s) for s in succs)
+        self.topo = _topological_order(B, self.preds, self.succs)
+        self.input_blocks = tuple(b for b in range(B) if not preds[b])
+        self.output_blocks = tuple(b for b in range(B) if not succs[b])
+        self.in_bytes = _frozen(np.array(
+            [blocks[b].input_bytes if not preds[b] else 0.0 for b in range(B)], dtype=float))
+        self.out_bytes = _frozen(np.array(
+            [blocks[b].output_bytes if not succs[b] else 0.0 for b in range(B)], dtype=float))
+
+        self.params = _frozen(np.array([b.params_bytes for b in blocks], dtype=float))
+        self.activation = _frozen(np.array([b.activation_bytes for b in blocks], dtype=float))
+        self.flops = _frozen(np.array([b.flops for b in blocks], dtype=float))
+        self.memory = _frozen(np.array([d.memory_bytes for d in devices], dtype=float))
+        self.flops_per_s = _frozen(np.array([d.flops_per_s for d in devices], dtype=float))
+        self.power_active = _frozen(np.array([d.power_active_w for d in devices], dtype=float))
+        self.power_idle = _frozen(np.array([d.power_idle_w for d in devices], dtype=float))
+        self.tx_power = _frozen(np.array([d.tx_power_w for d in devices], dtype=float))
+        self.rx_power = _frozen(np.array([d.rx_power_w for d in devices], dtype=float))
+
+        self.compute_time = _frozen(_compute_times(blocks, devices))
+        allowed = np.isfinite(self.compute_time)
+        for b, d in self.pinned.items():
+            keep = allowed[b, d]
+            allowed[b, :] = False
+            allowed[b, d] = keep
+        self.allowed = _frozen(allowed)
+
+        reachable = np.isfinite(link_bandwidth) & (link_bandwidth > 0)
+        np.fill_diagonal(reachable, True)
+        lat = np.where(reachable, link_latency, np.inf)
+        safe_bw = np.where(reachable & (link_bandwidth > 0), link_bandwidth, 1.0)
+        inv_bw = np.where(reachable, 1.0 / safe_bw, 0.0)
+        np.fill_diagonal(lat, 0.0)
+        np.fill_diagonal(inv_bw, 0.0)
+        self.reachable = _frozen(reachable)
+        self.latency = _frozen(lat)
+        self.inv_bandwidth = _frozen(inv_bw)
+        bandwidth = np.where(reachable, link_bandwidth, 0.0)
+        np.fill_diagonal(bandwidth, np.inf)
+        self.bandwidth = _frozen(bandwidth)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_blocks(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def n_devices(self) -> int:
+        return len(self.devices)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_src)
+
+    # ------------------------------------------------------------- cost views
+    def transfer_time(self, nbytes: float, a: int, c: int) -> float:
+        """Seconds to move ``nbytes`` from device a to device c (SPEC section 4); inf if unreachable."""
+        if a == c:
+            return 0.0
+        return float(self.latency[a, c] + nbytes * self.inv_bandwidth[a, c])
+
+    def transfer_matrix(self, nbytes: float) -> np.ndarray:
+        """(D, D) transfer times of ``nbytes`` for every device pair (0 on the diagonal)."""
+        return self.latency + nbytes * self.inv_bandwidth
+
+    def transmission_matrix(self, nbytes: float) -> np.ndarray:
+        """(D, D) pure transmission times ``nbytes / bandwidth`` (no latency; period and energy)."""
+        return nbytes * self.inv_bandwidth
+
+    def input_arrival(self, b: int) -> np.ndarray:
+        """(D,) time at which block b's input from ``source`` is on each device (0 if not an input block)."""
+        if self.preds[b]:
+            return np.zeros(self.n_devices)
+        return self.latency[self.source] + self.in_bytes[b] * self.inv_bandwidth[self.source]
+
+    def output_delivery(self, b: int) -> np.ndarray:
+        """(D,) time for block b's output to reach ``sink`` from each device (0 if not an output block)."""
+        if self.succs[b]:
+            return np.zeros(self.n_devices)
+        return self.latency[:, self.sink] + self.out_bytes[b] * self.inv_bandwidth[:, self.sink]
+
+    def identical_device_groups(self) -> list[list[int]]:
+        """Groups of interchangeable devices: same type, speeds, memory, powers, links to every
+        other device, and no pin or ``allowed_devices``/``time_s`` entry naming one by id.
+        Solvers use it to break symmetry."""
+        named = {d for b in self.blocks for d in (b.allowed_devices or ())}
+        named |= {k for b in self.blocks for k in b.time_s}
+        named |= {self.devices[d].id for d in self.pinned.values()}
+        named |= {self.devices[self.source].id, self.devices[self.sink].id}
+        groups: dict[Any, list[int]] = {}
+        for d, dev in enumerate(self.devices):
+            if dev.id in named:
+                continue
+            key = (dev.type, dev.flops_per_s, dev.memory_bytes, dev.power_active_w, dev.power_idle_w,
+                   dev.tx_power_w, dev.rx_power_w, tuple(sorted(dev.efficiency.items())))
+            groups.setdefault(key, []).append(d)
+        out = []
+        for members in groups.values():
+            # same links to every device outside the group, and among themselves
+            while members:
+                first, rest = members[0], members[1:]
+                same = [first] + [d for d in rest if _same_links(self, first, d)]
+                out.append(same)
+                members = [d for d in rest if d not in same]
+        return [g for g in out if len(g) > 1]
+
+    def with_objective(self, objective: str | Mapping[str, float] | Objective | None) -> "Problem":
+        """A copy with another objective (None: this problem)."""
+        if objective is None:
+            return self
+        obj = objective if isinstance(objective, Objective) else Objective.parse(objective)
+        new = object.__new__(Problem)
+        new.__dict__.update(self.__dict__)
+        new.objective = obj
+        return new
+
+    def __repr__(self) -> str:
+        return (f"Problem({self.name!r}, {self.n_blocks} blocks, {self.n_edges} edges, "
+                f"{self.n_devices} devices, objective={self.objective.to_json()!r})")
+
+
+def _same_links(p: Problem, a: int, b: int) -> bool:
+    others = [d for d in range(p.n_devices) if d not in (a, b)]
+    return (np.array_equal(p.latency[a, others], p.latency[b, others])
+            and np.array_equal(p.latency[others, a], p.latency[others, b])
+            and np.array_equal(p.inv_bandwidth[a, others], p.inv_bandwidth[b, others])
+            and np.array_equal(p.inv_bandwidth[others, a], p.inv_bandwidth[others, b])
+            and p.latency[a, b] == p.latency[b, a]
+            and p.inv_bandwidth[a, b] == p.inv_bandwidth[b, a])
+
+
+def _compute_times(blocks: tuple[Block, ...], devices: tuple[Device, ...]) -> np.ndarray:
+    """SPEC section 4, compute time: measured (by device id, then type), else flops/rate."""
+    B, D = len(blocks), len(devices)
+    rate = np.array([d.flops_per_s for d in devices], dtype=float)
+    flops = np.array([b.flops for b in blocks], dtype=float)
+    eff = np.ones((B, D))
+    kinds = {b.kind for b in blocks}
+    for j, dev in enumerate(devices):
+        if dev.efficiency:
+            for kind in kinds & set(dev.efficiency):
+                mask = np.fromiter((b.kind == kind for b in blocks), dtype=bool, count=B)
+                eff[mask, j] = dev.efficiency[kind]
+    times = flops[:, None] / (rate[None, :] * eff)
+    ids = [d.id for d in devices]
+    types = [d.type for d in devices]
+    for i, blk in enumerate(blocks):
+        if blk.time_s:
+            for j in range(D):
+                measured = blk.time_s.get(ids[j], blk.time_s.get(types[j]))
+                if measured is not None:
+                    times[i, j] = measured
+        if blk.allowed_devices is not None:
+            allowed = set(blk.allowed_devices)
+            for j in range(D):
+                if ids[j] not in allowed:
+                    times[i, j] = math.inf
+    return times
+
+
+def _topological_order(B: int, preds, succs) -> tuple[int, ...]:
+    indeg = [len(p) for p in preds]
+    ready = [b for b in range(B) if indeg[b] == 0]
+    order: list[int] = []
+    head = 0
+    while head < len(ready):
+        b = ready[head]
+        head += 1
+        order.append(b)
+        for s, _ in succs[b]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                ready.append(s)
+    return tuple(order)
+
+
+__all__ = ["Block", "Device", "Objective", "Problem", "replace"]

@@ -1,0 +1,230 @@
+"""The problem file's shape (SPEC section 3), checked by pydantic in strict mode.
+
+This module checks types, signs and unknown keys, field by field. Rules that relate
+fields to each other (ids unique, edges name blocks, the graph is acyclic, ...) are
+checked in `placement.loader`, after this. Every failure becomes one
+`ProblemError` naming the field path, e.g. ``model.blocks[3].flops``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ProblemError
+
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Id = Annotated[str, Field(min_length=1)]
+
+#: metrics that may appear in ``constraints`` and their sense: an upper bound, except
+#: ``throughput_per_s`` which is a lower bound (a stream must reach at least that rate).
+CONSTRAINT_METRICS = ("latency_s", "period_s", "throughput_per_s", "energy_j")
+#: objective names and the metric each minimises.
+OBJECTIVE_METRIC = {"latency": "latency_s", "throughput": "period_s", "energy": "energy_j"}
+
+
+class SchemaRule(ValueError):
+    """A rule broken inside the schema, with the parts of a `ProblemError` message."""
+
+    def __init__(self, expected: str, found: object = None, detail: str | None = None):
+        super().__init__(expected)
+        self.expected, self.found, self.detail = expected, found, detail
+
+
+class _Strict(BaseModel):
+    """Strict types, no unknown keys; an unknown key is reported with the closest valid name."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            valid = list(cls.model_fields)
+            for key in data:
+                if key not in cls.model_fields:
+                    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+                    hint = f"did you mean '{close[0]}'?" if close else "valid keys: " + ", ".join(valid)
+                    raise SchemaRule("only known keys", key, hint)
+        return data
+
+
+class Split(_Strict):
+    ways: Union[Annotated[int, Field(ge=1)], list[Annotated[int, Field(ge=1)]]]
+    mode: Literal["tensor", "spatial"] = "tensor"
+    overhead_flops: NonNeg = 0.0
+    halo_bytes: NonNeg = 0.0
+
+
+class BlockSpec(_Strict):
+    id: Id
+    flops: NonNeg
+    params_bytes: NonNeg = 0.0
+    activation_bytes: NonNeg = 0.0
+    output_bytes: NonNeg = 0.0
+    kind: str = "other"
+    time_s: dict[str, NonNeg] = Field(default_factory=dict)
+    allowed_devices: list[Id] | None = None
+    split: Split | None = None
+    modules: list[str] = Field(default_factory=list)
+    fx_nodes: list[str] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class EdgeSpec(_Strict):
+    src: Id
+    dst: Id
+    bytes: NonNeg | None = None
+
+
+class ModelSpec(_Strict):
+    name: str = "model"
+    input_bytes: NonNeg = 0.0
+    blocks: list[BlockSpec] = Field(min_length=1)
+    edges: list[Union[Annotated[list[Id], Field(min_length=2, max_length=2)], EdgeSpec]] = Field(
+        default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeviceSpec(_Strict):
+    id: Id
+    type: str | None = None
+    flops_per_s: Positive
+    memory_bytes: Positive
+    power_active_w: NonNeg = 0.0
+    power_idle_w: NonNeg = 0.0
+    tx_power_w: NonNeg = 0.0
+    rx_power_w: NonNeg = 0.0
+    efficiency: dict[str, Positive] = Field(default_factory=dict)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class LinkDefault(_Strict):
+    bandwidth_bytes_per_s: Positive
+    latency_s: NonNeg = 0.0
+
+
+class LinkSpec(_Strict):
+    src: Id
+    dst: Id
+    bandwidth_bytes_per_s: Positive
+    latency_s: NonNeg = 0.0
+    symmetric: bool = True
+
+
+class NetworkSpec(_Strict):
+    default: LinkDefault | None = None
+    links: list[LinkSpec] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_contention(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "contention" in data:
+            raise SchemaRule("no 'contention' key", "contention", "links are contention-free "
+                             "until a shared-medium model exists (SPEC section 5); remove the key")
+        return data
+
+
+class Constraints(_Strict):
+    latency_s: NonNeg | None = None
+    period_s: NonNeg | None = None
+    throughput_per_s: NonNeg | None = None
+    energy_j: NonNeg | None = None
+
+
+ObjectiveName = Literal["latency", "throughput", "energy"]
+
+
+class ProblemSpec(_Strict):
+    name: str = "problem"
+    objective: Union[ObjectiveName, dict[ObjectiveName, NonNeg]] = "latency"
+    constraints: Constraints = Field(default_factory=Constraints)
+    model: ModelSpec
+    devices: list[DeviceSpec] = Field(min_length=1)
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    source: Id | None = None
+    sink: Id | None = None
+    pinned: dict[str, Id] = Field(default_factory=dict)
+    count_idle: bool = False
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+def field_path(loc: tuple) -> str:
+    """``('model', 'blocks', 3, 'flops')`` -> ``model.blocks[3].flops``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _expected(err: dict) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    table = {
+        "missing": "a value (the field is required)",
+        "finite_number": "a finite number",
+        "float_type": "a number",
+        "int_type": "a whole number",
+        "string_type": "a string",
+        "bool_type": "true or false",
+        "dict_type": "an object",
+        "list_type": "a list",
+        "model_type": "an object",
+        "model_attributes_type": "an object",
+        "literal_error": f"one of {ctx.get('expected', '')}",
+        "too_short": f"at least {ctx.get('min_length')} item(s)",
+        "too_long": f"at most {ctx.get('max_length')} item(s)",
+        "string_too_short": "a non-empty string",
+    }
+    if kind == "greater_than_equal":
+        return f"a finite number >= {ctx['ge']:g}"
+    if kind == "greater_than":
+        return f"a finite number > {ctx['gt']:g}"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return table.get(kind, err["msg"])
+
+
+# pydantic's loc for a Union member names the member type (e.g. 'list[...]', 'EdgeSpec',
+# 'function-after[...]'); these parts are not field names and are dropped from the path.
+def _clean_loc(loc: tuple) -> tuple:
+    return tuple(p for p in loc if isinstance(p, int) or not (
+        p[:1].isupper() or "[" in p or p in ("str", "int", "float", "bool", "function-after")))
+
+
+def _pick(errors: list[dict]) -> dict:
+    """The most useful of pydantic's errors: the deepest, preferring non-union noise."""
+    def score(err: dict) -> tuple:
+        is_union_noise = err["type"] in ("list_type", "model_type", "model_attributes_type",
+                                         "literal_error", "dict_type")
+        return (not is_union_noise, len(_clean_loc(err["loc"])))
+    return max(errors, key=score)
+
+
+def validate(raw: Any, file: str | None = None) -> ProblemSpec:
+    """Check the shape of a problem dict; raise `ProblemError` naming the first bad field."""
+    if not isinstance(raw, dict):
+        raise ProblemError("(top level)", "a JSON object", type(raw).__name__, file=file)
+    try:
+        return ProblemSpec.model_validate(raw)
+    except ValidationError as exc:
+        err = _pick(exc.errors())
+        loc = _clean_loc(err["loc"])
+        found = err.get("input")
+        if err["type"] in ("missing", "value_error") or isinstance(found, (dict, list)):
+            found = None
+        expected, details = _expected(err), []
+        rule = (err.get("ctx") or {}).get("error")
+        if isinstance(rule, SchemaRule):
+            expected, found = rule.expected, rule.found
+            details.append(rule.detail)
+        if len(exc.errors()) > 1:
+            details.append(f"{len(exc.errors()) - 1} more problem(s) after this one")
+        raise ProblemError(field_path(loc), expected, found, file=file,
+                           detail="; ".join(d for d in details if d) or None) from None

@@ -1,0 +1,2 @@
+"""Profiles: real PyTorch models and real devices into problem files.
+"""

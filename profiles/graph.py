@@ -1,0 +1,432 @@
+"""Cut a torch model into blocks along its real data flow (torch.fx).
+
+The model is traced once with `torch.fx` (timm's non-traceable modules and functions are
+kept as leaves, as timm's own feature extraction does). Every fx node remembers the stack
+of modules it was created in (``node.meta["nn_module_stack"]``). A *granularity* chooses
+which modules are units; the traced node list, which is in execution order, is then cut
+into contiguous runs:
+
+* a run of nodes that belong to one unit is one block;
+* a run of nodes that belong to no unit ("glue": a residual add in a parent's forward, the
+  class-token concat of a ViT, ...) is a block of its own, except that a run made only of
+  no-op nodes (``nn.Identity``, dropout in eval mode) joins the block that follows it.
+
+Because every block is a contiguous run of a topological order, the block graph is acyclic
+by construction. Edges are the fx values that one block produces and another consumes
+(residual and skip connections included); their bytes are measured on the real tensors in
+`profiles.measure`.
+
+This module imports torch: import it only through `profiles.profile_model` or directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import fx, nn
+
+GRANULARITIES = ("stage", "block", "layer")
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_NOOP_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+@dataclasses.dataclass
+class Segment:
+    """One block before measurement: a contiguous run of fx nodes."""
+
+    id: str
+    nodes: list[fx.Node]
+    unit: str | None  # the unit's module path, None for glue
+    modules: list[str] = dataclasses.field(default_factory=list)
+
+
+class _Tracer(fx.Tracer):
+    """fx tracer with timm's leaf modules and autowrapped functions, when timm is present."""
+
+    def __init__(self, leaf_types: tuple = (), autowrap: tuple = ()):
+        super().__init__(autowrap_functions=autowrap)
+        self._leaf_types = leaf_types
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if self._leaf_types and isinstance(m, self._leaf_types):
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+def _timm_leaves() -> tuple[tuple, tuple]:
+    try:
+        import timm.models  # noqa: F401  (registers every model's non-traceable parts)
+        from timm.layers import get_notrace_functions, get_notrace_modules
+    except ImportError:  # pragma: no cover - timm is part of the profile extra
+        return (), ()
+    return tuple(get_notrace_modules()), tuple(f for f in get_notrace_functions() if callable(f))
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """Symbolically trace ``model`` (in eval mode) into a GraphModule, dead code removed.
+
+    Raises `TraceError` when the model cannot be traced by torch.fx.
+    """
+    leaves, autowrap = _timm_leaves()
+    tracer = _Tracer(leaves, autowrap)
+    try:
+        graph = tracer.trace(model, concrete_args=_default_args(model) or None)
+    except Exception as exc:  # fx raises many types (TraceError, TypeError, ...)
+        raise TraceError(f"torch.fx cannot trace {type(model).__name__}: {type(exc).__name__}: {exc}") from exc
+    gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    return gm
+
+
+def _default_args(model: nn.Module) -> dict[str, Any]:
+    """Arguments of ``forward`` after the image that have defaults: fixed to their defaults,
+    so that ``forward(x, attn_mask=None)`` traces as ``forward(x)``."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    out = {}
+    for p in params[1:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is not p.empty:
+            out[p.name] = p.default
+    return out
+
+
+class TraceError(RuntimeError):
+    """The model is not traceable by torch.fx."""
+
+
+# --------------------------------------------------------------------------------------
+# units of each granularity
+
+
+def _is_container(m: nn.Module) -> bool:
+    return isinstance(m, _CONTAINERS)
+
+
+def _children(model: nn.Module, path: str) -> list[tuple[str, nn.Module]]:
+    m = model.get_submodule(path) if path else model
+    return [(f"{path}.{n}" if path else n, c) for n, c in m.named_children()]
+
+
+def stage_modules(model: nn.Module) -> list[str]:
+    """The module paths that end each stage, in order.
+
+    timm models declare them (``model.feature_info``); for any other model, the direct
+    children of the root (a child that is a container contributes its children).
+    """
+    info = getattr(model, "feature_info", None)
+    if isinstance(info, (list, tuple)) and info and all(isinstance(f, dict) and "module" in f for f in info):
+        paths = [f["module"] for f in info]
+        names = dict(model.named_modules())
+        if all(p in names for p in paths):
+            # a stage held in a container (``stages.3``) brings its siblings along: timm
+            # leaves some out of feature_info (mobilevit's ``stages.4``)
+            out: list[str] = []
+            for p in paths:
+                parent = p.rsplit(".", 1)[0] if "." in p else ""
+                if parent and _is_container(names[parent]):
+                    out.extend(q for q, _ in _children(model, parent) if q not in out)
+                if p not in out:
+                    out.append(p)
+            return out
+    out = []
+    for path, child in _children(model, ""):
+        if _is_container(child) and len(child) > 0:
+            out.extend(p for p, _ in _children(model, path))
+        else:
+            out.append(path)
+    return out
+
+
+def _block_units(model: nn.Module, stage: str) -> list[str]:
+    """The building blocks inside one stage module (see docs/profiles.md, "block")."""
+    m = model.get_submodule(stage)
+
+    def expand(path: str, mod: nn.Module) -> list[str]:
+        if _is_container(mod):
+            out: list[str] = []
+            for p, c in _children(model, path):
+                out.extend(expand(p, c))
+            return out
+        return [] if isinstance(mod, _NOOP_MODULES) else [path]
+
+    if _is_container(m):
+        return expand(stage, m)
+    kids = _children(model, stage)
+    if any(_is_container(c) and len(c) > 0 for _, c in kids):
+        out: list[str] = []
+        for p, c in kids:
+            out.extend(expand(p, c))
+        return out
+    # a stage that is a single leaf module (resnet's "act1", the end of its stem) is no
+    # building block: its nodes stay glue and form the stem with what precedes them.
+    return [stage] if list(m.children()) else []
+
+
+def _stack(node: fx.Node) -> list[str]:
+    """Module paths enclosing ``node``, outermost first (the leaf itself for call_module)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    paths = []
+    for key, val in stack.items():
+        path = val[0] if isinstance(val, tuple) else key
+        paths.append(_clean_path(str(path)))
+    if node.op == "call_module" and (not paths or paths[-1] != node.target):
+        paths.append(str(node.target))
+    return paths
+
+
+def _clean_path(path: str) -> str:
+    # fx may record paths like "L['self'].layer1" in some versions: keep the dotted module path.
+    path = re.sub(r"^L\['self'\]\.?", "", path)
+    return path.replace("._modules['", ".").replace("']", "")
+
+
+def _compute_nodes(gm: fx.GraphModule) -> list[fx.Node]:
+    return [n for n in gm.graph.nodes if n.op in ("call_module", "call_function", "call_method")]
+
+
+def _is_noop(gm: fx.GraphModule, node: fx.Node) -> bool:
+    if node.op == "call_module":
+        return isinstance(gm.get_submodule(str(node.target)), _NOOP_MODULES)
+    return False
+
+
+def cut(model: nn.Module, gm: fx.GraphModule, granularity: str) -> list[Segment]:
+    """Cut the traced ``gm`` of ``model`` into segments at ``granularity``.
+
+    ``stage``: one segment per stage module (`stage_modules`), cut after the stage's last
+    node, plus ``head`` for what follows the last stage. ``block``: the stages further cut at
+    the boundaries of their building blocks. ``layer``: one segment per leaf-module call,
+    and one per run of functional nodes between them.
+    """
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, not {granularity!r}")
+    nodes = _compute_nodes(gm)
+    if not nodes:
+        raise TraceError("the traced model has no operations")
+    stacks = {n: _stack(n) for n in nodes}
+
+    # stage boundaries: index of the last node of each stage module
+    stages = stage_modules(model)
+    last_of: dict[str, int] = {}
+    for i, n in enumerate(nodes):
+        for p in stacks[n]:
+            last_of[p] = i
+    ends: list[tuple[int, str]] = []
+    for path in sorted((p for p in stages if p in last_of), key=lambda p: last_of[p]):
+        if ends and last_of[path] <= ends[-1][0]:
+            continue  # nested in, or called inside, an earlier stage
+        ends.append((last_of[path], path))
+    stage_of: list[str] = []
+    stage_ids: list[str] = []
+    prev = -1
+    for k, (last, path) in enumerate(ends):
+        sid = path
+        if k == 0:
+            first_stage_mod = model.get_submodule(path)
+            if not list(first_stage_mod.children()) and not path.startswith("stem"):
+                sid = "stem"
+        stage_ids.append(sid)
+        stage_of.extend([sid] * (last - prev))
+        prev = last
+    if len(stage_of) < len(nodes):
+        stage_of.extend(["head"] * (len(nodes) - len(stage_of)))
+        stage_ids.append("head")
+
+    if granularity == "stage":
+        unit_of = list(stage_of)
+        segs = _runs(gm, nodes, unit_of, stacks, glue_ids={})
+    else:
+        if granularity == "block":
+            units: set[str] = set()
+            for _, path in ends:
+                units.update(_block_units(model, path))
+            unit_of = []
+            for n in nodes:
+                u = next((p for p in stacks[n] if p in units), None)
+                unit_of.append(u)
+        else:  # layer
+            unit_of = [str(n.target) if n.op == "call_module" and not _is_noop(gm, n) else None for n in nodes]
+        # glue never spans two stages
+        unit_or_glue = [u if u is not None else ("\x00glue", stage_of[i]) for i, u in enumerate(unit_of)]
+        segs = _runs(gm, nodes, unit_or_glue, stacks, glue_ids={"first": stage_ids[0] if stage_ids else "stem"})
+    _uniquify(segs)
+    return segs
+
+
+def _runs(gm, nodes, keys, stacks, glue_ids) -> list[Segment]:
+    """Group consecutive nodes with equal keys into segments; merge no-op glue forward."""
+    segs: list[Segment] = []
+    cur: list[fx.Node] = []
+    cur_key: Any = object()
+    for n, k in zip(nodes, keys):
+        if cur and k == cur_key:
+            cur.append(n)
+            continue
+        if cur:
+            segs.append(_segment(cur, cur_key, stacks))
+        cur, cur_key = [n], k
+    if cur:
+        segs.append(_segment(cur, cur_key, stacks))
+
+    # a glue run made only of no-op modules joins its successor (or its predecessor at the end)
+    merged: list[Segment] = []
+    carry: list[fx.Node] = []
+    for s in segs:
+        if s.unit is None and all(_is_noop(gm, n) for n in s.nodes):
+            carry.extend(s.nodes)
+            continue
+        if carry:
+            s.nodes[:0] = carry
+            carry = []
+        merged.append(s)
+    if carry:
+        if merged:
+            merged[-1].nodes.extend(carry)
+        else:
+            merged.append(_segment(carry, None, stacks))
+
+    # name the glue runs: before any unit -> "stem", after the last unit -> "head",
+    # otherwise the deepest module path common to the run's nodes.
+    first_unit = next((i for i, s in enumerate(merged) if s.unit is not None), None)
+    last_unit = max((i for i, s in enumerate(merged) if s.unit is not None), default=None)
+    for i, s in enumerate(merged):
+        paths = sorted({p for n in s.nodes for p in stacks[n]})
+        s.modules = _top_paths(paths)
+        if s.unit is not None:
+            s.id = s.unit
+            continue
+        if first_unit is None or i < first_unit:
+            s.id = "stem"
+        elif last_unit is not None and i > last_unit:
+            s.id = "head"
+        else:
+            common = _common_path([stacks[n] for n in s.nodes])
+            s.id = common or s.nodes[0].name
+            if common and any(m.unit == common for m in merged):
+                s.id = f"{common}:{s.nodes[0].name}"
+    return merged
+
+
+def _segment(nodes: list[fx.Node], key: Any, stacks) -> Segment:
+    unit = key if isinstance(key, str) else None
+    return Segment(id="", nodes=list(nodes), unit=unit)
+
+
+def _common_path(stacks: Sequence[Sequence[str]]) -> str:
+    if not stacks:
+        return ""
+    common = list(stacks[0])
+    for st in stacks[1:]:
+        k = 0
+        while k < len(common) and k < len(st) and common[k] == st[k]:
+            k += 1
+        common = common[:k]
+    return common[-1] if common else ""
+
+
+def _top_paths(paths: Iterable[str]) -> list[str]:
+    """The outermost paths of a set: drop every path that has an ancestor in the set."""
+    ps = sorted(set(p for p in paths if p))
+    out: list[str] = []
+    for p in ps:
+        if not any(p.startswith(q + ".") for q in out):
+            out.append(p)
+    return out
+
+
+def _uniquify(segs: list[Segment]) -> None:
+    seen: dict[str, int] = {}
+    for s in segs:
+        base = s.id
+        if base in seen:
+            seen[base] += 1
+            s.id = f"{base}#{seen[base]}"
+        else:
+            seen[base] = 1
+
+
+# --------------------------------------------------------------------------------------
+# one block as a module of its own
+
+
+@dataclasses.dataclass
+class BlockGraph:
+    """A block as a standalone GraphModule.
+
+    ``module(*inputs)`` returns a tuple with one value per name in ``outputs``. ``inputs``
+    are the fx node names (of the whole-model graph) whose values the block consumes, in
+    argument order; ``outputs`` the names of the values it produces for other blocks or
+    for the model's output.
+    """
+
+    module: fx.GraphModule
+    inputs: list[str]
+    outputs: list[str]
+
+
+def extract_block(gm: fx.GraphModule, node_names: Sequence[str]) -> BlockGraph:
+    """Build the block made of the fx nodes ``node_names`` of ``gm`` as a GraphModule.
+
+    Parameters and buffers the block reads (``get_attr`` nodes) are copied into it, so a
+    runtime can build it alone from the model and feed it the values named in ``inputs``.
+    """
+    by_name = {n.name: n for n in gm.graph.nodes}
+    missing = [n for n in node_names if n not in by_name]
+    if missing:
+        raise KeyError(f"fx nodes not in the graph: {', '.join(missing[:5])}")
+    members = [by_name[n] for n in node_names]
+    member_set = set(members)
+    inputs: list[fx.Node] = []
+    for n in members:
+        for a in n.all_input_nodes:
+            if a not in member_set and a.op != "get_attr" and a not in inputs:
+                inputs.append(a)
+    # placeholders first, in first-use order
+    g2 = fx.Graph()
+    env2: dict[fx.Node, fx.Node] = {}
+    for a in inputs:
+        env2[a] = g2.placeholder(a.name)
+    for n in members:
+        for a in n.all_input_nodes:
+            if a.op == "get_attr" and a not in env2:
+                env2[a] = g2.node_copy(a)
+        env2[n] = g2.node_copy(n, lambda x: env2[x])
+    outputs = [n for n in members if any(u not in member_set for u in n.users)]
+    g2.output(tuple(env2[o] for o in outputs))
+    sub = fx.GraphModule(gm, g2, "Block")
+    return BlockGraph(sub, [a.name for a in inputs], [o.name for o in outputs])
+
+
+def leaf_modules_of(gm: fx.GraphModule, nodes: Iterable[fx.Node]) -> list[tuple[str, nn.Module]]:
+    """The leaf modules called by ``nodes`` (path, module)."""
+    out = []
+    for n in nodes:
+        if n.op == "call_module":
+            out.append((str(n.target), gm.get_submodule(str(n.target))))
+    return out
+
+
+def tensors_bytes(value: Any) -> int:
+    """Bytes of every tensor in ``value`` (nested tuples/lists/dicts); 8 per Python number."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, (tuple, list)):
+        return sum(tensors_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(tensors_bytes(v) for v in value.values())
+    if isinstance(value, (int, float, bool)):
+        return 8
+    if isinstance(value, torch.Size):
+        return 8 * len(value)
+    return 0
