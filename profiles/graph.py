@@ -34,6 +34,10 @@ _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _NOOP_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 
+_TORCH_LAYERS = (nn.Linear, nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
+                 nn.Embedding)
+
+
 @dataclasses.dataclass
 class Segment:
     """One block before measurement: a contiguous run of fx nodes."""
@@ -53,6 +57,10 @@ class _Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if self._leaf_types and isinstance(m, self._leaf_types):
+            return True
+        # subclasses of torch's own layers (timm's LayerNorm, Linear variants, ...) stay one
+        # layer, as torch's are, when they hold no submodules
+        if isinstance(m, _TORCH_LAYERS) and not list(m.children()):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
@@ -78,9 +86,29 @@ def trace(model: nn.Module) -> fx.GraphModule:
     except Exception as exc:  # fx raises many types (TraceError, TypeError, ...)
         raise TraceError(f"torch.fx cannot trace {type(model).__name__}: {type(exc).__name__}: {exc}") from exc
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+    _inline_placeholders(gm, _default_args(model))
     gm.graph.eliminate_dead_code()
     gm.recompile()
     return gm
+
+
+def _inline_placeholders(gm: fx.GraphModule, constants: dict[str, Any]) -> None:
+    """Replace the placeholders of fixed arguments by their values: the block graph then has
+    one input, the image."""
+    from torch.utils._pytree import tree_map
+
+    phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    for ph in phs[1:]:
+        name = str(ph.target)
+        if name not in constants:
+            name = re.sub(r"_\d+$", "", name)  # fx renames concrete args "attn_mask_1"
+        if name not in constants:
+            continue
+        value = constants[name]
+        for user in list(ph.users):
+            user.args = tree_map(lambda a: value if a is ph else a, user.args)
+            user.kwargs = tree_map(lambda a: value if a is ph else a, user.kwargs)
+        gm.graph.erase_node(ph)
 
 
 def _default_args(model: nn.Module) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def fvcore_flops(module: nn.Module, inputs: tuple) -> tuple[int, dict[str, int]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         analysis = FlopCountAnalysis(wrapper, wrapper.tensor_args)
+        analysis.set_op_handle(**EXTRA_FLOP_HANDLES)
         analysis.unsupported_ops_warnings(False)
         analysis.uncalled_modules_warnings(False)
         analysis.tracer_warnings("none")
@@ -46,6 +47,34 @@ def fvcore_flops(module: nn.Module, inputs: tuple) -> tuple[int, dict[str, int]]
             elif k.startswith("inner."):
                 by_module[k[len("inner."):]] = int(v)
     return total, by_module
+
+
+def _sdpa_flop_jit(inputs: list[Any], outputs: list[Any]) -> int:
+    """FLOPs of scaled dot-product attention (fvcore convention: multiply-adds).
+
+    q @ k^T costs B*H*Lq*Lk*E and attn @ v costs B*H*Lq*Lk*Ev. fvcore 0.1.5 has no handle
+    for the fused op, so without this a timm transformer would count zero for it.
+    """
+    from fvcore.nn.jit_handles import get_shape
+
+    q, k, v = (get_shape(inputs[i]) for i in range(3))
+    lq, e = q[-2], q[-1]
+    lk, ev = k[-2], v[-1]
+    batch = 1
+    for d in q[:-2]:
+        batch *= d
+    return int(batch * lq * lk * (e + ev))
+
+
+#: fvcore handles added to its defaults, for the whole model and for each block alike.
+EXTRA_FLOP_HANDLES = {
+    "aten::scaled_dot_product_attention": _sdpa_flop_jit,
+}
+
+
+def model_fvcore_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """fvcore's total for the whole model on input ``x`` (with `EXTRA_FLOP_HANDLES`)."""
+    return fvcore_flops(model, (x,))[0]
 
 
 class _TensorOnly(nn.Module):
