@@ -220,7 +220,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _configure(name: str, module: str, p: argparse.ArgumentParser) -> None:
-    if module == __name__:
+    if module == "placement.cli":
         configure[name](p)
         return
     try:

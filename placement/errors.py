@@ -58,6 +58,24 @@ class MethodError(InputError):
     """Unknown method name, or a method asked for an objective it does not support."""
 
 
+def closest(word: str, choices) -> str | None:
+    """The valid name closest to ``word`` (case-insensitive first), or None."""
+    import difflib
+
+    choices = list(choices)
+    lower = {c.lower(): c for c in choices}
+    if word.lower() in lower:
+        return lower[word.lower()]
+    close = difflib.get_close_matches(word.lower(), list(lower), n=1, cutoff=0.5)
+    return lower[close[0]] if close else None
+
+
+def did_you_mean(word: str, choices) -> str | None:
+    """``"did you mean 'x'?"`` for the closest valid name, or None."""
+    best = closest(word, choices)
+    return f"did you mean '{best}'?" if best else None
+
+
 def _short(value: object, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

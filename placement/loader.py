@@ -8,7 +8,6 @@ what was expected and what was found. Nothing is changed in the caller's dict.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import os
 from pathlib import Path
@@ -18,7 +17,7 @@ import networkx as nx
 import numpy as np
 
 from . import schema, split
-from .errors import ProblemError
+from .errors import ProblemError, did_you_mean
 from .problem import Block, Device, Objective, Problem
 
 ProblemLike = "Problem | Mapping[str, Any] | str | os.PathLike[str]"
@@ -66,15 +65,10 @@ def _parse_json(text: str, file: str) -> Any:
 def from_dict(raw: Mapping[str, Any], file: str | None = None) -> Problem:
     """Validate a problem dict and build the `Problem` (split blocks expanded)."""
     try:
-        spec = schema.validate(copy.deepcopy(dict(raw)), file=file)
+        spec = schema.validate(copy.deepcopy(dict(raw)) if isinstance(raw, Mapping) else raw, file=file)
         return _build(spec.model_dump(), file)
     except ProblemError as exc:
         raise exc.in_file(file) from None
-
-
-def _closest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f"did you mean '{close[0]}'?" if close else ""
 
 
 def _unique(items: list[dict], where: str) -> dict[str, int]:
@@ -89,7 +83,7 @@ def _unique(items: list[dict], where: str) -> dict[str, int]:
 
 def _need(name: str, known: Mapping[str, int], field: str, what: str) -> None:
     if name not in known:
-        raise ProblemError(field, f"the id of {what}", name, detail=_closest(name, known) or None)
+        raise ProblemError(field, f"the id of {what}", name, detail=did_you_mean(name, known))
 
 
 def _build(d: dict[str, Any], file: str | None) -> Problem:
@@ -133,9 +127,7 @@ def _build(d: dict[str, Any], file: str | None) -> Problem:
         for key in blk["time_s"]:
             if key not in didx and key not in dtypes:
                 raise ProblemError(f"model.blocks[{i}].time_s", "keys that are device ids or types",
-                                   key, detail=_closest(key, list(didx) + sorted(dtypes)) or None)
-        if blk["split"] is not None and isinstance(blk["split"]["ways"], list) and not blk["split"]["ways"]:
-            raise ProblemError(f"model.blocks[{i}].split.ways", "at least one way count", [])
+                                   key, detail=did_you_mean(key, list(didx) + sorted(dtypes)))
 
     source = d["source"] if d["source"] is not None else devices[0]["id"]
     sink = d["sink"] if d["sink"] is not None else source

@@ -8,12 +8,11 @@ checked in `placement.loader`, after this. Every failure becomes one
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ProblemError
+from .errors import ProblemError, did_you_mean
 
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -46,17 +45,23 @@ class _Strict(BaseModel):
             valid = list(cls.model_fields)
             for key in data:
                 if key not in cls.model_fields:
-                    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
-                    hint = f"did you mean '{close[0]}'?" if close else "valid keys: " + ", ".join(valid)
+                    hint = did_you_mean(str(key), valid) or "valid keys: " + ", ".join(valid)
                     raise SchemaRule("only known keys", key, hint)
         return data
 
 
 class Split(_Strict):
-    ways: Union[Annotated[int, Field(ge=1)], list[Annotated[int, Field(ge=1)]]]
+    ways: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
     mode: Literal["tensor", "spatial"] = "tensor"
     overhead_flops: NonNeg = 0.0
     halo_bytes: NonNeg = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ways_as_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("ways"), int) and not isinstance(data["ways"], bool):
+            return {**data, "ways": [data["ways"]]}
+        return data
 
 
 class BlockSpec(_Strict):

@@ -52,8 +52,7 @@ def expand(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
     out_blocks: list[dict[str, Any]] = []
     for blk in blocks:
         split = blk.get("split")
-        w_list = split and split["ways"]
-        w = max(w_list) if isinstance(w_list, list) else (w_list or 1)
+        w = max(split["ways"]) if split else 1
         base = {k: v for k, v in blk.items() if k != "split"}
         base.setdefault("input_bytes", input_bytes)
         if w <= 1:
