@@ -16,9 +16,11 @@ Device sets
   ``edge``         phones, Jetsons, laptops and Pi 5s, plus one near-edge GPU server (last).
   Speeds, powers and per-kind efficiencies are round figures of the device classes
   (see ``profiles/catalog`` for sourced ones). ``memory_bytes`` is the memory budget for the
-  model, set *relative to the model's size* (a fraction for IoT boards, several times it
-  for the server), so that memory binds at every model size, as in the settings this
-  package is for.
+  model, set *relative to the model's size*: the largest working memory plus a fraction of
+  all the weights (0.35 for a Pi 3 up to 3 for a laptop, 20 for the server), and never less
+  than 1.1 x the largest single block, so that every block fits somewhere while small
+  boards cannot hold the whole model: memory binds at every model size, as in the
+  settings this package is for.
 
 Networks
   ``star``   every pair talks through one Wi-Fi access point: two hops, so half the
@@ -184,7 +186,8 @@ def _hybrid(rng, n: int) -> tuple[list[dict], list]:
     return blocks, edges
 
 
-def _devices(rng, kind: str, n: int, model_bytes: float) -> list[dict[str, Any]]:
+def _devices(rng, kind: str, n: int, total_params: float, max_act: float, max_block: float
+             ) -> list[dict[str, Any]]:
     if kind == "homogeneous":
         types = ["rpi4"] * n
     elif kind == "iot":
@@ -197,8 +200,9 @@ def _devices(rng, kind: str, n: int, model_bytes: float) -> list[dict[str, Any]]
     for i, t in enumerate(types):
         rate, memf, act, idle, tx, rx, eff = _TYPES[t]
         jitter = 1.0 if kind == "homogeneous" else rng.uniform(0.85, 1.15)
+        memory = max(1.1 * max_block, max_act + memf * jitter * total_params)
         out.append({"id": f"{t}-{i}", "type": t, "flops_per_s": _sig(rate * jitter),
-                    "memory_bytes": _sig(model_bytes * memf * (1.0 if kind == "homogeneous" else jitter)),
+                    "memory_bytes": _sig(memory),
                     "power_active_w": act, "power_idle_w": idle, "tx_power_w": tx, "rx_power_w": rx,
                     "efficiency": dict(eff)})
     return out
@@ -258,8 +262,10 @@ def generate(shape: str = "hybrid", blocks: int = 20, devices: int = 4, *,
         for i in heavy:
             mode = "spatial" if blks[i]["kind"] == "conv" else "tensor"
             blks[int(i)]["split"] = {"ways": [2, 4], "mode": mode}
-    model_bytes = sum(b["params_bytes"] for b in blks) + max(b["activation_bytes"] for b in blks)
-    devs = _devices(rng, device_set, devices, model_bytes)
+    total_params = sum(b["params_bytes"] for b in blks)
+    max_act = max(b["activation_bytes"] for b in blks)
+    max_block = max(b["params_bytes"] + b["activation_bytes"] for b in blks)
+    devs = _devices(rng, device_set, devices, total_params, max_act, max_block)
     net = _network(rng, network, devs, device_set)
     return {
         "name": name or f"{shape}-{blocks}b-{devices}d-{device_set}-{network}-s{seed}",

@@ -143,6 +143,8 @@ def test_generator_shapes_load(shape, devices, network):
     assert len(p.topo) == 25                              # acyclic, connected order
     assert len(p.output_blocks) == 1
     assert np.all(p.reachable)
+    from placement.feasibility import infeasibility_reasons
+    assert infeasibility_reasons(p) == []                 # every block fits somewhere
     # memory binds: the whole model does not fit on the source device
     assert p.params.sum() + p.activation.max() > p.memory[0] or devices == "edge"
 
