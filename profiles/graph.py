@@ -334,9 +334,9 @@ def _runs(gm, nodes, keys, stacks, glue_ids) -> list[Segment]:
         if s.unit is not None:
             s.id = s.unit
             continue
-        if first_unit is None or i < first_unit:
+        if i == 0 and (first_unit is None or first_unit > 0):
             s.id = "stem"
-        elif last_unit is not None and i > last_unit:
+        elif i == len(merged) - 1 and last_unit is not None and i > last_unit:
             s.id = "head"
         else:
             common = _common_path([stacks[n] for n in s.nodes])

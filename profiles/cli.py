@@ -1,0 +1,101 @@
+"""``placement profile MODEL --devices ... -o problem.json`` (called by ``placement.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from typing import Any
+
+from . import GRANULARITIES, catalog
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``placement profile``."""
+    parser.add_argument("model", metavar="MODEL",
+                        help="a timm model name (created with pretrained=False: nothing is downloaded) "
+                             "or 'package.module:callable' returning your torch.nn.Module")
+    parser.add_argument("--devices", default="rpi4,jetson-nano,laptop",
+                        help="comma-separated catalog device types; repeats allowed (rpi4,rpi4,laptop); "
+                             "the first is the camera (source and sink). Types: " + ", ".join(catalog.device_types()))
+    parser.add_argument("--granularity", choices=GRANULARITIES, default="block",
+                        help="where to cut the model (default: block)")
+    parser.add_argument("--input", dest="input_shape", default=None,
+                        help="input shape NxCxHxW, e.g. 1x3x256x256 (default: the model's own, else 1x3x224x224)")
+    parser.add_argument("--network", default="wifi5",
+                        help="catalog network for the default link (" + ", ".join(catalog.network_names())
+                             + "; default wifi5)")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads while measuring (default 1)")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up runs per block (default 3)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per block, median kept (default 10)")
+    parser.add_argument("--name", default=None, help="problem name (default MODEL-NDEV)")
+    parser.add_argument("-o", "--output", default=None, help="problem file to write (default: stdout)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Profile, build the problem, write it (atomically). Returns the exit code (0)."""
+    from placement.errors import InputError
+
+    from . import make_problem, torch_available
+    from .models import default_input_shape, parse_input_shape
+
+    types = catalog.parse_device_list(args.devices)
+    catalog.network_spec(args.network)  # unknown network: InputError before any work
+    if args.threads < 1 or args.warmup < 0 or args.repeats < 1:
+        raise InputError("--threads and --repeats must be >= 1, --warmup >= 0")
+    shape = parse_input_shape(args.input_shape) if args.input_shape else None
+    if not torch_available():
+        raise InputError("placement profile needs the 'profile' extra (torch, torchvision, timm, fvcore): "
+                         "pip install 'placement[profile]'")
+    from .calibration import measure_host_reference
+    from .graph import TraceError
+    from .models import load_model
+    from .profile import profile_model
+
+    model, model_name = load_model(args.model)
+    shape = shape or default_input_shape(model)
+    try:
+        section = profile_model(model, shape, args.granularity, name=model_name, threads=args.threads,
+                                warmup=args.warmup, repeats=args.repeats)
+    except TraceError as exc:
+        raise InputError(f"MODEL '{args.model}': {exc}") from None
+    except RuntimeError as exc:  # e.g. the input shape does not fit the model
+        raise InputError(f"MODEL '{args.model}' failed on input {'x'.join(map(str, shape))}: {exc}") from None
+    reference = measure_host_reference(args.threads, args.warmup, args.repeats)
+    problem = make_problem(section, types, args.network, reference=reference, name=args.name)
+    text = json.dumps(problem, indent=1)
+    if args.output:
+        write_atomic(args.output, text + "\n")
+        n_b, n_e = len(section["blocks"]), len(section["edges"])
+        print(f"{args.output}: {model_name}, {n_b} blocks, {n_e} edges, {len(problem['devices'])} devices",
+              file=sys.stderr)
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".profile-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def main(argv: Any = None) -> int:  # pragma: no cover - convenience: python -m profiles.cli
+    parser = argparse.ArgumentParser(prog="placement profile")
+    configure(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
