@@ -1,0 +1,305 @@
+"""`brute`: exhaustive enumeration, the oracle of the tests.
+
+What is enumerated
+  * every assignment of blocks to devices with ``problem.allowed`` (pins and
+    ``allowed_devices`` included), as one numpy array; assignments that break memory or
+    need an unreachable pair are dropped at once (they are infeasible whatever the order);
+  * when the objective's value or feasibility depends on the per-device order (a latency
+    weight, a ``latency_s`` constraint, or ``count_idle`` energy in the objective or in an
+    ``energy_j`` constraint), every combination of per-device orders: for each device, every
+    linear extension of the block graph's precedence restricted to that device's blocks
+    (orders that contradict the graph would deadlock; combinations that deadlock across
+    devices are recognised by the simulation and skipped). Blocks start as early as their
+    device and inputs allow (the evaluator's rule), which is optimal for a fixed order
+    because latency and idle energy only grow with start times.
+
+Scoring
+  Order-independent objectives are scored with `placement.evaluator.evaluate`. With
+  orders, the order-independent part of a plan (period, energy without idle time, memory)
+  is scored once per assignment with `evaluate`, and each order is then simulated with the
+  evaluator's own simulation (`placement.evaluator._simulate`); the winner is re-scored by
+  `evaluate` (tests check the two agree on random plans).
+
+Size limit (documented, enforced before any work)
+  at most ``MAX_ASSIGNMENTS`` = 1,000,000 assignments allowed by ``problem.allowed``, and at
+  most ``MAX_CANDIDATES`` = 200,000 scored (assignment, orders) candidates after the memory
+  and reachability filter. Beyond either, ``solve`` raises `InputError` with
+  "brute refuses: ...". At about 30-150 microseconds per candidate the limit means well under
+  a minute. It also honours the time limit (best plan so far, status ``time_limit``).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import reduce
+from itertools import product
+from operator import mul
+
+import numpy as np
+
+from placement.errors import InputError
+from placement.evaluator import TOLERANCE, _simulate, evaluate
+from placement.method import Candidate, Context, Method
+from placement.plan import Status
+from placement.problem import Problem
+
+#: largest number of assignments (product of allowed devices per block) brute enumerates.
+MAX_ASSIGNMENTS = 1_000_000
+#: largest number of (assignment, per-device orders) candidates brute scores.
+MAX_CANDIDATES = 200_000
+#: how many candidates between two looks at the clock.
+_CHECK_EVERY = 256
+
+
+def order_matters(p: Problem) -> bool:
+    """True when the objective's value or a constraint depends on the per-device orders."""
+    w = p.objective.weights
+    if w.get("latency"):
+        return True
+    if "latency_s" in p.constraints:
+        return True
+    if p.count_idle and (w.get("energy") or "energy_j" in p.constraints):
+        return True
+    return False
+
+
+def _refuse(p: Problem, count: float, limit: int, what: str) -> InputError:
+    return InputError(
+        f"brute refuses: {p.n_blocks} blocks x {p.n_devices} devices means ~{count:.3g} {what}, "
+        f"limit {limit:,} (use cpsat or milp for problems this size)")
+
+
+def enumerate_assignments(p: Problem) -> np.ndarray:
+    """(N, B) array of every assignment allowed by ``p.allowed`` (N may be 0).
+    Raises `InputError` ("brute refuses") when N exceeds `MAX_ASSIGNMENTS`."""
+    B = p.n_blocks
+    choices = [np.nonzero(p.allowed[b])[0] for b in range(B)]
+    count = reduce(mul, (len(c) for c in choices), 1)
+    if count > MAX_ASSIGNMENTS:
+        raise _refuse(p, float(count), MAX_ASSIGNMENTS, "assignments")
+    if count == 0 or B == 0:
+        return np.zeros((count if B else 1, B), dtype=np.int64)
+    # mixed-radix counting: block 0 varies slowest
+    idx = np.arange(count, dtype=np.int64)
+    out = np.empty((count, B), dtype=np.int64)
+    for b in range(B - 1, -1, -1):
+        k = len(choices[b])
+        out[:, b] = choices[b][idx % k]
+        idx //= k
+    return out
+
+
+def structurally_feasible(p: Problem, A: np.ndarray) -> np.ndarray:
+    """(N,) bool: memory fits on every device and every transfer has a link (order-free rules)."""
+    N = A.shape[0]
+    ok = np.ones(N, dtype=bool)
+    for d in range(p.n_devices):
+        on = A == d
+        weights = on @ p.params
+        peak = np.max(np.where(on, p.activation[None, :], 0.0), axis=1, initial=0.0)
+        ok &= weights + peak <= p.memory[d] * (1 + TOLERANCE)
+    if p.n_edges:
+        ok &= np.all(p.reachable[A[:, p.edge_src], A[:, p.edge_dst]], axis=1)
+    if p.input_blocks:
+        ok &= np.all(p.reachable[p.source, A[:, list(p.input_blocks)]], axis=1)
+    if p.output_blocks:
+        ok &= np.all(p.reachable[A[:, list(p.output_blocks)], p.sink], axis=1)
+    return ok
+
+
+class _Orders:
+    """Linear extensions of the block graph restricted to a set of blocks, memoised by set."""
+
+    def __init__(self, p: Problem, cap: int):
+        self.cap = cap
+        B = p.n_blocks
+        # ancestors as bitmasks (transitive closure)
+        anc = [0] * B
+        for b in p.topo:
+            m = 0
+            for u, _ in p.preds[b]:
+                m |= anc[u] | (1 << u)
+            anc[b] = m
+        self.anc = anc
+        self.memo: dict[int, list[tuple[int, ...]] | None] = {}
+
+    def of(self, blocks: list[int]) -> list[tuple[int, ...]] | None:
+        """Every precedence-respecting order of ``blocks``; None if there are more than ``cap``."""
+        key = 0
+        for b in blocks:
+            key |= 1 << b
+        if key in self.memo:
+            return self.memo[key]
+        out: list[tuple[int, ...]] = []
+        anc = self.anc
+
+        def rec(prefix: list[int], placed: int, left: list[int]) -> bool:
+            if not left:
+                out.append(tuple(prefix))
+                return len(out) <= self.cap
+            for i, b in enumerate(left):
+                if (anc[b] & key) & ~placed:
+                    continue  # an ancestor on this device has not run yet
+                prefix.append(b)
+                if not rec(prefix, placed | (1 << b), left[:i] + left[i + 1:]):
+                    return False
+                prefix.pop()
+            return True
+
+        complete = rec([], 0, sorted(blocks))
+        self.memo[key] = out if complete else None
+        return self.memo[key]
+
+
+def _constraints_ok(p: Problem, values: dict[str, float]) -> bool:
+    """The evaluator's constraint rule (same tolerance) on already computed metrics."""
+    for metric, bound in p.constraints.items():
+        got = values[metric]
+        if metric == "throughput_per_s":
+            if got < bound * (1 - TOLERANCE):
+                return False
+        elif got > bound * (1 + TOLERANCE) + 1e-15:
+            return False
+    return True
+
+
+class Brute(Method):
+    name = "brute"
+    kind = "exact"
+    guarantee = ("optimal (exhaustive over assignments and per-device orders); refuses more than "
+                 f"{MAX_ASSIGNMENTS:,} assignments or {MAX_CANDIDATES:,} candidates")
+    summary = "exhaustive enumeration: the oracle of the tests, for tiny problems only"
+
+    def solve(self, problem: Problem, ctx: Context) -> Candidate:
+        p = problem
+        A = enumerate_assignments(p)
+        n_all = A.shape[0]
+        A = A[structurally_feasible(p, A)]
+        stats = {"assignments": int(n_all), "structurally_feasible": int(A.shape[0])}
+        if A.shape[0] == 0:
+            return Candidate(None, status=Status.INFEASIBLE, stats=stats, message=(
+                f"brute: none of the {n_all} allowed assignments fits every device's memory "
+                "and has a link for every transfer"))
+        if order_matters(p):
+            return self._with_orders(p, ctx, A, stats)
+        return self._without_orders(p, ctx, A, stats)
+
+    # ------------------------------------------------------------------------------------
+    def _without_orders(self, p: Problem, ctx: Context, A: np.ndarray, stats: dict) -> Candidate:
+        if A.shape[0] > MAX_CANDIDATES:
+            raise _refuse(p, float(A.shape[0]), MAX_CANDIDATES, "candidates")
+        best, best_value, scored, why = None, math.inf, 0, None
+        for i, a in enumerate(A):
+            if i % _CHECK_EVERY == 0 and ctx.expired():
+                return self._stopped(best, best_value, scored, stats)
+            ev = evaluate(p, a)
+            scored += 1
+            if ev.feasible:
+                if ev.value < best_value:
+                    best, best_value = ev, ev.value
+            elif why is None:
+                why = str(ev.violations[0])
+        return self._finish(p, best, best_value, scored, stats, why)
+
+    def _with_orders(self, p: Problem, ctx: Context, A: np.ndarray, stats: dict) -> Candidate:
+        D = p.n_devices
+        orders = _Orders(p, MAX_CANDIDATES)
+        per_assignment: list[list[list[tuple[int, ...]]]] = []
+        total = 0
+        for a in A:
+            lists = []
+            count = 1
+            for d in range(D):
+                ext = orders.of([int(b) for b in np.nonzero(a == d)[0]])
+                if ext is None:
+                    raise _refuse(p, float(MAX_CANDIDATES + 1), MAX_CANDIDATES, "candidates")
+                lists.append(ext)
+                count *= len(ext)
+            total += count
+            if total > MAX_CANDIDATES:
+                # finish counting cheaply for an honest message (bounded work)
+                raise _refuse(p, float(total) * A.shape[0] / (len(per_assignment) + 1),
+                              MAX_CANDIDATES, "(assignment, order) candidates")
+            per_assignment.append(lists)
+        stats["candidates"] = int(total)
+
+        B = p.n_blocks
+        best, best_value, scored, why = None, math.inf, 0, None
+        for a, lists in zip(A, per_assignment):
+            base = evaluate(p, a)           # order-free part: period, compute + radio energy
+            if any(v.kind != "constraint" for v in base.violations):
+                why = why or str(base.violations[0])
+                continue
+            a_l = a
+            ct = p.compute_time[np.arange(B), a_l]
+            ea, ec = a_l[p.edge_src], a_l[p.edge_dst]
+            edge_time = np.where(ea == ec, 0.0,
+                                 p.latency[ea, ec] + p.edge_bytes * p.inv_bandwidth[ea, ec])
+            in_time = np.zeros(B)
+            out_time = np.zeros(B)
+            for b in p.input_blocks:
+                d = a_l[b]
+                if d != p.source:
+                    in_time[b] = p.latency[p.source, d] + p.in_bytes[b] * p.inv_bandwidth[p.source, d]
+            for b in p.output_blocks:
+                d = a_l[b]
+                if d != p.sink:
+                    out_time[b] = p.latency[d, p.sink] + p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
+            load = np.bincount(a_l, weights=ct, minlength=D)
+            used = np.unique(a_l)
+            idle_w = p.power_idle[used]
+            idle_load = load[used]
+            energy_busy = base.energy_j
+            if p.count_idle:
+                energy_busy -= float(np.sum(idle_w * np.maximum(base.latency_s - idle_load, 0.0)))
+            for combo in product(*lists):
+                if scored % _CHECK_EVERY == 0 and ctx.expired():
+                    return self._stopped(best, best_value, scored, stats)
+                scored += 1
+                order = [list(o) for o in combo]
+                start, end, deadlock = _simulate(p, order, ct, edge_time, in_time)
+                if deadlock:
+                    continue
+                latency = float(np.max(end + out_time)) if B else 0.0
+                energy = energy_busy
+                if p.count_idle:
+                    energy += float(np.sum(idle_w * np.maximum(latency - idle_load, 0.0)))
+                values = {"latency_s": latency, "period_s": base.period_s,
+                          "throughput_per_s": base.throughput_per_s, "energy_j": energy}
+                if not _constraints_ok(p, values):
+                    why = why or "constraint: no order meets the constraints"
+                    continue
+                value = p.objective.value(values)
+                if value < best_value:
+                    best_value = value
+                    best = (a.copy(), order)
+        if best is not None:
+            ev = evaluate(p, best[0], best[1])
+            if not ev.feasible:  # the fast path and the evaluator disagree: a bug, say so
+                raise RuntimeError(f"brute: evaluator rejects the best plan: {ev.violations[0]}")
+            return self._finish(p, ev, ev.value, scored, stats, why)
+        return self._finish(p, None, math.inf, scored, stats, why)
+
+    # ------------------------------------------------------------------------------------
+    @staticmethod
+    def _stopped(best, best_value, scored, stats) -> Candidate:
+        stats["scored"] = scored
+        if best is None:
+            return Candidate(None, status=Status.NO_SOLUTION, stats=stats,
+                             message=f"brute: time limit after {scored} candidates, none feasible")
+        if isinstance(best, tuple):
+            a, order = best
+        else:
+            a, order = best.assignment, best.order
+        return Candidate(np.asarray(a), order, status=Status.TIME_LIMIT, stats=stats,
+                         message=f"brute: time limit after {scored} candidates")
+
+    @staticmethod
+    def _finish(p: Problem, best, best_value, scored, stats, why) -> Candidate:
+        stats["scored"] = scored
+        if best is None:
+            return Candidate(None, status=Status.INFEASIBLE, stats=stats, message=(
+                f"brute: no plan among {scored} candidates is feasible"
+                + (f" (e.g. {why})" if why else "")))
+        return Candidate(best.assignment, best.order, status=Status.OPTIMAL, bound=float(best_value),
+                         stats=stats)
