@@ -1,0 +1,327 @@
+"""`heft`: communication- and memory-aware list scheduling of the HEFT family.
+
+Latency (and any objective with a latency term) -- blocks in decreasing priority, each put
+on the device where it finishes earliest:
+
+* priority: HEFT's upward rank (mean compute, mean communication) or PEFT's rank (mean of
+  the optimistic cost table); both are topological orders (ties by topological position);
+* earliest finish time with **insertion** into idle gaps of a device, link latency plus
+  bytes / bandwidth for every edge, ``model.input_bytes`` from ``source`` for input blocks,
+  and the delivery of the output to ``sink`` counted in an output block's finish time;
+* **memory**: a device is a candidate only if the block's weights and working memory fit
+  beside what it holds already (pinned blocks' weights are reserved up front), so a plan
+  never overflows; pins and ``allowed_devices`` narrow the candidates;
+* **ties** are broken by the effect on successors -- the optimistic cost table of PEFT
+  (shortest remaining path from the block's end on that device to ``sink``). Without it a
+  zero-cost first block ties on every device, lands on the first (perhaps slowest) one, and
+  communication then keeps the whole chain there (SAGA's HEFT ends 5x from the optimum);
+* a **lookahead** variant (PEFT selection) minimises finish time plus that optimistic cost.
+
+The variants are computed (vectorised over devices) and the evaluator picks the best.
+
+Throughput: blocks in topological order and in decreasing work (LPT), each on the device
+that keeps the busiest resource -- device compute or directed link transmission, incl.
+input from ``source`` and output to ``sink`` -- lowest (ties: least added work).
+Energy: each block on the device that adds the least compute plus radio energy given the
+blocks already placed. Weighted sums and constraints: every variant above is scored by the
+evaluator on the problem's own objective and constraints, and the best feasible kept.
+
+If memory leaves no device for some block, a memory-first fill (topological order, stay on
+a device while it fits) is tried; if that fails too the result is ``no_solution``, with
+the block that found no room.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+
+import numpy as np
+
+from placement.method import Candidate, Context, Method
+from placement.plan import Status
+from placement.problem import Problem
+
+from ._common import (Memory, Pool, masked_ct, optimistic_cost_table, order_by, pack_fallback,
+                      topo_position, upward_rank_mean)
+
+_EPS = 1e-12
+
+
+class _NoRoom(Exception):
+    def __init__(self, block: int):
+        self.block = block
+
+
+def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
+                  lookahead: bool = False, insertion: bool = True):
+    """One HEFT-family pass. ``priority``: higher first (must respect precedence, ties broken
+    by topological position). ``oct_``: optimistic cost table for tie-breaks (and, with
+    ``lookahead``, added to the finish time). Returns (assignment, start, end); raises
+    `_NoRoom` when memory leaves no device for a block."""
+    B, D = ct.shape
+    pos = topo_position(p)
+    a = np.full(B, -1, dtype=np.int64)
+    start = np.zeros(B)
+    end = np.zeros(B)
+    mem = Memory(p)
+    avail = np.zeros(D)                                   # end of the last interval
+    intervals: list[list[tuple[float, float]]] = [[] for _ in range(D)]
+    maxgap = np.zeros(D)                                  # longest idle gap before avail
+    lat, inv = p.latency, p.inv_bandwidth
+    src_arrival = {b: p.input_arrival(b) for b in p.input_blocks}
+    delivery = {b: p.output_delivery(b) for b in p.output_blocks}
+    reach_sink = p.reachable[:, p.sink]
+    # ready list: the highest-priority block whose predecessors are all placed
+    waiting = [len(x) for x in p.preds]
+    prio = priority.tolist()
+    heap = [(-prio[b], int(pos[b]), b) for b in range(B) if not waiting[b]]
+    heapq.heapify(heap)
+    while heap:
+        b = heapq.heappop(heap)[2]
+        for v, _ in p.succs[b]:
+            waiting[v] -= 1
+            if not waiting[v]:
+                heapq.heappush(heap, (-prio[v], int(pos[v]), v))
+        preds = p.preds[b]
+        if preds:
+            ready = np.zeros(D)
+            for u, k in preds:
+                du = a[u]
+                arr = end[u] + lat[du] + p.edge_bytes[k] * inv[du]
+                arr[du] = end[u]
+                np.maximum(ready, arr, out=ready)
+        else:
+            ready = src_arrival[b].copy()
+        c = ct[b]
+        ok = np.isfinite(ready) & np.isfinite(c) & mem.fits(b)
+        if not p.succs[b]:
+            ok &= reach_sink
+        if not ok.any():
+            raise _NoRoom(b)
+        est = np.maximum(ready, avail)
+        if insertion:
+            for d in np.nonzero(ok & (maxgap >= c - _EPS) & (ready < avail))[0].tolist():
+                prev = 0.0
+                for s, e in intervals[d]:
+                    t = max(prev, ready[d])
+                    if t + c[d] <= s + _EPS:
+                        est[d] = t
+                        break
+                    prev = e
+        eft = est + c
+        score = eft + delivery[b] if b in delivery else eft
+        if lookahead and oct_ is not None:
+            score = eft + oct_[b]
+        score = np.where(ok, score, np.inf)
+        best = score.min()
+        ties = np.nonzero(score <= best + 1e-9 * max(abs(best), 1e-12))[0]
+        if len(ties) > 1 and oct_ is not None:
+            look = (eft + oct_[b])[ties]
+            ties = ties[look <= look.min() + 1e-9 * max(abs(look.min()), 1e-12)]
+        if len(ties) > 1:                                # then the fastest device for b
+            ties = ties[np.argsort(c[ties], kind="stable")]
+        d = int(ties[0])
+        a[b], start[b], end[b] = d, est[d], eft[d]
+        mem.add(b, d)
+        iv = intervals[d]
+        iv.append((est[d], eft[d]))
+        if est[d] < avail[d]:
+            iv.sort()
+        avail[d] = max(avail[d], eft[d])
+        prev, g = 0.0, 0.0
+        for s, e in iv:
+            g = max(g, s - prev)
+            prev = e
+        maxgap[d] = g
+    return a, start, end
+
+
+def throughput_greedy(p: Problem, ct: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Place blocks in ``seq`` on the device that keeps the busiest resource (device
+    compute, directed link transmission) lowest; ties: least added busy time."""
+    B, D = ct.shape
+    a = np.full(B, -1, dtype=np.int64)
+    load = np.zeros(D)
+    link = np.zeros((D, D))
+    mem = Memory(p)
+    inv = p.inv_bandwidth
+    period = 0.0
+    src, snk = p.source, p.sink
+    for b in seq.tolist():
+        ok = np.isfinite(ct[b]) & mem.fits(b)
+        # link increments on (x -> d) for placed producers and (d -> y) for placed consumers
+        into: dict[int, float] = {}
+        outof: dict[int, float] = {}
+        for u, k in p.preds[b]:
+            if a[u] >= 0:
+                into[a[u]] = into.get(a[u], 0.0) + p.edge_bytes[k]
+                ok &= p.reachable[a[u]]
+        for v, k in p.succs[b]:
+            if a[v] >= 0:
+                outof[a[v]] = outof.get(a[v], 0.0) + p.edge_bytes[k]
+                ok &= p.reachable[:, a[v]]
+        if not p.preds[b]:
+            into[src] = into.get(src, 0.0) + p.in_bytes[b]
+            ok &= p.reachable[src]
+        if not p.succs[b]:
+            outof[snk] = outof.get(snk, 0.0) + p.out_bytes[b]
+            ok &= p.reachable[:, snk]
+        if not ok.any():
+            raise _NoRoom(b)
+        worst = load + ct[b]
+        added = ct[b].copy()
+        for x, nbytes in into.items():
+            t = nbytes * inv[x]
+            t[x] = 0.0
+            np.maximum(worst, link[x] + t, out=worst)
+            added += t
+        for y, nbytes in outof.items():
+            t = nbytes * inv[:, y]
+            t[y] = 0.0
+            np.maximum(worst, link[:, y] + t, out=worst)
+            added += t
+        score = np.where(ok, np.maximum(worst, period), np.inf)
+        best = score.min()
+        ties = np.nonzero(score <= best * (1 + 1e-9))[0]
+        d = int(ties[np.argmin(added[ties])])
+        a[b] = d
+        mem.add(b, d)
+        load[d] += ct[b, d]
+        for x, nbytes in into.items():
+            if x != d:
+                link[x, d] += nbytes * inv[x, d]
+        for y, nbytes in outof.items():
+            if y != d:
+                link[d, y] += nbytes * inv[d, y]
+        period = max(period, float(worst[d]))
+    return a
+
+
+def energy_greedy(p: Problem, ct: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Place blocks in ``seq`` on the device that adds the least compute plus radio energy
+    given the blocks placed so far (input from ``source``, output to ``sink`` included)."""
+    B, D = ct.shape
+    a = np.full(B, -1, dtype=np.int64)
+    mem = Memory(p)
+    inv, tx, rx = p.inv_bandwidth, p.tx_power, p.rx_power
+    for b in seq.tolist():
+        ok = np.isfinite(ct[b]) & mem.fits(b)
+        cost = p.power_active * np.where(np.isfinite(ct[b]), ct[b], 0.0)
+        for u, k in p.preds[b]:
+            if a[u] >= 0:
+                x = a[u]
+                cost = cost + (tx[x] + rx) * p.edge_bytes[k] * inv[x]
+                ok &= p.reachable[x]
+        for v, k in p.succs[b]:
+            if a[v] >= 0:
+                y = a[v]
+                cost = cost + (tx + rx[y]) * p.edge_bytes[k] * inv[:, y]
+                ok &= p.reachable[:, y]
+        if not p.preds[b]:
+            cost = cost + (tx[p.source] + rx) * p.in_bytes[b] * inv[p.source]
+            ok &= p.reachable[p.source]
+        if not p.succs[b]:
+            cost = cost + (tx + rx[p.sink]) * p.out_bytes[b] * inv[:, p.sink]
+            ok &= p.reachable[:, p.sink]
+        if not ok.any():
+            raise _NoRoom(b)
+        score = np.where(ok, cost, np.inf)
+        ties = np.nonzero(score <= score.min() * (1 + 1e-9) + 1e-300)[0]
+        d = int(ties[np.argmin(ct[b, ties])])
+        a[b] = d
+        mem.add(b, d)
+    return a
+
+
+def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") -> tuple[Pool, dict]:
+    """Run the HEFT-family variants that serve ``p``'s objective and keep the best plan
+    (scored by the evaluator). Returns the pool and per-variant statistics."""
+    ct = masked_ct(p)
+    pool = Pool(p)
+    stats: dict = {}
+    weights = p.objective.weights
+    want_latency = bool(weights.get("latency")) or "latency_s" in p.constraints or p.count_idle
+    want_period = bool(weights.get("throughput")) or "period_s" in p.constraints \
+        or "throughput_per_s" in p.constraints
+    want_energy = bool(weights.get("energy")) or "energy_j" in p.constraints
+    if variants == "all":
+        want_latency = True          # cheap, and a good start for every objective
+    no_room: list[int] = []
+
+    def run(label, fn):
+        if ctx is not None and ctx.expired() and pool.best is not None:
+            return
+        t0 = time.perf_counter()
+        try:
+            a, order = fn()
+        except _NoRoom as exc:
+            no_room.append(exc.block)
+            stats[label] = "no room for block " + p.blocks[exc.block].id
+            return
+        ev = pool.add(a, order, label)
+        stats[label] = {"value": ev.value if ev is not None else None,
+                        "feasible": bool(ev is not None and ev.feasible),
+                        "time_s": round(time.perf_counter() - t0, 4)}
+
+    oct_ = None
+    if want_latency:
+        oct_ = optimistic_cost_table(p, ct)
+        rank_heft = upward_rank_mean(p, ct)
+        fin = np.where(np.isfinite(ct), ct, np.nan)
+        rank_peft = np.nanmean(np.where(np.isfinite(oct_), oct_, np.nan), axis=1) \
+            + np.nan_to_num(np.nanmean(fin, axis=1))
+        for label, prio, look in (("heft", rank_heft, False), ("heft-lookahead", rank_heft, True),
+                                  ("peft", rank_peft, True), ("peft-eft", rank_peft, False)):
+            def fn(prio=prio, look=look):
+                a, s, _ = list_schedule(p, ct, prio, oct_, lookahead=look)
+                return a, order_by(a, s, p.n_devices)
+            run(label, fn)
+    topo = np.array(p.topo, dtype=np.int64)
+    if want_period:
+        lpt = np.argsort(-np.nan_to_num(np.nanmin(np.where(np.isfinite(ct), ct, np.nan), axis=1)),
+                         kind="stable")
+        run("balance-topo", lambda: (throughput_greedy(p, ct, topo), None))
+        run("balance-lpt", lambda: (throughput_greedy(p, ct, lpt), None))
+    if want_energy:
+        run("energy-topo", lambda: (energy_greedy(p, ct, topo), None))
+    # the whole model on one device, where it fits (the `single` plans): cheap and sometimes best
+    need = p.params.sum() + p.activation.max(initial=0.0)
+    whole = np.nonzero(np.isfinite(ct).all(axis=0) & (p.memory * (1 + 1e-9) >= need))[0]
+    for d in whole[np.argsort(ct[:, whole].sum(axis=0))][:4].tolist():
+        run(f"single-{p.devices[d].id}", lambda d=d: (np.full(p.n_blocks, d, dtype=np.int64), None))
+    if not pool.feasible:
+        run("memory-fill", lambda: (pack_fallback(p, ct, topo), None))
+    stats["chosen"] = pool.best_label
+    if no_room:
+        stats["no_room"] = sorted({p.blocks[b].id for b in no_room})
+    return pool, stats
+
+
+class Heft(Method):
+    name = "heft"
+    kind = "heuristic"
+    guarantee = "none (list scheduling); never overflows memory; milliseconds to seconds"
+    summary = ("HEFT-family list scheduling: upward/PEFT rank, insertion, earliest finish with "
+               "successor-aware ties and lookahead; load balancing for throughput; greedy energy")
+    options = {"variants": "'all' (default) or 'objective' (only the variants of the objective)"}
+
+    def solve(self, problem: Problem, ctx: Context) -> Candidate:
+        p = problem
+        variants = ctx.options.get("variants", "all")
+        pool, stats = construct(p, ctx, variants=variants)
+        ev = pool.best
+        if ev is None:
+            blocks = stats.get("no_room", [])
+            return Candidate(None, status=Status.NO_SOLUTION, stats=stats, message=(
+                "memory leaves no device for block(s) " + ", ".join(map(repr, blocks[:5]))
+                + " in every list-scheduling variant and in the memory-first fill"))
+        status = Status.FEASIBLE
+        message = f"best variant: {pool.best_label}"
+        if ctx.expired() and len(stats) < 3:
+            status = Status.TIME_LIMIT
+        return Candidate(ev.assignment, ev.order, status=status, message=message, stats=stats)
+
+
+__all__ = ["Heft", "construct", "list_schedule", "throughput_greedy", "energy_greedy"]
