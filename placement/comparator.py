@@ -356,18 +356,29 @@ def _iter_ray(tasks: Sequence[Task], address: str | None) -> Iterator[tuple[Task
 
 
 # ------------------------------------------------------------------------------- API
-def _load_problems(problems: Iterable[Any]) -> list[tuple[str, str, Any]]:
-    """(name, file, Problem) for each input; names must be unique (they key the rows)."""
-    from .loader import load
+def _load_problems(problems: Iterable[Any]) -> list[tuple[str, str, Any, Any]]:
+    """(name, file, Problem, raw dict or None) for each input; names must be unique (they key
+    the rows). The raw dict is what a process pool or a Ray worker loads (a `Problem` does
+    not pickle, and its split-expanded ``spec`` is not a loadable file)."""
+    from .loader import load, read_json
     out, seen = [], {}
     for src in problems:
         p = load(src)
-        file = str(src) if isinstance(src, (str, os.PathLike)) and not str(src).lstrip().startswith("{") else (p.path or "")
+        is_path = isinstance(src, (str, os.PathLike)) and not str(src).lstrip().startswith("{")
+        file = str(src) if is_path else (p.path or "")
+        if isinstance(src, Mapping):
+            raw = json.loads(json.dumps(src))
+        elif is_path or p.path:
+            raw = read_json(file, what="problem")
+        elif isinstance(src, str):
+            raw = json.loads(src)
+        else:
+            raw = None
         if p.name in seen:
             raise InputError(f"problem names must be unique in a comparison: '{p.name}' is the name of "
                              f"both {seen[p.name] or 'a dict'} and {file or 'a dict'}")
         seen[p.name] = file
-        out.append((p.name, file, p))
+        out.append((p.name, file, p, raw))
     return out
 
 
@@ -454,7 +465,10 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
 
     tasks: list[Task] = []
     order_o: list[str] = []
-    for name, file, p in loaded:
+    for name, file, p, raw in loaded:
+        if raw is None and not (workers == 1 and executor == "local"):
+            raise InputError(f"problem '{name}': a Problem object without a file runs only in-process "
+                             "(workers=1); pass its path or its dict to use a pool or Ray")
         for obj in _objectives(objective):
             okey = objective_key(p.objective.to_json() if obj is None else obj)
             if okey not in order_o:
@@ -463,7 +477,7 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
                 limit = time_limits.get(m, time_limit)
                 for s in seeds:
                     # in-process we pass the Problem itself; a pool or Ray gets the plain dict
-                    src = p if (workers == 1 and executor == "local") else dict(p.spec)
+                    src = p if (workers == 1 and executor == "local") else raw
                     t = Task(name, file, src, m, okey, limit, s, tuple(sorted(options.get(m, {}).items())))
                     if t.key not in done:
                         tasks.append(t)
@@ -476,7 +490,7 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
     else:
         stream = _iter_local(tasks)
 
-    order_p = [n for n, _, _ in loaded]
+    order_p = [n for n, _, _, _ in loaded]
 
     def add(row: dict[str, Any]) -> None:
         rows.append(row)
