@@ -1,0 +1,355 @@
+"""`dp`: dynamic programming over contiguous segments (the Neurosurgeon / PipeEdge family).
+
+Latency and energy (and weighted sums of the two): a shortest path over (block, device)
+along a linear order of the blocks, ``O(n d^2)``:
+
+    cost[i, d] = min_d' cost[i-1, d'] + move(d' -> d, bytes live at cut i) + run(block i on d)
+
+where ``run`` is compute time (latency), compute energy (energy) or their weighted sum, and
+``move`` the transfer time (link latency + bytes / bandwidth) or the radio energy
+``(tx + rx) * bytes / bandwidth``. The input comes from ``source``; the last block's output
+goes to ``sink``. **On a chain without binding memory this is exact** (the status is then
+``optimal``): nothing runs in parallel on a chain, so latency and energy are sums along the
+path. It is not exact with ``count_idle`` energy or constraints (then a small sweep of
+latency/energy weights is scored by the evaluator and the best feasible plan kept).
+
+Memory (the documented approximation): each (block, device) state keeps only its best
+path, and that path's memory use per device; a transition is allowed only if the block fits
+beside what that path already put on the device (pinned blocks' weights reserved up front).
+The plan is therefore always memory-feasible, but when memory binds a better path may be
+discarded (the best label per state is kept, not all of them): a heuristic then.
+
+Throughput: pipeline partitioning as in PipeEdge -- contiguous stages, each on a distinct
+device; the period is the largest stage compute time or link transmission (input from
+``source``, bytes between consecutive stages, output to ``sink``), memory checked per
+stage. Interchangeable devices are grouped into types (``Problem.identical_device_groups``)
+and the DP state is (blocks placed, devices used per type, type of the last stage), so many
+identical devices stay tractable. When that state space is too large the DP keeps only the
+fastest devices that fit the budget (documented in ``docs/heuristics.md``). The DP is exact
+among plans of contiguous stages on distinct devices for a chain; tests check it against
+`brute` restricted that way.
+
+DAGs: the blocks are laid out in a depth-first topological order (branches kept together)
+and treated as a chain, with every tensor alive across a cut counted as moving at that cut
+(input tensors start on ``source``, outputs end on ``sink``). A heuristic there: the
+evaluator scores the real plan.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+
+import numpy as np
+
+from placement.method import Candidate, Context, Method
+from placement.plan import Status
+from placement.problem import Problem
+
+from ._common import Memory, Pool, masked_ct, order_by, pack_fallback
+
+#: largest number of DP transitions (states x types) the pipeline DP expands.
+PIPELINE_BUDGET = 150_000
+
+
+def is_chain(p: Problem) -> bool:
+    """One input block, one output block, every block at most one predecessor and successor."""
+    return (len(p.input_blocks) == 1 and len(p.output_blocks) == 1
+            and all(len(x) <= 1 for x in p.preds) and all(len(x) <= 1 for x in p.succs))
+
+
+def linear_order(p: Problem) -> np.ndarray:
+    """A depth-first topological order: a block's successors follow it as soon as they are
+    ready (most recently enabled first), so branches stay contiguous and few tensors are
+    alive across a cut. For a chain it is the chain."""
+    waiting = [len(x) for x in p.preds]
+    stack = [b for b in reversed(range(p.n_blocks)) if not waiting[b]]
+    out = []
+    while stack:
+        b = stack.pop()
+        out.append(b)
+        for v, _ in reversed(p.succs[b]):
+            waiting[v] -= 1
+            if not waiting[v]:
+                stack.append(v)
+    return np.array(out, dtype=np.int64)
+
+
+def live_bytes(p: Problem, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes alive across each cut of ``seq``: ``cut[i]`` between positions i-1 and i
+    (``cut[0]``: the model input, from ``source``), ``cut[n]``: outputs to ``sink``.
+    Also ``last_cut``: the bytes of outputs of blocks before the last one (carried along)."""
+    n = len(seq)
+    pos = np.empty(p.n_blocks, dtype=np.int64)
+    pos[seq] = np.arange(n)
+    diff = np.zeros(n + 2)
+    for k in range(p.n_edges):
+        i, j = pos[p.edge_src[k]], pos[p.edge_dst[k]]
+        diff[i + 1] += p.edge_bytes[k]
+        diff[j + 1] -= p.edge_bytes[k]
+    for b in p.input_blocks:                 # from a virtual producer at position -1
+        diff[0] += p.in_bytes[b]
+        diff[pos[b] + 1] -= p.in_bytes[b]
+    for b in p.output_blocks:                # to a virtual consumer at position n
+        diff[pos[b] + 1] += p.out_bytes[b]
+        diff[n + 1] -= p.out_bytes[b]
+    return np.cumsum(diff)[: n + 1], pos
+
+
+def path_dp(p: Problem, ct: np.ndarray, seq: np.ndarray, w_time: float, w_energy: float):
+    """Shortest path over (position, device) with memory tracked along each state's path.
+    Returns (assignment or None, cost, memory_masked) -- ``memory_masked`` is True when a
+    memory check removed a transition that was otherwise possible (then not exact)."""
+    B, D = ct.shape
+    cut, _ = live_bytes(p, seq)
+    lat, inv = p.latency, p.inv_bandwidth
+    radio = p.tx_power[:, None] + p.rx_power[None, :]
+    base = Memory(p)
+    cap = base.cap
+
+    def move(nbytes):                                   # (D, D) cost of moving nbytes
+        t = np.where(np.eye(D, dtype=bool), 0.0, lat + nbytes * inv)
+        m = np.zeros((D, D))
+        if w_time:
+            m += w_time * t
+        if w_energy:
+            m += w_energy * radio * (nbytes * inv)
+        return np.where(p.reachable, m, np.inf)
+
+    def run(b):
+        c = ct[b]
+        r = np.zeros(D)
+        if w_time:
+            r = r + w_time * c
+        if w_energy:
+            r = r + w_energy * p.power_active * np.where(np.isfinite(c), c, 0.0)
+        return np.where(np.isfinite(c), r, np.inf)
+
+    back = np.zeros((B, D), dtype=np.int64)
+    b0 = int(seq[0])
+    cost = move(cut[0])[p.source] + run(b0)
+    P = np.tile(base.params, (D, 1))                     # P[d, x]: weights on x along path to d
+    A = np.tile(base.act, (D, 1))
+    extra0 = 0.0 if base.reserved[b0] else p.params[b0]
+    fit0 = base.params + extra0 + np.maximum(base.act, p.activation[b0]) <= cap
+    masked = bool((~fit0 & np.isfinite(cost)).any())
+    cost = np.where(fit0, cost, np.inf)
+    idx = np.arange(D)
+    P[idx, idx] += extra0
+    A[idx, idx] = np.maximum(A[idx, idx], p.activation[b0])
+    for i in range(1, B):
+        b = int(seq[i])
+        extra = 0.0 if base.reserved[b] else p.params[b]
+        # fit[d', d]: block b fits on d beside the path ending at (i-1, d')
+        fit = P + extra + np.maximum(A, p.activation[b]) <= cap[None, :]
+        C = cost[:, None] + move(cut[i]) + run(b)[None, :]
+        Cm = np.where(fit, C, np.inf)
+        best = np.argmin(Cm, axis=0)
+        new = Cm[best, idx]
+        if not masked:
+            with np.errstate(invalid="ignore"):
+                masked = bool((np.min(C, axis=0) < new - 1e-15 * np.abs(new)).any())
+        back[i] = best
+        P, A = P[best].copy(), A[best].copy()
+        P[idx, idx] += extra
+        A[idx, idx] = np.maximum(A[idx, idx], p.activation[b])
+        cost = new
+    final = cost + move(cut[B])[:, p.sink]
+    d = int(np.argmin(final))
+    if not np.isfinite(final[d]):
+        return None, math.inf, masked
+    a = np.empty(B, dtype=np.int64)
+    for i in range(B - 1, -1, -1):
+        a[seq[i]] = d
+        d = int(back[i, d])
+    return a, float(final.min()), masked
+
+
+def _device_types(p: Problem, ct: np.ndarray, keep: np.ndarray) -> list[list[int]]:
+    groups = [g for g in p.identical_device_groups()]
+    grouped = {d for g in groups for d in g}
+    types = [[d for d in g if keep[d]] for g in groups]
+    types += [[d] for d in range(p.n_devices) if d not in grouped and keep[d]]
+    return [t for t in types if t]
+
+
+def pipeline_dp(p: Problem, ct: np.ndarray, seq: np.ndarray, ctx: Context | None = None):
+    """PipeEdge-style partition of ``seq`` into contiguous stages on distinct devices that
+    minimises the period. Returns (assignment or None, period, note)."""
+    B, D = ct.shape
+    cut, _ = live_bytes(p, seq)
+    cts = ct[seq]                                        # (B, D) in sequence order
+    keep = np.ones(D, dtype=bool)
+    note = ""
+    types = _device_types(p, ct, keep)
+
+    def size(types):
+        combos = 1
+        for t in types:
+            combos *= len(t) + 1
+        return B * min(combos, 2 ** min(B, 60)) * len(types) * len(types)
+
+    if size(types) > PIPELINE_BUDGET:
+        # keep the fastest devices (and source, sink and pinned ones) within the budget
+        speed = np.nansum(np.where(np.isfinite(ct), 1.0 / np.maximum(ct, 1e-30), 0.0), axis=0)
+        must = {p.source, p.sink, *p.pinned.values()}
+        ranked = [d for d in np.argsort(-speed, kind="stable").tolist() if d not in must]
+        for k in range(len(ranked), 0, -1):
+            keep[:] = False
+            keep[list(must)] = True
+            keep[ranked[:k]] = True
+            types = _device_types(p, ct, keep)
+            if size(types) <= PIPELINE_BUDGET:
+                break
+        note = f"pipeline DP restricted to {int(keep.sum())} of {D} devices (state budget)"
+    T = len(types)
+    rep = [t[0] for t in types]                          # a representative per type
+    counts = tuple(len(t) for t in types)
+    inv = p.inv_bandwidth
+    # transmission from type x to type y (distinct members when x == y)
+    link = np.zeros((T, T))
+    for x in range(T):
+        for y in range(T):
+            if x == y:
+                link[x, y] = inv[types[x][0], types[x][1]] if len(types[x]) > 1 else np.inf
+            else:
+                link[x, y] = inv[rep[x], rep[y]] if p.reachable[rep[x], rep[y]] else np.inf
+    fin = np.isfinite(cts[:, rep])
+    pre = np.vstack([np.zeros(T), np.cumsum(np.where(fin, cts[:, rep], 0.0), axis=0)])
+    bad_pre = np.vstack([np.zeros(T), np.cumsum(~fin, axis=0)])   # blocks that cannot run on t
+    params_pre = np.concatenate([[0.0], np.cumsum(p.params[seq])])
+    acts = p.activation[seq]
+    mem = np.array([p.memory[r] for r in rep]) * (1 + 1e-9)
+    src_link = np.array([0.0 if p.source in t else (inv[p.source, t[0]] if p.reachable[p.source, t[0]]
+                                                     else np.inf) for t in types])
+    snk_link = np.array([0.0 if p.sink in t else (inv[t[0], p.sink] if p.reachable[t[0], p.sink]
+                                                   else np.inf) for t in types])
+    # layers[i]: {(usage, last type): (period, back pointer)}
+    layers: list[dict] = [dict() for _ in range(B + 1)]
+    layers[0][(tuple([0] * T), -1)] = (0.0, None)
+    for i in range(B):
+        if ctx is not None and ctx.expired():
+            return None, math.inf, "time limit inside the pipeline DP"
+        cummax = np.maximum.accumulate(acts[i:])
+        for (usage, last), (per, _) in layers[i].items():
+            for t in range(T):
+                if usage[t] >= counts[t]:
+                    continue
+                # the pinned blocks bound how far a stage on t can extend
+                # stage [i, k) for k = i+1..B (pins are in ct: a pinned block is inf elsewhere)
+                seg = pre[i + 1:, t] - pre[i, t]
+                ok = bad_pre[i + 1:, t] == bad_pre[i, t]
+                ok &= params_pre[i + 1:] - params_pre[i] + cummax <= mem[t]
+                into = cut[i] * (src_link[t] if last < 0 else link[last, t])
+                val = np.maximum(np.maximum(seg, into), per)
+                val = np.where(ok, val, np.inf)
+                out_last = cut[B] * snk_link[t]
+                nu = list(usage)
+                nu[t] += 1
+                nu = tuple(nu)
+                for j in np.nonzero(np.isfinite(val))[0].tolist():
+                    k = i + 1 + j
+                    v = float(val[j]) if k < B else max(float(val[j]), float(out_last))
+                    key = (nu, t)
+                    old = layers[k].get(key)
+                    if old is None or v < old[0]:
+                        layers[k][key] = (v, (i, usage, last))
+    if not layers[B]:
+        return None, math.inf, note or "no pipeline of distinct devices fits memory"
+    key = min(layers[B], key=lambda k: layers[B][k][0])
+    period = layers[B][key][0]
+    # read back stages, then give each stage a concrete device of its type
+    stages = []
+    k = B
+    while k > 0:
+        _, bp = layers[k][key]
+        i, usage, last = bp
+        stages.append((i, k, key[1]))
+        key = (usage, last)
+        k = i
+    stages.reverse()
+    used = [0] * T
+    a = np.empty(B, dtype=np.int64)
+    for i, k, t in stages:
+        members = types[t]
+        # source / sink first if they are in this type (they are singletons, so trivially)
+        d = members[used[t]]
+        used[t] += 1
+        a[seq[i:k]] = d
+    return a, period, note
+
+
+class DynamicProgramming(Method):
+    name = "dp"
+    kind = "heuristic"
+    guarantee = ("optimal for latency, energy and their weighted sums on chains without binding "
+                 "memory, constraints or idle energy; heuristic otherwise")
+    summary = ("DP over contiguous segments: shortest path over block x device (latency, energy), "
+               "PipeEdge pipeline partitioning over device types (throughput); DAGs linearised")
+
+    def solve(self, problem: Problem, ctx: Context) -> Candidate:
+        p = problem
+        ct = masked_ct(p)
+        w = p.objective.weights
+        w_lat, w_thr, w_en = w.get("latency", 0.0), w.get("throughput", 0.0), w.get("energy", 0.0)
+        chain = is_chain(p)
+        seqs = [linear_order(p)]
+        if not chain:
+            topo = np.array(p.topo, dtype=np.int64)
+            if not np.array_equal(topo, seqs[0]):
+                seqs.append(topo)
+        pool = Pool(p)
+        stats: dict = {"chain": chain}
+        exact = False
+        t0 = time.perf_counter()
+        # weight pairs for the path DP: the objective's own, then a sweep when constraints,
+        # idle energy or a throughput term make the objective not a path sum
+        pairs = []
+        if w_lat or w_en:
+            pairs.append((w_lat, w_en))
+        sweep = bool(p.constraints) or p.count_idle or w_thr or not (w_lat or w_en)
+        if sweep:
+            from placement import bounds
+            sl = max(bounds.latency_bound(p), 1e-12)
+            se = max(bounds.energy_bound(p), 1e-12)
+            for alpha in (1.0, 0.0, 0.5, 0.9, 0.1, 0.97, 0.03, 0.7, 0.3):
+                pairs.append((alpha / sl, (1 - alpha) / se))
+        for si, seq in enumerate(seqs):
+            for wt, we in pairs:
+                if ctx.expired() and pool.best is not None:
+                    break
+                a, cost, masked = path_dp(p, ct, seq, wt, we)
+                if a is None:
+                    continue
+                label = f"path[{si}] w=({wt:.3g},{we:.3g})"
+                ev = pool.add(a, order_by(a, np.argsort(seq), p.n_devices), label)
+                pool.add(a, None, label + " list-rule")
+                if (chain and (wt, we) == (w_lat, w_en) and not masked and not w_thr
+                        and not p.constraints and not p.count_idle and ev is not None and ev.feasible):
+                    exact = True
+                    stats["dp_cost"] = cost
+            if w_thr or "period_s" in p.constraints or "throughput_per_s" in p.constraints:
+                a, period, note = pipeline_dp(p, ct, seq, ctx)
+                if note:
+                    stats["pipeline"] = note
+                if a is not None:
+                    pool.add(a, None, f"pipeline[{si}]")
+        if not pool.feasible:
+            pool.add(pack_fallback(p, ct, np.array(p.topo, dtype=np.int64)), None, "memory-fill")
+        stats["time_s"] = round(time.perf_counter() - t0, 4)
+        stats["chosen"] = pool.best_label
+        ev = pool.best
+        if ev is None:
+            return Candidate(None, status=Status.NO_SOLUTION, stats=stats,
+                             message="no memory-feasible path over the linear order of the blocks")
+        if exact and pool.feasible:
+            return Candidate(ev.assignment, ev.order, status=Status.OPTIMAL,
+                             bound=min(stats["dp_cost"], ev.value),
+                             message="exact: chain, path objective, memory never binding", stats=stats)
+        status = Status.TIME_LIMIT if ctx.expired() else Status.FEASIBLE
+        return Candidate(ev.assignment, ev.order, status=status, stats=stats,
+                         message=f"best variant: {pool.best_label}")
+
+
+__all__ = ["DynamicProgramming", "path_dp", "pipeline_dp", "linear_order", "is_chain"]
