@@ -18,7 +18,7 @@ table): no script, no network.
 
 The schedule comes from the evaluator: the plan is re-scored with `placement.evaluate`
 before drawing (a plan file with only an ``assignment`` is drawn with the list rule's order).
-Every drawn element has an SVG id (``block:<id>``, ``transfer:<u>-><v>``, ``input:<id>``,
+Every drawn element has an SVG id (``block:<id>``, ``transfer:<u>--<v>``, ``input:<id>``,
 ``output:<id>``), so a test or a script can count them; `show` returns the counts.
 """
 
@@ -197,7 +197,7 @@ def _gantt(ax, p, plan, width_pt: float) -> dict[str, Any]:
         if a[u] == a[v]:
             continue
         arrival = end[u] + p.transfer_time(float(p.edge_bytes[k]), int(a[u]), int(a[v]))
-        arrow(end[u], a[u], arrival, a[v], f"transfer:{blocks[u]}->{blocks[v]}", "#333333")
+        arrow(end[u], a[u], arrival, a[v], f"transfer:{blocks[u]}--{blocks[v]}", "#333333")
         n_tr += 1
     n_in = n_out = 0
     src, snk = p.source, p.sink
@@ -284,7 +284,7 @@ def _dag(ax, p, plan) -> dict[str, Any]:
                                     connectionstyle=f"arc3,rad={rad}", shrinkA=4, shrinkB=4,
                                     color="#d62728" if crossing else "#999999",
                                     linewidth=1.1 if crossing else 0.6, zorder=2 if crossing else 1)
-            patch.set_gid(f"dag-edge:{p.blocks[u].id}->{p.blocks[v].id}")
+            patch.set_gid(f"dag-edge:{p.blocks[u].id}--{p.blocks[v].id}")
             ax.add_patch(patch)
     else:
         same = [(pos[u], pos[v]) for u, v in g.edges if a[u] == a[v]]
