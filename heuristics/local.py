@@ -1,0 +1,370 @@
+"""`local`: simulated annealing over plans, started from the best constructive plan.
+
+Start: the best plan (evaluator-scored, feasible first) among `heft`'s variants (which
+include the single-device plans) and `dp`'s paths and pipelines.
+
+State: an assignment and a **priority** per block that is a linear extension of the block
+graph (a block's priority lies strictly between its predecessors' and successors'). Each
+device runs its blocks in priority order, so no state can deadlock, and the schedule is
+simulated in one pass over the blocks in priority order -- the evaluator's semantics (start
+= max(device free, inputs arrived)), checked equal to `placement.evaluator.evaluate` in the
+tests.
+
+Moves (probabilities adapt to the objective):
+  * **move** one block to another allowed device (half the time a device that one of its
+    neighbours is on, which keeps transfers few; else any allowed device);
+  * **swap** the devices of two blocks;
+  * **reorder** (only when the value depends on the order: latency, or idle energy): a new
+    priority for a block, drawn between its predecessors' and successors'.
+
+Score of a state: the objective (weights over the raw metrics) plus a penalty for memory
+overflow and broken constraints, ``penalty * value_of_start * relative excess``, so that
+the search may cross infeasible states; the best *feasible* state is what is kept (best
+infeasible only while no feasible one is known). Acceptance is Metropolis on the relative
+change, with a geometric cooling schedule over epochs of ``max(200, 10 * blocks)`` moves and
+a reheat from the best plan when an epoch finds nothing.
+
+Evaluation: period, energy and memory are recomputed with vectorised numpy from the
+assignment (they are sums over blocks and edges); when latency matters (latency weight or
+constraint, or idle energy) the schedule is re-simulated from the first block whose
+position, device or inputs changed onwards (earlier blocks keep their times).
+
+Stopping (the default budget is the search's own): at the time limit (status
+``time_limit``) or on convergence, when the best has not improved for
+``max(patience, moves it took to find the best so far)`` moves (status ``feasible``). The
+stopping rule counts moves, not seconds, so a run that converges before its time limit is
+deterministic for a seed. The returned plan is never worse than the start: the final best
+is re-scored by the evaluator and the start is returned if it is not strictly better.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import numpy as np
+
+from placement.evaluator import TOLERANCE, evaluate
+from placement.method import Candidate, Context, Method
+from placement.plan import Status
+from placement.problem import Problem
+
+from ._common import Pool, masked_ct, order_by, topo_position, violation_size
+
+#: moves without improvement of the best before the search stops (at least).
+PATIENCE = 3000
+#: weight of the relative memory/constraint excess, in units of the start's value.
+PENALTY = 10.0
+
+
+class Scorer:
+    """The evaluator's cost model, specialised for repeated scoring of (assignment, priority)."""
+
+    def __init__(self, p: Problem):
+        self.p = p
+        B, D = p.n_blocks, p.n_devices
+        self.B, self.D = B, D
+        self.ct = masked_ct(p)
+        self.ar = np.arange(B)
+        self.es, self.ed, self.eb = p.edge_src, p.edge_dst, p.edge_bytes
+        self.lat, self.inv = p.latency, p.inv_bandwidth
+        self.has_in = np.zeros(B, dtype=bool)
+        self.has_in[list(p.input_blocks)] = True
+        self.has_out = np.zeros(B, dtype=bool)
+        self.has_out[list(p.output_blocks)] = True
+        self.preds = [list(x) for x in p.preds]
+        self.cap = p.memory * (1 + TOLERANCE)
+        w = p.objective.weights
+        self.weights = {k: v for k, v in w.items() if v}
+        self.needs_latency = bool(w.get("latency")) or "latency_s" in p.constraints or (
+            p.count_idle and (bool(w.get("energy")) or "energy_j" in p.constraints))
+        self.needs_order = self.needs_latency
+
+    def score(self, a: np.ndarray, seq: np.ndarray | None, cache: dict | None = None):
+        """(metrics dict, memory excess, constraint excess) of assignment ``a`` with blocks
+        run in ``seq`` order (a linear extension). ``cache`` (from a previous call with
+        ``start``/``end``/``seq``/``a``) lets the latency simulation resume where they differ."""
+        p = self.p
+        ctb = self.ct[self.ar, a]
+        ea, ec = a[self.es], a[self.ed]
+        cross = ea != ec
+        tx = self.eb * self.inv[ea, ec]
+        src, snk = p.source, p.sink
+        in_tx = np.where(self.has_in, p.in_bytes * self.inv[src, a], 0.0)
+        in_cross = self.has_in & (a != src)
+        out_tx = np.where(self.has_out, p.out_bytes * self.inv[a, snk], 0.0)
+        out_cross = self.has_out & (a != snk)
+        D = self.D
+        load = np.bincount(a, weights=ctb, minlength=D)
+        link = np.zeros((D, D))
+        np.add.at(link, (ea[cross], ec[cross]), tx[cross])
+        np.add.at(link, (np.full(int(in_cross.sum()), src), a[in_cross]), in_tx[in_cross])
+        np.add.at(link, (a[out_cross], np.full(int(out_cross.sum()), snk)), out_tx[out_cross])
+        period = float(max(load.max(initial=0.0), link.max(initial=0.0)))
+        energy = float(np.sum(p.power_active[a] * ctb))
+        energy += float(np.sum((p.tx_power[ea] + p.rx_power[ec])[cross] * tx[cross]))
+        energy += float(np.sum((p.tx_power[src] + p.rx_power[a[in_cross]]) * in_tx[in_cross]))
+        energy += float(np.sum((p.tx_power[a[out_cross]] + p.rx_power[snk]) * out_tx[out_cross]))
+        latency = math.nan
+        start = end = None
+        if self.needs_latency:
+            edge_time = np.where(cross, self.lat[ea, ec] + tx, 0.0)
+            in_time = np.where(in_cross, self.lat[src, a] + in_tx, 0.0)
+            out_time = np.where(out_cross, self.lat[a, snk] + out_tx, 0.0)
+            start, end = self._simulate(a, seq, ctb, edge_time, in_time, cache)
+            latency = float(np.max(end + out_time)) if self.B else 0.0
+            if p.count_idle:
+                used = np.unique(a)
+                energy += float(np.sum(p.power_idle[used] * np.maximum(latency - load[used], 0.0)))
+        mem = np.bincount(a, weights=p.params, minlength=D)
+        peak = np.zeros(D)
+        np.maximum.at(peak, a, p.activation)
+        mem += peak
+        mem_excess = float(np.sum(np.maximum(mem - self.cap, 0.0) / p.memory))
+        metrics = {"latency_s": latency, "period_s": period, "energy_j": energy,
+                   "throughput_per_s": 1.0 / period if period > 0 else math.inf}
+        con = 0.0
+        for metric, bound in p.constraints.items():
+            got = metrics[metric]
+            if metric == "throughput_per_s":
+                if got < bound * (1 - TOLERANCE):
+                    con += (bound - got) / max(bound, 1e-300)
+            elif got > bound * (1 + TOLERANCE) + 1e-15:
+                con += (got - bound) / max(bound, 1e-300)
+        return metrics, mem_excess, con, (start, end)
+
+    def _simulate(self, a, seq, ctb, edge_time, in_time, cache):
+        B = self.B
+        j0 = 0
+        if cache is not None and cache.get("start") is not None:
+            old_a, old_seq = cache["a"], cache["seq"]
+            old_ctb, old_et, old_it = cache["ctb"], cache["edge_time"], cache["in_time"]
+            # first position where the block, its device, its time or an input changed
+            changed = (seq != old_seq) | (a[seq] != old_a[seq]) | (ctb[seq] != old_ctb[seq]) \
+                | (in_time[seq] != old_it[seq])
+            ek = np.nonzero(edge_time != old_et)[0]
+            pos = np.empty(B, dtype=np.int64)
+            pos[seq] = np.arange(B)
+            first = int(np.argmax(changed)) if changed.any() else B
+            if len(ek):
+                first = min(first, int(pos[self.ed[ek]].min()))
+            j0 = first
+            start, end = cache["start"].copy(), cache["end"].copy()
+        else:
+            start, end = np.zeros(B), np.zeros(B)
+        free = np.zeros(self.D)
+        if j0 > 0:
+            before = seq[:j0]
+            np.maximum.at(free, a[before], end[before])
+        et = edge_time.tolist()
+        it = in_time.tolist()
+        cl = ctb.tolist()
+        al = a.tolist()
+        preds = self.preds
+        freel = free.tolist()
+        endl = end.tolist()
+        startl = start.tolist()
+        for b in seq[j0:].tolist():
+            d = al[b]
+            t = freel[d]
+            if it[b] > t:
+                t = it[b]
+            for u, k in preds[b]:
+                x = endl[u] + et[k]
+                if x > t:
+                    t = x
+            startl[b] = t
+            e = t + cl[b]
+            endl[b] = e
+            freel[d] = e
+        return np.array(startl), np.array(endl)
+
+
+def _start_plan(p: Problem, ctx: Context) -> tuple[Pool, dict]:
+    from .dp import DynamicProgramming
+    from .heft import construct
+
+    pool, stats = construct(p, ctx)
+    cand_stats = {"heft": pool.best_label}
+    if not ctx.expired():
+        try:
+            cand = DynamicProgramming().solve(p, ctx.sub(0.3))
+            if cand.assignment is not None:
+                pool.add(cand.assignment, cand.order, "dp:" + cand.stats.get("chosen", ""))
+        except Exception as exc:  # dp is a start only; its failure must not stop the search
+            cand_stats["dp_error"] = f"{type(exc).__name__}: {exc}"
+    cand_stats["start"] = pool.best_label
+    return pool, cand_stats
+
+
+class LocalSearch(Method):
+    name = "local"
+    kind = "heuristic"
+    guarantee = "never worse than the best constructive plan (heft, dp, single); deterministic per seed"
+    summary = ("simulated annealing over block moves, swaps and per-device reorders, started from "
+               "the best of heft and dp; stops at convergence or the time limit")
+    options = {"patience": f"moves without improvement before stopping (default {PATIENCE})",
+               "max_moves": "stop after this many moves (default: no cap)"}
+
+    def solve(self, problem: Problem, ctx: Context) -> Candidate:
+        p = problem
+        t0 = time.perf_counter()
+        pool, stats = _start_plan(p, ctx)
+        start_ev = pool.best
+        if start_ev is None:
+            return Candidate(None, status=Status.NO_SOLUTION, stats=stats,
+                             message="no constructive plan fits memory (heft, dp, memory-first fill)")
+        patience = int(ctx.options.get("patience", PATIENCE))
+        max_moves = ctx.options.get("max_moves")
+        result = _anneal(p, start_ev, ctx, patience, int(max_moves) if max_moves else None, stats)
+        best_a, best_seq, timed_out = result
+        if best_a is not None:
+            order = order_by(best_a, np.argsort(best_seq), p.n_devices)
+            ev = evaluate(p, best_a, order)
+            key_new = (violation_size(p, ev), ev.value)
+            key_old = (violation_size(p, start_ev), start_ev.value)
+            if key_new < key_old:
+                final = ev
+            else:
+                final = start_ev
+        else:
+            final = start_ev
+        stats["time_s"] = round(time.perf_counter() - t0, 4)
+        stats["start_value"] = start_ev.value
+        stats["improved"] = final is not start_ev
+        status = Status.TIME_LIMIT if timed_out else Status.FEASIBLE
+        return Candidate(final.assignment, final.order, status=status, stats=stats,
+                         message=f"start {stats['start']} at {start_ev.value:.6g}; "
+                         f"{stats.get('moves', 0)} moves")
+
+
+def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | None, stats: dict):
+    """Simulated annealing from ``start_ev``. Returns (best assignment, best priority-sorted
+    sequence, stopped by time)."""
+    B, D = p.n_blocks, p.n_devices
+    sc = Scorer(p)
+    rng = random.Random(ctx.seed)
+    allowed = [np.nonzero(p.allowed[b])[0].tolist() for b in range(B)]
+    movable = [b for b in range(B) if len(allowed[b]) > 1]
+    if not movable and not sc.needs_order:
+        stats["moves"] = 0
+        return None, None, False
+    neighbours = [[u for u, _ in p.preds[b]] + [v for v, _ in p.succs[b]] for b in range(B)]
+    succ_l = [[v for v, _ in p.succs[b]] for b in range(B)]
+    pred_l = [[u for u, _ in p.preds[b]] for b in range(B)]
+
+    a = np.array(start_ev.assignment, dtype=np.int64)
+    # priority from the start's schedule (start time, then topological position): a linear
+    # extension whose per-device orders are the start's own
+    tpos = topo_position(p)
+    seq = np.lexsort((tpos, start_ev.start))
+    prio = np.empty(B)
+    prio[seq] = np.arange(B, dtype=float)
+
+    def value_of(metrics, mem_x, con_x, scale):
+        v = sum(w * metrics[{"latency": "latency_s", "throughput": "period_s",
+                             "energy": "energy_j"}[k]] for k, w in sc.weights.items())
+        return v, v + PENALTY * scale * (mem_x + con_x), (mem_x + con_x) > 0
+
+    metrics, mx, cx, (st, en) = sc.score(a, seq)
+    scale = abs(value_of(metrics, 0, 0, 1)[0]) or 1.0
+    cur_v, cur_f, cur_bad = value_of(metrics, mx, cx, scale)
+    cache = {"a": a.copy(), "seq": seq.copy(), "start": st, "end": en}
+    if sc.needs_latency:
+        cache.update(_latency_inputs(sc, a))
+    best = (cur_bad, cur_v if not cur_bad else cur_f)
+    best_a, best_seq = a.copy(), seq.copy()
+    epoch = max(200, 10 * B)
+    t_start, t_end = 0.02, 1e-4
+    cool = (t_end / t_start) ** (1.0 / 20)        # 20 epochs from hot to cold, then reheat
+    temp = t_start
+    moves = since = found_at = 0
+    p_reorder = 0.25 if sc.needs_order else 0.0
+    p_swap = 0.2
+    timed_out = False
+    while True:
+        if moves % 64 == 0 and ctx.expired():
+            timed_out = True
+            break
+        if max_moves is not None and moves >= max_moves:
+            break
+        if since >= max(patience, found_at):
+            break
+        moves += 1
+        since += 1
+        r = rng.random()
+        new_a, new_prio = a, prio
+        if r < p_reorder:
+            b = rng.randrange(B)
+            lo = max((prio[u] for u in pred_l[b]), default=-1.0)
+            hi = min((prio[v] for v in succ_l[b]), default=float(B))
+            if hi - lo <= 1e-9:
+                continue
+            new_prio = prio.copy()
+            new_prio[b] = lo + (hi - lo) * (0.05 + 0.9 * rng.random())
+        elif r < p_reorder + p_swap and len(movable) > 1:
+            b, c = rng.choice(movable), rng.choice(movable)
+            if a[b] == a[c] or not p.allowed[b, a[c]] or not p.allowed[c, a[b]]:
+                continue
+            new_a = a.copy()
+            new_a[b], new_a[c] = a[c], a[b]
+        else:
+            if not movable:
+                continue
+            b = rng.choice(movable)
+            nb = neighbours[b]
+            if nb and rng.random() < 0.5:
+                y = int(a[rng.choice(nb)])
+                if not p.allowed[b, y]:
+                    continue
+            else:
+                y = rng.choice(allowed[b])
+            if y == a[b]:
+                continue
+            new_a = a.copy()
+            new_a[b] = y
+        new_seq = np.argsort(new_prio, kind="stable") if new_prio is not prio else seq
+        metrics, mx, cx, (st, en) = sc.score(new_a, new_seq, cache if sc.needs_latency else None)
+        v, f, bad = value_of(metrics, mx, cx, scale)
+        delta = (f - cur_f) / max(abs(cur_f), 1e-300)
+        if delta <= 0 or rng.random() < math.exp(-delta / temp):
+            a, prio, seq = new_a, new_prio, new_seq
+            cur_v, cur_f, cur_bad = v, f, bad
+            if sc.needs_latency:
+                cache = {"a": a.copy(), "seq": seq.copy(), "start": st, "end": en}
+                cache.update(_latency_inputs(sc, a))
+            key = (bad, v if not bad else f)
+            if key[0] < best[0] or (key[0] == best[0] and key[1] < best[1] - 1e-12 * abs(best[1])):
+                best = key
+                best_a, best_seq = a.copy(), seq.copy()
+                found_at, since = moves, 0
+                ctx.report(v if not bad else None, None)
+        if moves % epoch == 0:
+            temp *= cool
+            if temp < t_end:                         # reheat from the best plan
+                temp = t_start / 2
+                a, seq = best_a.copy(), best_seq.copy()
+                prio = np.empty(B)
+                prio[seq] = np.arange(B, dtype=float)
+                metrics, mx, cx, (st, en) = sc.score(a, seq)
+                cur_v, cur_f, cur_bad = value_of(metrics, mx, cx, scale)
+                if sc.needs_latency:
+                    cache = {"a": a.copy(), "seq": seq.copy(), "start": st, "end": en}
+                    cache.update(_latency_inputs(sc, a))
+    stats["moves"] = moves
+    stats["best_found_at_move"] = found_at
+    return best_a, best_seq, timed_out
+
+
+def _latency_inputs(sc: Scorer, a: np.ndarray) -> dict:
+    p = sc.p
+    ea, ec = a[sc.es], a[sc.ed]
+    cross = ea != ec
+    edge_time = np.where(cross, sc.lat[ea, ec] + sc.eb * sc.inv[ea, ec], 0.0)
+    in_cross = sc.has_in & (a != p.source)
+    in_time = np.where(in_cross, sc.lat[p.source, a] + p.in_bytes * sc.inv[p.source, a], 0.0)
+    return {"ctb": sc.ct[sc.ar, a], "edge_time": edge_time, "in_time": in_time}
+
+
+__all__ = ["LocalSearch", "Scorer"]
