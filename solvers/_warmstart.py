@@ -1,0 +1,218 @@
+"""What the exact solvers share: the warm start (best heuristic plan), the horizon derived
+from it, the metrics the model must represent, and the final choice among plans.
+
+The warm start runs the registered heuristics (``single``, ``heft``, ``dp``, ``local``) on a
+share of the time limit, plus a cheap memory-aware greedy of its own, scores every plan with
+the evaluator, and keeps the best feasible one. The exact solvers hint it to their backend,
+derive big-M / horizon values from it, and return it when they find nothing better: they are
+never worse than it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from placement import bounds
+from placement.evaluator import Evaluation, evaluate
+from placement.method import Context
+from placement.problem import Problem
+
+#: heuristics tried for the warm start, with the share of the time left each gets.
+WARM_METHODS: tuple[tuple[str, float], ...] = (("single", 0.02), ("heft", 0.05), ("dp", 0.05),
+                                                ("local", 0.08))
+
+
+@dataclass
+class WarmStart:
+    best: Evaluation | None
+    source: str = ""
+    tried: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def greedy(p: Problem) -> np.ndarray | None:
+    """Memory-aware earliest-finish greedy in topological order (ignores device contention
+    beyond a running busy time). Returns an assignment or None when a block fits nowhere."""
+    B, D = p.n_blocks, p.n_devices
+    a = np.full(B, -1, dtype=np.int64)
+    weights = np.zeros(D)
+    peak = np.zeros(D)
+    busy = np.zeros(D)
+    finish = np.zeros(B)
+    for b in p.topo:
+        best, best_t = -1, math.inf
+        for d in np.nonzero(p.allowed[b])[0]:
+            if weights[d] + p.params[b] + max(peak[d], p.activation[b]) > p.memory[d]:
+                continue
+            ready = float(p.input_arrival(b)[d]) if not p.preds[b] else 0.0
+            ok = True
+            for u, k in p.preds[b]:
+                if not p.reachable[a[u], d]:
+                    ok = False
+                    break
+                ready = max(ready, finish[u] + p.transfer_time(p.edge_bytes[k], int(a[u]), int(d)))
+            if not ok:
+                continue
+            t = max(ready, busy[d]) + p.compute_time[b, d]
+            if t < best_t:
+                best, best_t = int(d), t
+        if best < 0:
+            return None
+        a[b] = best
+        weights[best] += p.params[b]
+        peak[best] = max(peak[best], p.activation[b])
+        busy[best] = best_t
+        finish[b] = best_t
+    return a
+
+
+def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] = WARM_METHODS
+               ) -> WarmStart:
+    """The best feasible plan of the heuristics (by the evaluator's value), or None."""
+    from placement.errors import MethodError
+    from placement.registry import get_method
+
+    t0 = time.monotonic()
+    out = WarmStart(None)
+
+    def consider(name: str, ev: Evaluation) -> None:
+        out.tried[name] = ev.value if ev.feasible else "infeasible"
+        if ev.feasible and (out.best is None or ev.value < out.best.value):
+            out.best, out.source = ev, name
+
+    a = greedy(p)
+    if a is not None:
+        consider("greedy", evaluate(p, a))
+    for name, share in methods:
+        if ctx.expired():
+            break
+        try:
+            m = get_method(name)
+            if p.objective.name not in m.objectives:
+                continue
+            cand = m.solve(p, ctx.sub(share))
+        except MethodError as exc:   # not written yet, or unavailable
+            out.tried[name] = f"unavailable: {exc}"
+            continue
+        except Exception as exc:  # a heuristic's bug must not sink the exact solver
+            out.tried[name] = f"error: {type(exc).__name__}: {exc}"
+            continue
+        if cand.assignment is None:
+            out.tried[name] = "no plan"
+            continue
+        a = np.asarray(cand.assignment, dtype=np.int64)
+        consider(name, evaluate(p, a, cand.order))
+        if cand.order is not None:
+            consider(name + "+list", evaluate(p, a))
+    out.seconds = time.monotonic() - t0
+    return out
+
+
+# --------------------------------------------------------------------------- model facts
+def needs_schedule(p: Problem) -> bool:
+    """The model needs start times (latency in the objective or a constraint, or idle energy)."""
+    w = p.objective.weights
+    return bool(w.get("latency") or "latency_s" in p.constraints
+                or (p.count_idle and (w.get("energy") or "energy_j" in p.constraints)))
+
+
+def needs_period(p: Problem) -> bool:
+    return bool(p.objective.weights.get("throughput") or "period_s" in p.constraints
+                or "throughput_per_s" in p.constraints)
+
+
+def needs_energy(p: Problem) -> bool:
+    return bool(p.objective.weights.get("energy") or "energy_j" in p.constraints)
+
+
+def period_cap(p: Problem) -> float | None:
+    """The largest period a feasible plan may have (from period_s / throughput_per_s), or None."""
+    caps = []
+    if "period_s" in p.constraints:
+        caps.append(p.constraints["period_s"] * (1 + 1e-9) + 1e-15)
+    if p.constraints.get("throughput_per_s", 0) > 0:
+        caps.append(1.0 / (p.constraints["throughput_per_s"] * (1 - 1e-9)))
+    return min(caps) if caps else None
+
+
+def serial_horizon(p: Problem) -> float:
+    """An upper bound on the latency of every ASAP schedule of every plan: the binding chain
+    of an ASAP schedule covers [0, latency] with compute intervals and transfers, each at most
+    once, so their worst-case sum bounds it."""
+    ct = np.where(p.allowed, p.compute_time, 0.0)
+    total = float(np.sum(np.max(ct, axis=1)))
+    for k in range(p.n_edges):
+        tm = p.transfer_matrix(p.edge_bytes[k])
+        total += float(np.max(np.where(np.isfinite(tm), tm, 0.0)))
+    for b in p.input_blocks:
+        v = p.input_arrival(b)
+        total += float(np.max(np.where(np.isfinite(v), v, 0.0)))
+    for b in p.output_blocks:
+        v = p.output_delivery(b)
+        total += float(np.max(np.where(np.isfinite(v), v, 0.0)))
+    return total
+
+
+def latency_horizon(p: Problem, incumbent: Evaluation | None) -> float:
+    """A latency no optimal plan exceeds: the serial bound, the latency constraint, and, when
+    latency is weighted, what the incumbent's value leaves for it after the other metrics'
+    cheap bounds."""
+    h = serial_horizon(p)
+    if "latency_s" in p.constraints:
+        h = min(h, p.constraints["latency_s"] * (1 + 1e-9) + 1e-15)
+    w = p.objective.weights
+    if incumbent is not None and w.get("latency"):
+        rest = 0.0
+        if w.get("throughput"):
+            rest += w["throughput"] * bounds.period_bound(p)
+        if w.get("energy"):
+            rest += w["energy"] * bounds.energy_bound(p)
+        h = min(h, (incumbent.value - rest) / w["latency"] * (1 + 1e-9) + 1e-12)
+        h = max(h, incumbent.latency_s)
+    return h
+
+
+def incomparable_pairs(p: Problem) -> list[tuple[int, int]]:
+    """Block pairs (a < b) with no path between them in the block graph (only these can
+    compete for a device: a path already orders the others)."""
+    B = p.n_blocks
+    anc = [0] * B
+    for b in p.topo:
+        m = 0
+        for u, _ in p.preds[b]:
+            m |= anc[u] | (1 << u)
+        anc[b] = m
+    out = []
+    for a in range(B):
+        for b in range(a + 1, B):
+            if not (anc[b] >> a) & 1 and not (anc[a] >> b) & 1:
+                if np.any(p.allowed[a] & p.allowed[b]):
+                    out.append((a, b))
+    return out
+
+
+def orders_from_starts(p: Problem, assignment: np.ndarray, start: np.ndarray) -> list[list[int]]:
+    """Per-device orders by start time (ties: topological position)."""
+    pos = np.empty(p.n_blocks, dtype=np.int64)
+    pos[list(p.topo)] = np.arange(p.n_blocks)
+    order: list[list[int]] = [[] for _ in range(p.n_devices)]
+    for b in sorted(range(p.n_blocks), key=lambda b: (start[b], pos[b])):
+        order[int(assignment[b])].append(b)
+    return order
+
+
+def best_plan(p: Problem, plans: list[tuple[np.ndarray, list[list[int]] | None]],
+              incumbent: Evaluation | None) -> Evaluation | None:
+    """The best feasible of ``plans`` (each also tried with the list rule) and the incumbent."""
+    best = incumbent
+    for a, order in plans:
+        for o in ([order, None] if order is not None else [None]):
+            ev = evaluate(p, a, o)
+            if ev.feasible and (best is None or ev.value < best.value * (1 - 1e-12)):
+                best = ev
+    return best

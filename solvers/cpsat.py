@@ -1,0 +1,404 @@
+"""`cpsat`: assignment plus per-device scheduling with OR-Tools CP-SAT, all objectives.
+
+Model (integers in per-problem units, see `solvers._scale`; every quantity rounded down so
+that the model is a relaxation and its proven bound is valid for the real problem):
+
+* ``x[b,d]`` boolean for every allowed (block, device) pair (pins and ``allowed_devices``
+  are in ``problem.allowed``); exactly one per block.
+* memory: ``sum_b params_b x[b,d] + peak_d <= memory_d`` with ``peak_d >= activation_b x[b,d]``.
+* unreachable pairs: ``x[u,d1] + x[v,d2] <= 1`` for every edge whose ends cannot talk.
+* symmetry between identical devices ``d_1 < d_2 < ...`` (``problem.identical_device_groups``):
+  the lowest-index block on ``d_{i+1}`` comes after the lowest-index block on ``d_i``
+  (prefix booleans ``h[b,d]`` = "d holds a block of index <= b").
+* latency (when the objective, a constraint or idle energy needs it): a start ``s_b`` and,
+  for each allowed device, an optional interval of the block's compute time present iff
+  ``x[b,d]``; ``no_overlap`` per device; for an edge ``u -> v`` and each device ``d1`` of u:
+  ``s_v >= s_u + ct[u,d1] + sum_d2 transfer[d1,d2] x[v,d2]`` enforced by ``x[u,d1]`` (the
+  delay depends on both ends); inputs wait for ``source``; the makespan ``L`` waits for each
+  output's delivery to ``sink``; ``L >= load_d`` (redundant, helps the bound).
+* throughput: ``T >= load_d`` for every device and ``T >=`` every directed link's load, the
+  latter through pair booleans ``y[k,d1,d2] >= x[u,d1] + x[v,d2] - 1``.
+* energy: compute energy linear in ``x``; radio energy of an edge ``en_k >= sum_d2
+  e[d1,d2] x[v,d2]`` enforced by ``x[u,d1]``; input/output radio linear in ``x``; with
+  ``count_idle``: ``z_d >= L - load_d`` enforced by "d holds a block", ``z_d >= 0``, paying
+  ``power_idle_d * z_d``.
+* objective: the integer weighted sum of the metrics; constraints bound the same variables.
+
+Warm start: the best heuristic plan (`solvers._warmstart`) is hinted, bounds the latency
+horizon, and is returned if CP-SAT finds nothing better (by the evaluator's value).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from placement import bounds
+from placement.method import Candidate, Context, Method
+from placement.plan import Status
+from placement.problem import Problem
+
+from . import _warmstart as ws
+from ._scale import DEFAULT_PRECISION, choose_units, floor_units
+
+#: seconds kept back from the limit for reading the solution back and re-scoring it.
+READ_BACK_S = 0.3
+
+
+class CpSat(Method):
+    name = "cpsat"
+    kind = "exact"
+    guarantee = ("optimal when it says so (proven bound of a rounded-down relaxation, valid for "
+                 "the real problem); else best plan and proven bound at the time limit")
+    summary = "OR-Tools CP-SAT: assignment, optional intervals and no-overlap per device, all objectives"
+    options = {
+        "precision": f"worst-case relative rounding error of the integer model (default {DEFAULT_PRECISION:g})",
+        "workers": "CP-SAT search workers (default 2)",
+        "warm": "run the heuristics for a warm start (default true)",
+    }
+
+    def solve(self, problem: Problem, ctx: Context) -> Candidate:
+        t0 = time.monotonic()
+        p = problem
+        opts = ctx.options
+        warm = ws.warm_start(p, ctx) if opts.get("warm", True) else ws.WarmStart(None)
+        inc = warm.best
+        precision = float(opts.get("precision", DEFAULT_PRECISION))
+        model_t0 = time.monotonic()
+        m = _Model(p, inc, precision)
+        model_s = time.monotonic() - model_t0
+        stats = {"warm_start": warm.source or None, "warm_value": None if inc is None else inc.value,
+                 "warm_tried": warm.tried, "warm_start_s": round(warm.seconds, 3),
+                 "model_build_s": round(model_s, 3), **m.units.as_dict(),
+                 "horizon_s": m.horizon_s, "variables": len(m.model.proto.variables),
+                 "constraints": len(m.model.proto.constraints)}
+        from ortools.sat.python import cp_model
+
+        solver = cp_model.CpSolver()
+        left = ctx.time_left() - READ_BACK_S
+        solver.parameters.max_time_in_seconds = max(0.05, left) if math.isfinite(left) else 1e9
+        solver.parameters.num_workers = int(opts.get("workers", 2))
+        solver.parameters.random_seed = int(ctx.seed)
+        cb = _Collector(m, ctx)
+        status = solver.solve(m.model, cb)
+        stats.update({"solver_status": solver.status_name(status), "wall_s": round(solver.wall_time, 3),
+                      "branches": solver.num_branches, "conflicts": solver.num_conflicts,
+                      "objective_units": solver.objective_value if cb.solutions else None,
+                      "bound_units": solver.best_objective_bound,
+                      "solutions": cb.count})
+        bound = None
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) or (status == cp_model.UNKNOWN and m.has_objective):
+            b = solver.best_objective_bound
+            if math.isfinite(b):
+                bound = max(0.0, b * m.units.r_obj * (1 - 1e-9))
+        if status == cp_model.INFEASIBLE:
+            if inc is not None:  # cannot happen for a relaxation; say so rather than lie
+                return Candidate(inc.assignment, inc.order, status=Status.FEASIBLE, stats=stats,
+                                 message="cpsat: model reported infeasible although a plan exists")
+            return Candidate(None, status=Status.INFEASIBLE, stats=stats, message=(
+                "cpsat proved that no plan meets " + _what(p)))
+        best = ws.best_plan(p, cb.plans(), inc)
+        stats["total_s"] = round(time.monotonic() - t0, 3)
+        if best is None:
+            return Candidate(None, status=Status.NO_SOLUTION, bound=bound, stats=stats,
+                             message=f"cpsat: no plan found ({solver.status_name(status)})")
+        if status == cp_model.OPTIMAL:
+            st = Status.OPTIMAL
+            if not m.has_objective:
+                bound = None
+        else:
+            st = Status.TIME_LIMIT
+        return Candidate(best.assignment, best.order, status=st, bound=bound, stats=stats)
+
+
+def _what(p: Problem) -> str:
+    parts = ["memory", "links"]
+    if p.constraints:
+        parts.append("the constraints " + ", ".join(f"{k} {v:g}" for k, v in p.constraints.items()))
+    return ", ".join(parts) + " (every plan breaks one)"
+
+
+class _Collector:
+    """Keeps the last few solutions (assignment, starts) and reports progress."""
+
+    def __new__(cls, m: "_Model", ctx: Context):
+        from ortools.sat.python import cp_model
+
+        class Collector(cp_model.CpSolverSolutionCallback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.solutions: list[tuple[np.ndarray, np.ndarray | None]] = []
+                self.count = 0
+
+            def on_solution_callback(self) -> None:
+                self.count += 1
+                a = np.full(m.p.n_blocks, -1, dtype=np.int64)
+                for (b, d), var in m.x.items():
+                    if self.boolean_value(var):
+                        a[b] = d
+                s = None
+                if m.s is not None:
+                    s = np.array([self.value(v) for v in m.s], dtype=float)
+                self.solutions.append((a, s))
+                del self.solutions[:-4]
+                if m.has_objective:
+                    ctx.report(self.objective_value * m.units.r_obj,
+                               self.best_objective_bound * m.units.r_obj)
+
+            def plans(self):
+                out = []
+                for a, s in self.solutions:
+                    order = ws.orders_from_starts(m.p, a, s) if s is not None else None
+                    out.append((a, order))
+                return out
+
+        return Collector()
+
+
+class _Model:
+    """The CP-SAT model of one problem (module docstring), with the variables to read back."""
+
+    def __init__(self, p: Problem, inc, precision: float):
+        from ortools.sat.python import cp_model
+
+        self.p = p
+        B, D = p.n_blocks, p.n_devices
+        w = {k: v for k, v in p.objective.weights.items() if v}
+        self.units = u = choose_units(p, None if inc is None else inc.value, precision)
+        self.model = mdl = cp_model.CpModel()
+        allowed = p.allowed
+        self.x = x = {(b, d): mdl.new_bool_var(f"x[{b},{d}]")
+                      for b in range(B) for d in range(D) if allowed[b, d]}
+        on = [[x[b, d] for d in range(D) if allowed[b, d]] for b in range(B)]
+        for b in range(B):
+            mdl.add_exactly_one(on[b])
+
+        # ---- memory (bytes, rounded down: a relaxation)
+        params = np.floor(p.params).astype(np.int64)
+        act = np.floor(p.activation).astype(np.int64)
+        for d in range(D):
+            blocks = [b for b in range(B) if allowed[b, d]]
+            if not blocks:
+                continue
+            cap = int(math.floor(p.memory[d] * (1 + 1e-9)))
+            if params[blocks].sum() + act[blocks].max() <= cap:
+                continue  # everything fits: no constraint needed
+            peak = mdl.new_int_var(0, int(act[blocks].max()), f"peak[{d}]")
+            for b in blocks:
+                if act[b] > 0:
+                    mdl.add(peak >= int(act[b]) * x[b, d])
+            mdl.add(sum(int(params[b]) * x[b, d] for b in blocks) + peak <= cap)
+
+        # ---- links that do not exist
+        for k in range(p.n_edges):
+            uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
+            for d1 in range(D):
+                for d2 in range(D):
+                    if allowed[uu, d1] and allowed[vv, d2] and not p.reachable[d1, d2]:
+                        mdl.add_bool_or([~x[uu, d1], ~x[vv, d2]])
+        for b in p.input_blocks:
+            for d in range(D):
+                if allowed[b, d] and not p.reachable[p.source, d]:
+                    mdl.add(x[b, d] == 0)
+        for b in p.output_blocks:
+            for d in range(D):
+                if allowed[b, d] and not p.reachable[d, p.sink]:
+                    mdl.add(x[b, d] == 0)
+
+        # ---- symmetry between identical devices
+        self.symmetry_groups = p.identical_device_groups()
+        for group in self.symmetry_groups:
+            group = sorted(group)
+            prefix = {}
+            for d in group[:-1]:
+                prev = None
+                for b in range(B):
+                    if not allowed[b, d]:
+                        h = prev
+                    else:
+                        h = mdl.new_bool_var(f"h[{b},{d}]")
+                        mdl.add_implication(x[b, d], h)
+                        if prev is not None:
+                            mdl.add_implication(prev, h)
+                            mdl.add_bool_or([~h, prev, x[b, d]])
+                        else:
+                            mdl.add_implication(h, x[b, d])
+                    prefix[b, d] = h
+                    prev = h
+            for d_prev, d_next in zip(group, group[1:]):
+                for b in range(B):
+                    if not allowed[b, d_next]:
+                        continue
+                    earlier = prefix.get((b - 1, d_prev)) if b > 0 else None
+                    if earlier is None:
+                        mdl.add(x[b, d_next] == 0)
+                    else:
+                        mdl.add_implication(x[b, d_next], earlier)
+
+        objective = []
+        # ---- latency: schedule
+        self.s = None
+        self.horizon_s = None
+        L = None
+        if ws.needs_schedule(p):
+            r = u.r_lat
+            h = ws.latency_horizon(p, inc)
+            self.horizon_s = h
+            H = int(floor_units(h, r))
+            ct = np.where(allowed, p.compute_time, 0.0)
+            ct_u = floor_units(ct, r)
+            self.s = s = [mdl.new_int_var(0, H, f"s[{b}]") for b in range(B)]
+            per_device = [[] for _ in range(D)]
+            for (b, d), var in x.items():
+                if ct_u[b, d] > 0:
+                    per_device[d].append(mdl.new_optional_fixed_size_interval_var(
+                        s[b], int(ct_u[b, d]), var, f"i[{b},{d}]"))
+                    mdl.add(s[b] + int(ct_u[b, d]) <= H).only_enforce_if(var)
+            for d in range(D):
+                if len(per_device[d]) > 1:
+                    mdl.add_no_overlap(per_device[d])
+            for b in p.input_blocks:
+                arr = floor_units(np.where(np.isfinite(p.input_arrival(b)), p.input_arrival(b), 0.0), r)
+                terms = [int(arr[d]) * x[b, d] for d in range(D) if allowed[b, d] and arr[d] > 0]
+                if terms:
+                    mdl.add(s[b] >= sum(terms))
+            for k in range(p.n_edges):
+                uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
+                tt = p.transfer_matrix(p.edge_bytes[k])
+                tt_u = floor_units(np.where(np.isfinite(tt), tt, 0.0), r)
+                for d1 in range(D):
+                    if not allowed[uu, d1]:
+                        continue
+                    terms = [int(tt_u[d1, d2]) * x[vv, d2] for d2 in range(D)
+                             if d2 != d1 and allowed[vv, d2] and tt_u[d1, d2] > 0]
+                    mdl.add(s[vv] >= s[uu] + int(ct_u[uu, d1]) + sum(terms)).only_enforce_if(x[uu, d1])
+            lo = int(min(floor_units(bounds.latency_bound(p), r), H))
+            L = mdl.new_int_var(lo, H, "latency")
+            for b in p.output_blocks:
+                dv = p.output_delivery(b)
+                out_u = floor_units(np.where(np.isfinite(dv), dv, 0.0), r)
+                mdl.add(L >= s[b] + sum(int(ct_u[b, d] + out_u[d]) * x[b, d]
+                                        for d in range(D) if allowed[b, d]))
+            for d in range(D):
+                terms = [int(ct_u[b, d]) * x[b, d] for b in range(B) if allowed[b, d] and ct_u[b, d] > 0]
+                if terms:
+                    mdl.add(L >= sum(terms))
+            if "latency_s" in p.constraints:
+                mdl.add(L <= int(floor_units(p.constraints["latency_s"] * (1 + 1e-9) + 1e-15, r)))
+            if u.c_lat:
+                objective.append(u.c_lat * L)
+
+        # ---- pair booleans (throughput link loads)
+        T = None
+        if ws.needs_period(p) or w.get("throughput"):
+            r = u.r_per
+            ctp = floor_units(np.where(allowed, p.compute_time, 0.0), r)
+            upper = int(max(ctp.sum(axis=0).max(), 1))
+            link_terms: dict[tuple[int, int], list] = {}
+            link_max: list[int] = []
+            for k in range(p.n_edges):
+                uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
+                tx = floor_units(p.transmission_matrix(p.edge_bytes[k]), r)
+                link_max.append(int(tx.max(initial=0)))
+                for d1 in range(D):
+                    for d2 in range(D):
+                        if d1 == d2 or not (allowed[uu, d1] and allowed[vv, d2]) or tx[d1, d2] <= 0:
+                            continue
+                        y = mdl.new_bool_var(f"y[{k},{d1},{d2}]")
+                        mdl.add_bool_or([~x[uu, d1], ~x[vv, d2], y])
+                        link_terms.setdefault((d1, d2), []).append(int(tx[d1, d2]) * y)
+            for b in p.input_blocks:
+                tx = floor_units(p.transmission_matrix(p.in_bytes[b])[p.source], r)
+                link_max.append(int(tx.max(initial=0)))
+                for d in range(D):
+                    if d != p.source and allowed[b, d] and tx[d] > 0:
+                        link_terms.setdefault((p.source, d), []).append(int(tx[d]) * x[b, d])
+            for b in p.output_blocks:
+                tx = floor_units(p.transmission_matrix(p.out_bytes[b])[:, p.sink], r)
+                link_max.append(int(tx.max(initial=0)))
+                for d in range(D):
+                    if d != p.sink and allowed[b, d] and tx[d] > 0:
+                        link_terms.setdefault((d, p.sink), []).append(int(tx[d]) * x[b, d])
+            upper += int(sum(link_max))
+            cap = ws.period_cap(p)
+            hi = int(floor_units(cap, r)) if cap is not None else None
+            T = mdl.new_int_var(0, upper if hi is None else max(min(hi, upper), 0), "period")
+            for d in range(D):
+                terms = [int(ctp[b, d]) * x[b, d] for b in range(B) if allowed[b, d] and ctp[b, d] > 0]
+                if terms:
+                    mdl.add(T >= sum(terms))
+            for terms in link_terms.values():
+                mdl.add(T >= sum(terms))
+            if u.c_per:
+                objective.append(u.c_per * T)
+
+        # ---- energy
+        if ws.needs_energy(p) or w.get("energy"):
+            r = u.r_en
+            terms = []
+            ec = floor_units(p.power_active[None, :] * np.where(allowed, p.compute_time, 0.0), r)
+            for (b, d), var in x.items():
+                extra = 0.0
+                if not p.preds[b] and d != p.source:
+                    extra += (p.tx_power[p.source] + p.rx_power[d]) * p.in_bytes[b] * p.inv_bandwidth[p.source, d]
+                if not p.succs[b] and d != p.sink:
+                    extra += (p.tx_power[d] + p.rx_power[p.sink]) * p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
+                c = int(ec[b, d]) + int(floor_units(extra, r))
+                if c > 0:
+                    terms.append(c * var)
+            for k in range(p.n_edges):
+                uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
+                tx = p.transmission_matrix(p.edge_bytes[k])
+                e = floor_units((p.tx_power[:, None] + p.rx_power[None, :]) * tx, r)
+                np.fill_diagonal(e, 0)
+                top = int(e[np.ix_(allowed[uu], allowed[vv])].max(initial=0))
+                if top <= 0:
+                    continue
+                en = mdl.new_int_var(0, top, f"en[{k}]")
+                for d1 in range(D):
+                    if not allowed[uu, d1]:
+                        continue
+                    row = [int(e[d1, d2]) * x[vv, d2] for d2 in range(D)
+                           if d2 != d1 and allowed[vv, d2] and e[d1, d2] > 0]
+                    if row:
+                        mdl.add(en >= sum(row)).only_enforce_if(x[uu, d1])
+                terms.append(en)
+            energy = sum(terms) if terms else 0
+            idle_obj, idle_en = [], []
+            if p.count_idle and L is not None:
+                ctu_up = np.ceil(np.where(allowed, p.compute_time, 0.0) / u.r_lat).astype(np.int64)
+                for d in range(D):
+                    if p.power_idle[d] <= 0 or not allowed[:, d].any():
+                        continue
+                    used = mdl.new_bool_var(f"used[{d}]")
+                    for b in range(B):
+                        if allowed[b, d]:
+                            mdl.add_implication(x[b, d], used)
+                    z = mdl.new_int_var(0, H, f"idle[{d}]")
+                    load_up = sum(int(ctu_up[b, d]) * x[b, d] for b in range(B) if allowed[b, d])
+                    mdl.add(z >= L - load_up).only_enforce_if(used)
+                    if u.c_idle[d] > 0:
+                        idle_obj.append(int(u.c_idle[d]) * z)
+                    if u.c_idle_en[d] > 0:
+                        idle_en.append(int(u.c_idle_en[d]) * z)
+            if "energy_j" in p.constraints:
+                cap = int(floor_units(p.constraints["energy_j"] * (1 + 1e-9) + 1e-15, r))
+                mdl.add(energy + sum(idle_en) <= cap)
+            if u.c_en:
+                objective.append(u.c_en * energy)
+                objective.extend(idle_obj)
+
+        self.has_objective = bool(objective)
+        if objective:
+            mdl.minimize(sum(objective))
+
+        # ---- hint: the warm start
+        if inc is not None:
+            for (b, d), var in x.items():
+                mdl.add_hint(var, int(inc.assignment[b] == d))
+            if self.s is not None:
+                starts = floor_units(inc.start, u.r_lat)
+                for b in range(B):
+                    mdl.add_hint(self.s[b], int(min(starts[b], self.s[b].proto.domain[-1])))
