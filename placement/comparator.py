@@ -490,7 +490,10 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
     else:
         stream = _iter_local(tasks)
 
-    order_p = [n for n, _, _, _ in loaded]
+    # file order: what the file already had (its order), then the new problems / methods
+    order_p = list(dict.fromkeys([r["problem"] for r in rows] + [n for n, _, _, _ in loaded]))
+    names = list(dict.fromkeys([r["method"] for r in rows] + names))
+    order_o = list(dict.fromkeys([r["objective"] for r in rows] + order_o))
 
     def add(row: dict[str, Any]) -> None:
         rows.append(row)

@@ -1,0 +1,388 @@
+"""Scaling study: which method, at what size, how far from optimal.
+
+    python benchmarks/scaling_study.py prepare   # write the problems (seeded, reproducible)
+    python benchmarks/scaling_study.py run       # solve them; resumable, one solve at a time
+    python benchmarks/scaling_study.py analyse   # CSV -> plots and the headline table
+    python benchmarks/scaling_study.py all       # the three in a row
+
+Sweeps (objective: latency, the problems' own):
+
+- ``blocks``: hybrid CNN/ViT models of 10, 30, 100, 300, 1000, 2000 blocks on 8 devices;
+- ``devices``: 100 blocks on 2, 4, 8, 16, 32, 64 devices;
+- ``models``: the real-model problems in ``examples/models/*.json`` (profiled torch models,
+  stage and block granularity, 6 devices).
+
+Synthetic problems: ``placement.generate("hybrid", B, D, device_set="edge",
+network="tiers", seed=0)``.
+
+Every registered *available* method runs on every problem with a per-solve time limit
+(``TIME_LIMITS``). Each (problem, method) is one ``placement compare --resume`` call in a
+child process, so that (1) the study can be stopped at any moment and resumed (the rows
+file is rewritten atomically per row) and (2) a method that overruns its limit by far (a
+model too big to build) is killed after ``HARD_TIMEOUT_S`` past its limit and recorded as
+an ``error`` row saying so, instead of stalling the study. A method that refuses a size
+(brute) gives a ``skipped`` row with its reason.
+
+Outputs in ``benchmarks/results/``: ``scaling_rows.csv`` (one row per problem x method,
+the comparator's columns plus nothing), ``scaling_time_vs_blocks.png``,
+``scaling_gap_vs_blocks.png``, ``scaling_time_vs_devices.png``, ``scaling_gap_vs_devices.png``,
+``scaling_models.png``, ``scaling_summary.md`` (the headline table) and
+``scaling_meta.json`` (what ran, when, on what).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PROBLEMS = RESULTS / "scaling_problems"          # generated, not committed (prepare rewrites them)
+ROWS = RESULTS / "scaling_rows.csv"
+META = RESULTS / "scaling_meta.json"
+
+BLOCKS = (10, 30, 100, 300, 1000, 2000)
+FIXED_DEVICES = 8
+DEVICES = (2, 4, 8, 16, 32, 64)
+FIXED_BLOCKS = 100
+#: seconds per solve. Exact methods and local search get 15 s (the CLI's limit for "a quick
+#: answer"); constructive heuristics are given the same, they return long before it.
+TIME_LIMITS = {"cpsat": 15.0, "milp": 15.0, "brute": 15.0, "local": 10.0}
+DEFAULT_LIMIT = 15.0
+#: a child that has not returned this long after its limit (+ the documented margin) is killed.
+HARD_TIMEOUT_S = 90.0
+
+
+def synthetic_name(blocks: int, devices: int) -> str:
+    return f"hybrid-b{blocks}-d{devices}"
+
+
+def problem_files() -> list[tuple[str, Path]]:
+    """(sweep, file) for every problem of the study, smallest first."""
+    out: list[tuple[str, Path]] = []
+    for f in sorted((ROOT / "examples" / "models").glob("*.json")):
+        out.append(("models", f))
+    for b in BLOCKS:
+        out.append(("blocks", PROBLEMS / f"{synthetic_name(b, FIXED_DEVICES)}.json"))
+    for d in DEVICES:
+        if d != FIXED_DEVICES:
+            out.append(("devices", PROBLEMS / f"{synthetic_name(FIXED_BLOCKS, d)}.json"))
+    return out
+
+
+def prepare() -> None:
+    import placement
+    from placement.plan import write_json_atomic
+    PROBLEMS.mkdir(parents=True, exist_ok=True)
+    pairs = [(b, FIXED_DEVICES) for b in BLOCKS] + [(FIXED_BLOCKS, d) for d in DEVICES]
+    for b, d in pairs:
+        f = PROBLEMS / f"{synthetic_name(b, d)}.json"
+        if not f.exists():
+            spec = placement.generate("hybrid", b, d, device_set="edge", network="tiers", seed=0,
+                                      name=synthetic_name(b, d))
+            placement.load(spec)
+            write_json_atomic(f, spec)
+    print(f"{len(pairs)} synthetic problems in {PROBLEMS}")
+
+
+def available_methods() -> list[str]:
+    from placement.registry import METHODS, get_method
+    from placement.errors import MethodError
+    out = []
+    for name in METHODS:
+        try:
+            get_method(name)
+            out.append(name)
+        except MethodError:
+            pass
+    return out
+
+
+def _size(f: Path) -> int:
+    import placement
+    p = placement.load(f)
+    return p.n_blocks * p.n_devices
+
+
+def run(methods: list[str] | None, sweeps: list[str], budget_s: float | None) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import placement
+    from placement.comparator import COLUMNS, KEY, ResultsFile, finish_rows, sort_rows
+    from placement.method import TIME_LIMIT_MARGIN_FRACTION, TIME_LIMIT_MARGIN_S
+
+    prepare()
+    methods = methods or available_methods()
+    files = [(s, f) for s, f in problem_files() if s in sweeps]
+    files.sort(key=lambda sf: (_size(sf[1]), sf[1].name))
+    store = ResultsFile(ROWS)
+    done = {(r["problem"], r["method"], r["time_limit"]) for r in store.read()}
+    names = {f: placement.load(f).name for _, f in files}
+    todo = [(s, f, m) for s, f in files for m in methods
+            if (names[f], m, TIME_LIMITS.get(m, DEFAULT_LIMIT)) not in done]
+    meta = json.loads(META.read_text()) if META.exists() else {"runs": []}
+    meta["runs"].append({"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                         "methods": methods, "sweeps": sweeps, "tasks": len(todo),
+                         "time_limits": {m: TIME_LIMITS.get(m, DEFAULT_LIMIT) for m in methods},
+                         "machine": f"{platform.machine()}, {os.cpu_count()} cpus (shared)",
+                         "python": platform.python_version(), "commit": _commit()})
+    from placement.plan import write_json_atomic
+    write_json_atomic(META, meta)
+    console = Console(stderr=True)
+    t0 = time.monotonic()
+    with Progress(TextColumn("[bold]scaling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=console) as bar:
+        tid = bar.add_task("", total=len(todo))
+        for sweep, f, m in todo:
+            if budget_s is not None and time.monotonic() - t0 > budget_s:
+                console.print(f"[yellow]budget of {budget_s:.0f} s spent: stopping; run again to resume[/]")
+                break
+            limit = TIME_LIMITS.get(m, DEFAULT_LIMIT)
+            bar.update(tid, description=f"{names[f]} · {m} (limit {limit:g} s)")
+            hard = limit + TIME_LIMIT_MARGIN_S + TIME_LIMIT_MARGIN_FRACTION * limit + HARD_TIMEOUT_S
+            cmd = [sys.executable, "-m", "placement.cli", "compare", str(f), "--methods", m,
+                   "-t", str(limit), "--resume", str(ROWS)]
+            started = time.monotonic()
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True)
+            try:
+                _, err = proc.communicate(timeout=hard)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                err = ""
+                _add_row(store, f, names[f], m, limit, "error",
+                         f"killed by the study after {time.monotonic() - started:.0f} s "
+                         f"(time limit {limit:g} s + margin + {HARD_TIMEOUT_S:g} s)",
+                         time.monotonic() - started)
+            if proc.returncode not in (0, 3, -9) and err:
+                console.print(f"[red]{names[f]} · {m}: exit {proc.returncode}: {err.strip()[-300:]}[/]")
+            bar.advance(tid)
+    rows = store.read()
+    console.print(f"{len(rows)} rows in {ROWS}")
+
+
+def _add_row(store, f: Path, name: str, method: str, limit: float, status: str, message: str,
+             wall: float) -> None:
+    import placement
+    from placement.comparator import COLUMNS, finish_rows, sort_rows
+    p = placement.load(f)
+    rows = store.read()
+    row = {k: None for k in COLUMNS}
+    row.update(problem=name, file=str(f), method=method, objective=p.objective.name, time_limit=limit,
+               seed=0, status=status, message=message, wall_s=wall, within_limit=False,
+               n_blocks=p.n_blocks, n_devices=p.n_devices)
+    rows.append(row)
+    store.write(sort_rows(finish_rows(rows)))
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+# ------------------------------------------------------------------------- analyse
+METHOD_STYLE = {"single": ("#7f7f7f", "o"), "heft": ("#1f77b4", "s"), "dp": ("#2ca02c", "^"),
+                "local": ("#ff7f0e", "D"), "cpsat": ("#d62728", "v"), "milp": ("#9467bd", "P"),
+                "brute": ("#8c564b", "X")}
+HAS_PLAN = ("optimal", "feasible", "time_limit")
+
+
+def analyse() -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from placement.comparator import ResultsFile
+    rows = ResultsFile(ROWS).read()
+    if not rows:
+        sys.exit(f"no rows in {ROWS}: run first")
+    methods = [m for m in METHOD_STYLE if any(r["method"] == m for r in rows)]
+    methods += sorted({r["method"] for r in rows} - set(methods))
+
+    def sweep_rows(kind: str):
+        if kind == "blocks":
+            names = {synthetic_name(b, FIXED_DEVICES): b for b in BLOCKS}
+        else:
+            names = {synthetic_name(FIXED_BLOCKS, d): d for d in DEVICES}
+        return [(names[r["problem"]], r) for r in rows if r["problem"] in names]
+
+    written = []
+    for kind, xlabel in (("blocks", f"blocks (on {FIXED_DEVICES} devices)"),
+                         ("devices", f"devices (for {FIXED_BLOCKS} blocks)")):
+        data = sweep_rows(kind)
+        if not data:
+            continue
+        # solve time, log-log
+        fig, ax = plt.subplots(figsize=(7.5, 5))
+        for m in methods:
+            pts = sorted((x, r["solve_time_s"]) for x, r in data if r["method"] == m
+                         and r["status"] in HAS_PLAN + ("no_solution",) and r["solve_time_s"])
+            if pts:
+                c, mk = METHOD_STYLE.get(m, ("black", "o"))
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=mk, color=c, label=m)
+        for lim in sorted({r["time_limit"] for _, r in data if r["time_limit"]}):
+            ax.axhline(lim, color="#999999", linestyle="--", linewidth=0.8)
+            ax.text(ax.get_xlim()[0] if False else min(x for x, _ in data), lim * 1.08,
+                    f"limit {lim:g} s", fontsize=7, color="#666666")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("solve time (s, wall clock)")
+        ax.set_title(f"solve time vs {kind} (latency objective)")
+        ax.grid(which="both", linestyle=":", linewidth=0.5)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        out = RESULTS / f"scaling_time_vs_{kind}.png"
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
+        written.append(out)
+        # gap to the best bound
+        fig, ax = plt.subplots(figsize=(7.5, 5))
+        for m in methods:
+            pts = sorted((x, 100 * r["gap_best"]) for x, r in data if r["method"] == m
+                         and r["status"] in HAS_PLAN and r["gap_best"] is not None)
+            if pts:
+                c, mk = METHOD_STYLE.get(m, ("black", "o"))
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=mk, color=c, label=m)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("gap to the best proven bound (%)")
+        ax.set_title(f"(value - best bound) / value vs {kind}: at most this far from optimal")
+        ax.set_ylim(bottom=0)
+        ax.grid(which="both", linestyle=":", linewidth=0.5)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        out = RESULTS / f"scaling_gap_vs_{kind}.png"
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
+        written.append(out)
+
+    model_rows = [r for r in rows if not r["problem"].startswith("hybrid-")]
+    if model_rows:
+        probs = sorted({r["problem"] for r in model_rows})
+        fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(probs)), 5))
+        width = 0.8 / max(1, len(methods))
+        for i, m in enumerate(methods):
+            xs, ys = [], []
+            for j, pname in enumerate(probs):
+                r = next((r for r in model_rows if r["problem"] == pname and r["method"] == m), None)
+                if r and r["status"] in HAS_PLAN and r["ratio_best"] is not None:
+                    xs.append(j + (i - (len(methods) - 1) / 2) * width)
+                    ys.append(r["ratio_best"])
+            c, _ = METHOD_STYLE.get(m, ("black", "o"))
+            ax.bar(xs, ys, width=width, color=c, label=m)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(probs)))
+        ax.set_xticklabels(probs, rotation=40, ha="right", fontsize=8)
+        ax.set_ylabel("latency / best latency found (1 = best)")
+        ax.set_yscale("log")
+        ax.set_title("real models (examples/models): latency relative to the best method")
+        ax.legend(fontsize=8, ncol=4)
+        ax.grid(axis="y", which="both", linestyle=":", linewidth=0.5)
+        fig.tight_layout()
+        out = RESULTS / "scaling_models.png"
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
+        written.append(out)
+
+    summary = summary_table(rows, methods)
+    (RESULTS / "scaling_summary.md").write_text(summary)
+    written.append(RESULTS / "scaling_summary.md")
+    print(summary)
+    for w in written:
+        print(f"wrote {w}")
+
+
+def _median(xs):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def summary_table(rows, methods) -> str:
+    """The headline table (markdown): per method, over every problem of the study."""
+    lines = ["| method | rows | plan found | proven optimal | best value | median gap* | max gap* "
+             "| median time s | max time s | within limit | skipped / error |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for m in methods:
+        rs = [r for r in rows if r["method"] == m]
+        plan = [r for r in rs if r["status"] in HAS_PLAN]
+        gaps = [r["gap_best"] for r in plan if r["gap_best"] is not None]
+        times = [r["solve_time_s"] for r in rs if r["solve_time_s"] is not None]
+        best = [r for r in plan if r["ratio_best"] is not None and r["ratio_best"] <= 1 + 1e-9]
+        within = [r for r in rs if r["within_limit"] is True]
+        ran = [r for r in rs if r["status"] not in ("skipped",)]
+        other = [r for r in rs if r["status"] in ("skipped", "error")]
+        pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"
+        num = lambda x: "-" if x is None else f"{x:.3g}"
+        lines.append(f"| {m} | {len(rs)} | {len(plan)} | {sum(r['status'] == 'optimal' for r in rs)} | "
+                     f"{len(best)} | {pct(_median(gaps))} | {pct(max(gaps) if gaps else None)} | "
+                     f"{num(_median(times))} | {num(max(times) if times else None)} | "
+                     f"{len(within)}/{len(ran)} | {len(other)} |")
+    lines.append("")
+    lines.append("gap* = (value - best bound any method proved for the problem) / value; best value = "
+                 "rows where the method's latency is the best found for that problem.")
+    # per-problem detail: gap* by method
+    probs = []
+    for r in rows:
+        if r["problem"] not in probs:
+            probs.append(r["problem"])
+    lines += ["", "| problem | blocks x devices | " + " | ".join(methods) + " |",
+              "| --- | --- | " + " | ".join("---:" for _ in methods) + " |"]
+    for pname in probs:
+        rs = {r["method"]: r for r in rows if r["problem"] == pname}
+        any_r = next(iter(rs.values()))
+        cells = []
+        for m in methods:
+            r = rs.get(m)
+            if r is None:
+                cells.append("")
+            elif r["status"] in HAS_PLAN:
+                g = r["gap_best"]
+                cells.append(f"{'-' if g is None else f'{100 * g:.1f}%'} ({r['solve_time_s']:.2g} s)"
+                             + (" opt" if r["status"] == "optimal" else ""))
+            else:
+                cells.append(r["status"])
+        lines.append(f"| {pname} | {any_r['n_blocks']} x {any_r['n_devices']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("cell: gap* (solve time); opt = proven optimal; skipped = the method refused the size "
+                 "(brute) or the objective; error = killed past its limit or crashed (see the CSV message).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("step", choices=("prepare", "run", "analyse", "all"))
+    ap.add_argument("--methods", help="comma list (default: every available method)")
+    ap.add_argument("--sweeps", default="models,blocks,devices", help="default models,blocks,devices")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="stop starting new solves after this many seconds (resume later)")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    methods = [m for m in args.methods.split(",") if m] if args.methods else None
+    sweeps = [s for s in args.sweeps.split(",") if s]
+    if args.step in ("prepare", "all"):
+        prepare()
+    if args.step in ("run", "all"):
+        run(methods, sweeps, args.budget)
+    if args.step in ("analyse", "all"):
+        analyse()
+
+
+if __name__ == "__main__":
+    main()
