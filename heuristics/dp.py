@@ -49,8 +49,10 @@ from placement.problem import Problem
 
 from ._common import Memory, Pool, masked_ct, order_by, pack_fallback
 
-#: largest number of DP transitions (states x types) the pipeline DP expands.
-PIPELINE_BUDGET = 150_000
+#: largest number of array cells (keys x types x units^2) the pipeline DP may touch.
+PIPELINE_BUDGET = 300_000_000
+#: at most this many cut positions for the pipeline DP (larger models are cut into runs).
+MAX_UNITS = 120
 
 
 def is_chain(p: Problem) -> bool:
@@ -174,110 +176,150 @@ def _device_types(p: Problem, ct: np.ndarray, keep: np.ndarray) -> list[list[int
     return [t for t in types if t]
 
 
+def _units(p: Problem, ct: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Cut positions in ``seq`` that the pipeline DP may use: every position when there are
+    at most ``MAX_UNITS`` blocks, else about ``MAX_UNITS`` runs of equal minimum compute
+    (pinned blocks get runs of their own)."""
+    n = len(seq)
+    if n <= MAX_UNITS:
+        return np.arange(n + 1)
+    w = np.nan_to_num(np.nanmin(np.where(np.isfinite(ct[seq]), ct[seq], np.nan), axis=1)) + 1e-12
+    cum = np.concatenate([[0.0], np.cumsum(w)])
+    cuts = set(np.searchsorted(cum, np.linspace(0, cum[-1], MAX_UNITS + 1)).tolist())
+    pos = np.empty(p.n_blocks, dtype=np.int64)
+    pos[seq] = np.arange(n)
+    for b in p.pinned:
+        cuts |= {int(pos[b]), int(pos[b]) + 1}
+    cuts |= {0, n}
+    return np.array(sorted(c for c in cuts if 0 <= c <= n), dtype=np.int64)
+
+
 def pipeline_dp(p: Problem, ct: np.ndarray, seq: np.ndarray, ctx: Context | None = None):
     """PipeEdge-style partition of ``seq`` into contiguous stages on distinct devices that
     minimises the period. Returns (assignment or None, period, note)."""
     B, D = ct.shape
     cut, _ = live_bytes(p, seq)
-    cts = ct[seq]                                        # (B, D) in sequence order
+    cuts = _units(p, ct, seq)
+    U = len(cuts) - 1
+    notes = []
+    if U < B:
+        notes.append(f"stages cut only at {U} of {B} positions (runs of equal compute)")
     keep = np.ones(D, dtype=bool)
-    note = ""
     types = _device_types(p, ct, keep)
 
-    def size(types):
+    def work(types):
         combos = 1
         for t in types:
-            combos *= len(t) + 1
-        return B * min(combos, 2 ** min(B, 60)) * len(types) * len(types)
+            combos = min(combos * (len(t) + 1), 10 ** 9)
+        return combos * len(types) * len(types) * U * (U + 1)
 
-    if size(types) > PIPELINE_BUDGET:
+    if work(types) > PIPELINE_BUDGET:
         # keep the fastest devices (and source, sink and pinned ones) within the budget
         speed = np.nansum(np.where(np.isfinite(ct), 1.0 / np.maximum(ct, 1e-30), 0.0), axis=0)
         must = {p.source, p.sink, *p.pinned.values()}
         ranked = [d for d in np.argsort(-speed, kind="stable").tolist() if d not in must]
-        for k in range(len(ranked), 0, -1):
+        for k in range(len(ranked), -1, -1):
             keep[:] = False
             keep[list(must)] = True
             keep[ranked[:k]] = True
             types = _device_types(p, ct, keep)
-            if size(types) <= PIPELINE_BUDGET:
+            if work(types) <= PIPELINE_BUDGET:
                 break
-        note = f"pipeline DP restricted to {int(keep.sum())} of {D} devices (state budget)"
+        notes.append(f"restricted to the {int(keep.sum())} fastest of {D} devices (state budget)")
     T = len(types)
-    rep = [t[0] for t in types]                          # a representative per type
-    counts = tuple(len(t) for t in types)
+    rep = [t[0] for t in types]
+    counts = [len(t) for t in types]
     inv = p.inv_bandwidth
-    # transmission from type x to type y (distinct members when x == y)
-    link = np.zeros((T, T))
+    link = np.full((T, T), np.inf)                 # s/byte from a stage on x to one on y
     for x in range(T):
         for y in range(T):
             if x == y:
-                link[x, y] = inv[types[x][0], types[x][1]] if len(types[x]) > 1 else np.inf
-            else:
-                link[x, y] = inv[rep[x], rep[y]] if p.reachable[rep[x], rep[y]] else np.inf
-    fin = np.isfinite(cts[:, rep])
-    pre = np.vstack([np.zeros(T), np.cumsum(np.where(fin, cts[:, rep], 0.0), axis=0)])
-    bad_pre = np.vstack([np.zeros(T), np.cumsum(~fin, axis=0)])   # blocks that cannot run on t
-    params_pre = np.concatenate([[0.0], np.cumsum(p.params[seq])])
-    acts = p.activation[seq]
-    mem = np.array([p.memory[r] for r in rep]) * (1 + 1e-9)
+                if len(types[x]) > 1:
+                    link[x, y] = inv[types[x][0], types[x][1]]
+            elif p.reachable[rep[x], rep[y]]:
+                link[x, y] = inv[rep[x], rep[y]]
     src_link = np.array([0.0 if p.source in t else (inv[p.source, t[0]] if p.reachable[p.source, t[0]]
                                                      else np.inf) for t in types])
     snk_link = np.array([0.0 if p.sink in t else (inv[t[0], p.sink] if p.reachable[t[0], p.sink]
                                                    else np.inf) for t in types])
-    # layers[i]: {(usage, last type): (period, back pointer)}
-    layers: list[dict] = [dict() for _ in range(B + 1)]
-    layers[0][(tuple([0] * T), -1)] = (0.0, None)
-    for i in range(B):
-        if ctx is not None and ctx.expired():
-            return None, math.inf, "time limit inside the pipeline DP"
-        cummax = np.maximum.accumulate(acts[i:])
-        for (usage, last), (per, _) in layers[i].items():
+    cut_u = cut[cuts]                               # (U+1,) bytes alive at each usable cut
+    # per-type stage cost matrix over unit ranges [i, k)
+    cts = ct[seq][:, rep]
+    fin = np.isfinite(cts)
+    pre = np.vstack([np.zeros(T), np.cumsum(np.where(fin, cts, 0.0), axis=0)])[cuts]   # (U+1, T)
+    bad = np.vstack([np.zeros(T), np.cumsum(~fin, axis=0)])[cuts]
+    ppre = np.concatenate([[0.0], np.cumsum(p.params[seq])])[cuts]
+    acts = p.activation[seq]
+    unit_act = np.array([acts[cuts[u]:cuts[u + 1]].max() for u in range(U)])
+    act_rng = np.full((U + 1, U + 1), np.inf)
+    for i in range(U):
+        act_rng[i, i + 1:] = np.maximum.accumulate(unit_act[i:])
+    upper = np.triu(np.ones((U + 1, U + 1), dtype=bool), 1)
+    mem_need = np.where(upper, ppre[None, :] - ppre[:, None] + act_rng, np.inf)
+    seg = []
+    for t in range(T):
+        ok = upper & (bad[None, :, t] == bad[:, None, t]) & (mem_need <= p.memory[rep[t]] * (1 + 1e-9))
+        seg.append(np.where(ok, pre[None, :, t] - pre[:, None, t], np.inf)[:U])   # (U, U+1)
+    # V[key][k]: best period with the first k units placed; key = (usage per type, last type)
+    start = (tuple([0] * T), -1)
+    V = {start: np.concatenate([[0.0], np.full(U, np.inf)])}
+    back: dict = {}
+    level = [start]
+    cols = np.arange(U + 1)
+    while level:
+        nxt: dict = {}
+        for key in level:
+            usage, last = key
+            vals = V[key]
+            if not np.isfinite(vals[:U]).any():
+                continue
             for t in range(T):
                 if usage[t] >= counts[t]:
                     continue
-                # the pinned blocks bound how far a stage on t can extend
-                # stage [i, k) for k = i+1..B (pins are in ct: a pinned block is inf elsewhere)
-                seg = pre[i + 1:, t] - pre[i, t]
-                ok = bad_pre[i + 1:, t] == bad_pre[i, t]
-                ok &= params_pre[i + 1:] - params_pre[i] + cummax <= mem[t]
-                into = cut[i] * (src_link[t] if last < 0 else link[last, t])
-                val = np.maximum(np.maximum(seg, into), per)
-                val = np.where(ok, val, np.inf)
-                out_last = cut[B] * snk_link[t]
+                if ctx is not None and ctx.expired():
+                    return None, math.inf, "time limit inside the pipeline DP"
+                into = cut_u[:U] * (src_link[t] if last < 0 else link[last, t])
+                base = np.maximum(vals[:U], np.nan_to_num(into, nan=np.inf))
+                M = np.maximum(base[:, None], seg[t])
+                M[:, U] = np.maximum(M[:, U], cut_u[U] * snk_link[t])
+                bi = np.argmin(M, axis=0)
+                val = M[bi, cols]
+                if not np.isfinite(val).any():
+                    continue
                 nu = list(usage)
                 nu[t] += 1
-                nu = tuple(nu)
-                for j in np.nonzero(np.isfinite(val))[0].tolist():
-                    k = i + 1 + j
-                    v = float(val[j]) if k < B else max(float(val[j]), float(out_last))
-                    key = (nu, t)
-                    old = layers[k].get(key)
-                    if old is None or v < old[0]:
-                        layers[k][key] = (v, (i, usage, last))
-    if not layers[B]:
+                nk = (tuple(nu), t)
+                if nk not in V:
+                    V[nk] = np.full(U + 1, np.inf)
+                    back[nk] = (np.zeros(U + 1, dtype=np.int64), [None] * (U + 1))
+                    nxt[nk] = True
+                better = val < V[nk]
+                if better.any():
+                    V[nk] = np.where(better, val, V[nk])
+                    bi_arr, bk = back[nk]
+                    for k in np.nonzero(better)[0].tolist():
+                        bi_arr[k] = bi[k]
+                        bk[k] = key
+        level = list(nxt)
+    finals = [(V[k][U], k) for k in V if k != start and np.isfinite(V[k][U])]
+    note = "; ".join(notes)
+    if not finals:
         return None, math.inf, note or "no pipeline of distinct devices fits memory"
-    key = min(layers[B], key=lambda k: layers[B][k][0])
-    period = layers[B][key][0]
-    # read back stages, then give each stage a concrete device of its type
+    period, key = min(finals, key=lambda x: x[0])
     stages = []
-    k = B
-    while k > 0:
-        _, bp = layers[k][key]
-        i, usage, last = bp
-        stages.append((i, k, key[1]))
-        key = (usage, last)
-        k = i
+    k = U
+    while key != start:
+        bi_arr, bk = back[key]
+        i = int(bi_arr[k])
+        stages.append((cuts[i], cuts[k], key[1]))
+        key, k = bk[k], i
     stages.reverse()
     used = [0] * T
     a = np.empty(B, dtype=np.int64)
     for i, k, t in stages:
-        members = types[t]
-        # source / sink first if they are in this type (they are singletons, so trivially)
-        d = members[used[t]]
+        a[seq[i:k]] = types[t][used[t]]
         used[t] += 1
-        a[seq[i:k]] = d
-    return a, period, note
+    return a, float(period), note
 
 
 class DynamicProgramming(Method):
@@ -324,7 +366,8 @@ class DynamicProgramming(Method):
                     continue
                 label = f"path[{si}] w=({wt:.3g},{we:.3g})"
                 ev = pool.add(a, order_by(a, np.argsort(seq), p.n_devices), label)
-                pool.add(a, None, label + " list-rule")
+                if p.n_blocks * p.n_devices <= 20_000:       # the list rule costs O(B D) steps
+                    pool.add(a, None, label + " list-rule")
                 if (chain and (wt, we) == (w_lat, w_en) and not masked and not w_thr
                         and not p.constraints and not p.count_idle and ev is not None and ev.feasible):
                     exact = True
