@@ -1,0 +1,277 @@
+"""The heuristics (`heft`, `dp`, `local`) against `brute` and against their own promises.
+
+* `dp` equals `brute` on chains without binding memory (latency, energy, their sum);
+* the pipeline DP equals an enumeration of contiguous stages on distinct devices;
+* every plan is feasible whenever `brute` finds one (memory binding, pins);
+* `local` is never worse than its start, is deterministic for a seed, honours its limit;
+* the latency scorer of `local` equals the evaluator on random plans;
+* the HEFT pathology (a zero-cost first block) does not trap `heft`.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import time
+
+import numpy as np
+import pytest
+
+import placement
+from heuristics._common import masked_ct, order_by
+from heuristics.dp import is_chain, linear_order, pipeline_dp
+from heuristics.local import Scorer
+from placement.evaluator import evaluate
+from placement.plan import Status
+
+NETWORKS = ("star", "mesh", "tiers")
+SETS = ("homogeneous", "iot", "edge")
+
+
+def _tiny(shape, seed, objective="latency", blocks=6, devices=3, roomy=False, split=0.0):
+    d = placement.generate(shape, blocks, devices, device_set=SETS[seed % 3],
+                           network=NETWORKS[seed // 3 % 3], seed=seed, objective=objective, split=split)
+    if roomy:
+        for dev in d["devices"]:
+            dev["memory_bytes"] = 1e13
+    return d
+
+
+def _brute(p):
+    return placement.solve(p, "brute", time_limit=60)
+
+
+# ------------------------------------------------------------------ dp == brute on chains
+@pytest.mark.parametrize("objective", ["latency", "energy", {"latency": 1.0, "energy": 0.05}])
+@pytest.mark.parametrize("seed", range(6))
+def test_dp_equals_brute_on_chains(objective, seed):
+    d = _tiny("chain", seed, objective, blocks=6, devices=3, roomy=True)
+    if seed % 2:
+        d["pinned"] = {"b2": d["devices"][1]["id"]}
+    p = placement.load(d)
+    assert is_chain(p)
+    opt = _brute(p)
+    got = placement.solve(p, "dp", time_limit=20)
+    assert opt.status == Status.OPTIMAL
+    assert got.status == Status.OPTIMAL, got.message
+    assert got.value == pytest.approx(opt.value, rel=1e-9)
+    assert got.bound <= opt.value * (1 + 1e-9)
+
+
+def test_dp_on_chain_with_binding_memory_is_feasible_not_claimed_optimal():
+    d = _tiny("chain", 4, blocks=6, devices=3)
+    p = placement.load(d)
+    opt = _brute(p)
+    got = placement.solve(p, "dp", time_limit=20)
+    assert opt.status == Status.OPTIMAL
+    assert got.status in (Status.FEASIBLE, Status.OPTIMAL)
+    assert got.value >= opt.value * (1 - 1e-9)
+    if got.status == Status.OPTIMAL:
+        assert got.value == pytest.approx(opt.value, rel=1e-9)
+
+
+# --------------------------------------------------------- pipeline DP vs enumeration
+def _contiguous_distinct_best(p):
+    B, D = p.n_blocks, p.n_devices
+    best = math.inf
+    for ns in range(1, min(B, D) + 1):
+        for inner in itertools.combinations(range(1, B), ns - 1):
+            cuts = [0, *inner, B]
+            for devs in itertools.permutations(range(D), ns):
+                a = np.empty(B, dtype=np.int64)
+                for s in range(ns):
+                    a[cuts[s]:cuts[s + 1]] = devs[s]
+                ev = evaluate(p, a)
+                if ev.feasible:
+                    best = min(best, ev.period_s)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_pipeline_dp_equals_enumeration_of_contiguous_stages(seed):
+    d = _tiny("chain", seed, "throughput", blocks=6, devices=3 + seed % 2, roomy=seed % 3 == 0)
+    p = placement.load(d)
+    a, period, _ = pipeline_dp(p, masked_ct(p), linear_order(p))
+    want = _contiguous_distinct_best(p)
+    if not math.isfinite(want):
+        assert a is None
+        return
+    ev = evaluate(p, a)
+    assert ev.feasible
+    assert ev.period_s == pytest.approx(want, rel=1e-9)
+    assert period == pytest.approx(ev.period_s, rel=1e-9)
+
+
+def test_pipeline_dp_groups_identical_devices():
+    """Eight identical boards behind the camera: the DP runs over 2 types, not 8 devices,
+    and still matches the enumeration (on a 5-block chain and 4 devices)."""
+    d = _tiny("chain", 0, "throughput", blocks=5, devices=4)           # homogeneous set
+    p = placement.load(d)
+    assert p.identical_device_groups()
+    a, period, _ = pipeline_dp(p, masked_ct(p), linear_order(p))
+    assert evaluate(p, a).period_s == pytest.approx(_contiguous_distinct_best(p), rel=1e-9)
+
+
+# ------------------------------------------------- feasible whenever brute finds a plan
+CASES = [(shape, seed, obj) for shape in ("chain", "dag", "hybrid") for seed in range(4)
+         for obj in ("latency", "throughput", "energy", {"latency": 1.0, "throughput": 2.0})]
+
+
+@pytest.mark.parametrize("shape,seed,objective", CASES[::2])
+def test_heuristics_feasible_and_never_below_optimum(shape, seed, objective):
+    d = _tiny(shape, seed, objective, blocks=6, devices=3)
+    if seed == 1:
+        d["pinned"] = {"b0": d["devices"][0]["id"], "b5": d["devices"][2]["id"]}
+    p = placement.load(d)
+    opt = _brute(p)
+    for method in ("heft", "dp", "local"):
+        got = placement.solve(p, method, time_limit=10, seed=1)
+        if opt.status == Status.OPTIMAL:
+            assert got.status.has_plan, f"{method}: {got.status} {got.message}"
+            assert not got.violations
+            assert got.value >= opt.value * (1 - 1e-9)
+            assert got.bound <= opt.value * (1 + 1e-9)
+        for b, dv in p.pinned.items():
+            if got.status.has_plan:
+                assert got.assignment[p.blocks[b].id] == p.devices[dv].id
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_local_meets_constraints_when_brute_does(seed):
+    """A latency constraint that the energy-optimal plan breaks: local must find a plan
+    that meets it (as brute does)."""
+    d = _tiny("dag", seed, "energy", blocks=6, devices=3)
+    p0 = placement.load(d)
+    fast = _brute(p0.with_objective("latency"))
+    d["constraints"] = {"latency_s": fast.value * 1.1}
+    p = placement.load(d)
+    opt = _brute(p)
+    got = placement.solve(p, "local", time_limit=10, seed=0)
+    assert opt.status == Status.OPTIMAL
+    assert got.status.has_plan and not got.violations, got.message
+    assert got.value >= opt.value * (1 - 1e-9)
+
+
+def test_heft_reports_no_room_without_overflow():
+    """Four 6-byte blocks, three 10-byte devices: each device holds one block. The cheap
+    checks cannot see it; heft must not overflow and says which block found no room."""
+    d = _tiny("chain", 0, blocks=4, devices=3)
+    for blk in d["model"]["blocks"]:
+        blk["params_bytes"], blk["activation_bytes"] = 6.0, 0.0
+    for dev in d["devices"]:
+        dev["memory_bytes"] = 10.0
+    p = placement.load(d)
+    for method in ("heft", "local", "dp"):
+        got = placement.solve(p, method, time_limit=5)
+        assert got.status == Status.NO_SOLUTION
+        assert not got.assignment
+    got = placement.solve(p, "heft", time_limit=5)
+    assert "memory leaves no device for block" in got.message
+
+
+# ------------------------------------------------------------------------ local search
+@pytest.mark.parametrize("objective", ["latency", "throughput", "energy",
+                                       {"latency": 1.0, "energy": 0.1}])
+@pytest.mark.parametrize("shape", ["dag", "hybrid"])
+def test_local_never_worse_than_start_and_deterministic(shape, objective):
+    d = placement.generate(shape, 16, 4, device_set="iot", network="mesh", seed=3, objective=objective)
+    p = placement.load(d)
+    heft = placement.solve(p, "heft", time_limit=10)
+    dp = placement.solve(p, "dp", time_limit=10)
+    one = placement.solve(p, "local", time_limit=10, seed=7, patience=800)
+    two = placement.solve(p, "local", time_limit=10, seed=7, patience=800)
+    assert one.status == Status.FEASIBLE                 # converged, not stopped by the clock
+    assert one.value <= min(heft.value, dp.value) * (1 + 1e-12)
+    assert one.value == two.value and one.assignment == two.assignment and one.order == two.order
+
+
+def test_local_honours_time_limit_on_a_large_problem():
+    p = placement.load(placement.generate("dag", 400, 16, device_set="iot", network="mesh", seed=2))
+    t0 = time.perf_counter()
+    got = placement.solve(p, "local", time_limit=2.0)
+    elapsed = time.perf_counter() - t0
+    assert got.status.has_plan and not got.violations
+    assert elapsed <= 2.0 + 1.0 + 0.1 + 1.0   # limit + margin (+ bound computation, noisy CI)
+
+
+def _random_linear_extension(p, rng):
+    import heapq
+    pri = rng.random(p.n_blocks)
+    waiting = [len(x) for x in p.preds]
+    heap = [(pri[b], b) for b in range(p.n_blocks) if not waiting[b]]
+    heapq.heapify(heap)
+    seq = []
+    while heap:
+        _, b = heapq.heappop(heap)
+        seq.append(b)
+        for v, _ in p.succs[b]:
+            waiting[v] -= 1
+            if not waiting[v]:
+                heapq.heappush(heap, (pri[v], v))
+    return np.array(seq, dtype=np.int64)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_local_scorer_equals_evaluator(seed):
+    """Latency, period and energy of `local`'s scorer (with and without the incremental
+    re-simulation cache) equal the evaluator's on random plans and orders."""
+    from heuristics.local import _latency_inputs
+
+    d = placement.generate(("dag", "hybrid")[seed % 2], 12, 3, network=NETWORKS[seed % 3], seed=seed,
+                           split=0.25 if seed % 4 == 0 else 0.0)
+    d["count_idle"] = seed % 2 == 0
+    p = placement.load(d)
+    sc = Scorer(p)
+    rng = np.random.default_rng(seed)
+    prev = None
+    for _ in range(6):
+        a = np.array([rng.choice(np.nonzero(p.allowed[b])[0]) for b in range(p.n_blocks)])
+        seq = _random_linear_extension(p, rng)
+        for cache in (None, prev):
+            m, _, _, (st, en) = sc.score(a, seq, cache)
+            ev = evaluate(p, a, order_by(a, np.argsort(seq), p.n_devices))
+            assert m["latency_s"] == pytest.approx(ev.latency_s, rel=1e-12)
+            assert m["period_s"] == pytest.approx(ev.period_s, rel=1e-12)
+            assert m["energy_j"] == pytest.approx(ev.energy_j, rel=1e-12)
+            np.testing.assert_allclose(st, ev.start, rtol=1e-12, atol=1e-15)
+        prev = {"a": a.copy(), "seq": seq.copy(), "start": st, "end": en}
+        prev.update(_latency_inputs(sc, a))
+
+
+# ------------------------------------------------------------------- HEFT pathology
+def pathological_chain(n: int = 8, slow: int = 4) -> dict:
+    """A chain whose first block costs nothing: it ties on every device. Four slow boards
+    (1 Gflop/s) and one fast one (10 Gflop/s); each block 1e9 flops; every tensor takes 2 s
+    on a link. Plain HEFT puts b0 on the first device it tries and communication keeps the
+    chain there; the optimum runs everything on the fast device."""
+    blocks = [{"id": "b0", "flops": 0.0, "params_bytes": 1, "activation_bytes": 1, "output_bytes": 2e7}]
+    blocks += [{"id": f"b{i}", "flops": 1e9, "params_bytes": 1, "activation_bytes": 1,
+                "output_bytes": 2e7} for i in range(1, n)]
+    devices = [{"id": f"slow{i}", "type": "slow", "flops_per_s": 1e9, "memory_bytes": 1e9}
+               for i in range(slow)]
+    devices.append({"id": "fast", "type": "fast", "flops_per_s": 1e10, "memory_bytes": 1e9})
+    return {"name": "pathological-chain", "model": {"name": "chain", "input_bytes": 0.0,
+                                                    "blocks": blocks,
+                                                    "edges": [[f"b{i}", f"b{i + 1}"] for i in range(n - 1)]},
+            "devices": devices, "network": {"default": {"bandwidth_bytes_per_s": 1e7, "latency_s": 0.0}},
+            "source": "slow0", "sink": "slow0"}
+
+
+def test_heft_escapes_the_zero_cost_first_block_trap():
+    d = pathological_chain()
+    d["model"]["blocks"][-1]["output_bytes"] = 0.0
+    p = placement.load(d)
+    got = placement.solve(p, "heft", time_limit=10)
+    # optimum: everything on 'fast': 7 blocks x 0.1 s (the input is 0 bytes, the output 0)
+    assert got.value == pytest.approx(0.7, rel=1e-9)
+    assert set(got.assignment.values()) == {"fast"}
+    assert placement.solve(p, "dp", time_limit=10).value == pytest.approx(0.7, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_heft_plans_2000_blocks_on_64_devices_in_seconds():
+    p = placement.load(placement.generate("dag", 2000, 64, device_set="iot", network="mesh", seed=1))
+    got = placement.solve(p, "heft", time_limit=60)
+    assert got.status.has_plan and not got.violations
+    assert got.solve_time_s < 20
