@@ -1,0 +1,555 @@
+"""`milp`: the placement problem as a mixed-integer linear program.
+
+Backends: PuLP with CBC (default), or ``backend=highs|scip`` through OR-Tools' MPSolver. The
+model is written once as sparse rows (`_Rows`) and emitted to either backend.
+
+Variables and constraints (times in units of ``tau`` seconds, energy in units of ``eps``
+joules, memory in units of the largest device's memory, so that every coefficient is
+O(1)-O(1e4) and solver tolerances stay far below the 1e-6 the API checks):
+
+* ``x[b,d]`` binary per allowed pair, ``sum_d x[b,d] = 1``.
+* pair variables ``y[k,d1,d2]`` in [0, 1] per edge and per allowed end pair (a
+  transportation linearisation, exact for binary x and tighter than the usual three
+  inequalities): ``sum_d2 y[k,d1,d2] = x[u,d1]``, ``sum_d1 y[k,d1,d2] = x[v,d2]``; pairs
+  that no link joins are left out, which forbids them.
+* memory: ``sum_b params_b x[b,d] + peak_d <= memory_d``, ``peak_d >= act_b x[b,d]``.
+* symmetry between identical devices: prefix variables as in `solvers.cpsat`.
+* latency: starts ``s_b``; ``s_v >= s_u + sum_d ct[u,d] x[u,d] + sum transfer[d1,d2]
+  y[k,d1,d2]`` per edge; inputs wait for ``source``; ``L >= s_b + ct + delivery`` for
+  outputs; for every pair of blocks with no path between them that may share a device,
+  an order binary ``o`` and a same-device variable ``z >= x[a,d] + x[b,d] - 1`` with
+  ``s_b >= e_a - M (2 - o - z)`` and ``s_a >= e_b - M (1 + o - z)``; ``M`` is the latency
+  horizon derived from the warm start's plan (`solvers._warmstart.latency_horizon`), not a
+  constant. ``L >= load_d`` (redundant).
+* throughput: ``T >= load_d`` and ``T >=`` each directed link's load (pairs, input, output).
+* energy: linear in ``x`` and ``y``; idle energy with ``used_d >= x[b,d]``,
+  ``UL_d >= L - M (1 - used_d)`` and ``power_idle_d (UL_d - load_d)``.
+
+Warm start: the best heuristic plan gives every variable an initial value (CBC's MIP start
+through PuLP ``warmStart=True``; MPSolver hints), the horizon and the fallback plan.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from placement import bounds
+from placement.method import Candidate, Context, Method
+from placement.plan import Status
+from placement.problem import Problem
+
+from . import _warmstart as ws
+
+BACKENDS = ("cbc", "highs", "scip")
+#: seconds kept back from the limit for writing the model, reading back and re-scoring.
+READ_BACK_S = 0.5
+#: relative MIP gap asked of every backend (HiGHS defaults to 1e-4, far too loose here).
+MIP_GAP = 1e-9
+#: a backend's bound is lowered by this relative amount to absorb its tolerances.
+BOUND_SAFETY = 1e-8
+
+
+@dataclass
+class _Rows:
+    """A backend-neutral MILP: variables with bounds and kinds, rows ``lo <= a.x <= hi``."""
+
+    names: list[str] = field(default_factory=list)
+    lb: list[float] = field(default_factory=list)
+    ub: list[float] = field(default_factory=list)
+    integer: list[bool] = field(default_factory=list)
+    start: dict[int, float] = field(default_factory=dict)
+    rows: list[tuple[dict[int, float], float, float]] = field(default_factory=list)
+    objective: dict[int, float] = field(default_factory=dict)
+
+    def var(self, name: str, lb: float = 0.0, ub: float = math.inf, integer: bool = False) -> int:
+        self.names.append(name)
+        self.lb.append(lb)
+        self.ub.append(ub)
+        self.integer.append(integer)
+        return len(self.names) - 1
+
+    def row(self, coefs: dict[int, float], lo: float = -math.inf, hi: float = math.inf) -> None:
+        coefs = {k: v for k, v in coefs.items() if v != 0.0}
+        if coefs:
+            self.rows.append((coefs, lo, hi))
+
+
+def _add(coefs: dict[int, float], var: int, c: float) -> None:
+    coefs[var] = coefs.get(var, 0.0) + c
+
+
+class Milp(Method):
+    name = "milp"
+    kind = "exact"
+    guarantee = ("optimal when it says so (MILP with gap 1e-9); else best plan and the backend's "
+                 "proven bound at the time limit")
+    summary = "MILP: assignment, pair linearisation, disjunctive ordering; PuLP/CBC or HiGHS/SCIP"
+    options = {
+        "backend": "cbc (PuLP, default), highs or scip (OR-Tools MPSolver)",
+        "warm": "run the heuristics for a warm start (default true)",
+    }
+
+    def solve(self, problem: Problem, ctx: Context) -> Candidate:
+        from placement.errors import InputError
+
+        t0 = time.monotonic()
+        p = problem
+        backend = str(ctx.options.get("backend", "cbc")).lower()
+        if backend not in BACKENDS:
+            raise InputError(f"--backend: expected one of {', '.join(BACKENDS)}, found '{backend}'")
+        warm = ws.warm_start(p, ctx) if ctx.options.get("warm", True) else ws.WarmStart(None)
+        inc = warm.best
+        mb = time.monotonic()
+        m = _Model(p, inc)
+        stats = {"backend": backend, "warm_start": warm.source or None,
+                 "warm_value": None if inc is None else inc.value, "warm_tried": warm.tried,
+                 "warm_start_s": round(warm.seconds, 3), "model_build_s": round(time.monotonic() - mb, 3),
+                 "variables": len(m.rows.names), "constraints": len(m.rows.rows),
+                 "time_unit_s": m.tau, "energy_unit_j": m.eps, "objective_unit": m.v_unit,
+                 "horizon_s": m.horizon_s}
+        left = ctx.time_left() - READ_BACK_S
+        limit = max(0.1, left) if math.isfinite(left) else None
+        if backend == "cbc":
+            res = _solve_cbc(m.rows, limit, ctx.seed)
+        else:
+            res = _solve_mpsolver(m.rows, limit, backend)
+        stats.update(res.stats)
+        bound = None
+        if res.bound is not None and math.isfinite(res.bound) and m.has_objective:
+            bound = max(0.0, res.bound * m.v_unit * (1 - BOUND_SAFETY))
+        if res.status == "infeasible":
+            if inc is not None:
+                return Candidate(inc.assignment, inc.order, status=Status.FEASIBLE, stats=stats,
+                                 message=f"milp: backend reported infeasible although a plan exists ({res.raw})")
+            return Candidate(None, status=Status.INFEASIBLE, stats=stats,
+                             message="milp proved that no plan meets memory, links"
+                             + (" and the constraints " + ", ".join(
+                                 f"{k} {v:g}" for k, v in p.constraints.items()) if p.constraints else ""))
+        plans = []
+        if res.values is not None:
+            a, order = m.read_plan(res.values)
+            if a is not None:
+                plans.append((a, order))
+        best = ws.best_plan(p, plans, inc)
+        stats["total_s"] = round(time.monotonic() - t0, 3)
+        if best is None:
+            return Candidate(None, status=Status.NO_SOLUTION, bound=bound, stats=stats,
+                             message=f"milp: no plan found ({res.raw})")
+        if res.status == "optimal":
+            st = Status.OPTIMAL
+            if bound is None and m.has_objective:
+                st = Status.FEASIBLE
+        else:
+            st = Status.TIME_LIMIT
+        return Candidate(best.assignment, best.order, status=st, bound=bound, stats=stats,
+                         message=f"{backend}: {res.raw}")
+
+
+class _Model:
+    def __init__(self, p: Problem, inc):
+        self.p = p
+        B, D = p.n_blocks, p.n_devices
+        allowed = p.allowed
+        w = {k: v for k, v in p.objective.weights.items() if v}
+        R = self.rows = _Rows()
+        ct = np.where(allowed, p.compute_time, 0.0)
+        sched = ws.needs_schedule(p)
+        period = ws.needs_period(p) or "throughput" in w
+        energy = ws.needs_energy(p) or "energy" in w
+        # ---- units
+        lat_ref = bounds.latency_bound(p) if sched else 0.0
+        per_ref = bounds.period_bound(p) if period else 0.0
+        if inc is not None:
+            lat_ref = max(lat_ref, inc.latency_s if sched else 0.0)
+            per_ref = max(per_ref, inc.period_s if period else 0.0)
+        self.tau = max(lat_ref, per_ref, 1e-12) / 1000.0
+        en_ref = max(bounds.energy_bound(p) if energy else 0.0,
+                     inc.energy_j if (inc is not None and energy) else 0.0, 1e-12)
+        self.eps = en_ref / 1000.0
+        v_ref = max(bounds.lower_bound(p), inc.value if inc is not None else 0.0, 1e-12)
+        self.v_unit = v_ref / 1000.0
+        tau, eps = self.tau, self.eps
+        mem_unit = float(max(p.memory.max(), 1.0))
+
+        self.x = x = {(b, d): R.var(f"x_{b}_{d}", 0, 1, True)
+                      for b in range(B) for d in range(D) if allowed[b, d]}
+        for b in range(B):
+            R.row({x[b, d]: 1.0 for d in range(D) if allowed[b, d]}, 1.0, 1.0)
+        a_inc = None if inc is None else inc.assignment
+        if a_inc is not None:
+            for (b, d), v in x.items():
+                R.start[v] = float(a_inc[b] == d)
+
+        # ---- memory
+        for d in range(D):
+            blocks = [b for b in range(B) if allowed[b, d]]
+            if not blocks or p.params[blocks].sum() + p.activation[blocks].max() <= p.memory[d]:
+                continue
+            peak = R.var(f"peak_{d}", 0, float(p.activation[blocks].max()) / mem_unit)
+            for b in blocks:
+                if p.activation[b] > 0:
+                    R.row({peak: 1.0, x[b, d]: -p.activation[b] / mem_unit}, lo=0.0)
+            coefs = {x[b, d]: p.params[b] / mem_unit for b in blocks}
+            coefs[peak] = 1.0
+            R.row(coefs, hi=p.memory[d] * (1 + 1e-9) / mem_unit)
+            if a_inc is not None:
+                R.start[peak] = float(max((p.activation[b] for b in blocks if a_inc[b] == d), default=0.0)) / mem_unit
+
+        # ---- input / output blocks on devices that source / sink cannot reach
+        for b in p.input_blocks:
+            for d in range(D):
+                if allowed[b, d] and not p.reachable[p.source, d]:
+                    R.ub[x[b, d]] = 0.0
+        for b in p.output_blocks:
+            for d in range(D):
+                if allowed[b, d] and not p.reachable[d, p.sink]:
+                    R.ub[x[b, d]] = 0.0
+
+        # ---- pair variables
+        self.y = y = {}
+        for k in range(p.n_edges):
+            uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
+            for d1 in range(D):
+                for d2 in range(D):
+                    if allowed[uu, d1] and allowed[vv, d2] and p.reachable[d1, d2]:
+                        y[k, d1, d2] = R.var(f"y_{k}_{d1}_{d2}", 0, 1)
+                        if a_inc is not None:
+                            R.start[y[k, d1, d2]] = float(a_inc[uu] == d1 and a_inc[vv] == d2)
+            for d1 in range(D):
+                if allowed[uu, d1]:
+                    coefs = {y[k, d1, d2]: 1.0 for d2 in range(D) if (k, d1, d2) in y}
+                    coefs[x[uu, d1]] = coefs.get(x[uu, d1], 0.0) - 1.0
+                    R.rows.append((coefs, 0.0, 0.0))
+            for d2 in range(D):
+                if allowed[vv, d2]:
+                    coefs = {y[k, d1, d2]: 1.0 for d1 in range(D) if (k, d1, d2) in y}
+                    coefs[x[vv, d2]] = coefs.get(x[vv, d2], 0.0) - 1.0
+                    R.rows.append((coefs, 0.0, 0.0))
+
+        y_of: dict[int, list[tuple[int, int, int]]] = {k: [] for k in range(p.n_edges)}
+        for (k, d1, d2), var in y.items():
+            y_of[k].append((d1, d2, var))
+
+        # ---- symmetry
+        for group in p.identical_device_groups():
+            group = sorted(group)
+            prefix: dict[tuple[int, int], int] = {}
+            for d in group[:-1]:
+                prev = None
+                for b in range(B):
+                    if allowed[b, d]:
+                        h = R.var(f"h_{b}_{d}", 0, 1)
+                        R.row({h: 1.0, x[b, d]: -1.0}, lo=0.0)
+                        if prev is not None:
+                            R.row({h: 1.0, prev: -1.0}, lo=0.0)
+                            R.row({h: 1.0, prev: -1.0, x[b, d]: -1.0}, hi=0.0)
+                        else:
+                            R.row({h: 1.0, x[b, d]: -1.0}, hi=0.0)
+                        if a_inc is not None:
+                            R.start[h] = float(any(a_inc[c] == d for c in range(b + 1)))
+                        prev = h
+                    prefix[b, d] = prev
+            for d_prev, d_next in zip(group, group[1:]):
+                for b in range(B):
+                    if not allowed[b, d_next]:
+                        continue
+                    earlier = prefix.get((b - 1, d_prev)) if b > 0 else None
+                    if earlier is None:
+                        R.ub[x[b, d_next]] = 0.0
+                    else:
+                        R.row({x[b, d_next]: 1.0, earlier: -1.0}, hi=0.0)
+
+        obj: dict[int, float] = {}
+        self.s = None
+        self.horizon_s = None
+        L = None
+        H = 0.0
+        # ---- latency
+        if sched:
+            h = ws.latency_horizon(p, inc)
+            self.horizon_s = h
+            H = h / tau
+            ctu = ct / tau
+            self.s = s = [R.var(f"s_{b}", 0, H) for b in range(B)]
+            L = R.var("latency", bounds.latency_bound(p) / tau * (1 - 1e-9), H)
+            for b in p.input_blocks:
+                arr = p.input_arrival(b)
+                coefs = {s[b]: 1.0}
+                for d in range(D):
+                    if allowed[b, d] and np.isfinite(arr[d]) and arr[d] > 0:
+                        coefs[x[b, d]] = -arr[d] / tau
+                R.row(coefs, lo=0.0)
+            for k in range(p.n_edges):
+                uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
+                tt = p.transfer_matrix(p.edge_bytes[k]) / tau
+                coefs = {s[vv]: 1.0, s[uu]: -1.0}
+                for d in range(D):
+                    if allowed[uu, d]:
+                        coefs[x[uu, d]] = -ctu[uu, d]
+                for d1, d2, var in y_of[k]:
+                    if d1 != d2 and tt[d1, d2] > 0:
+                        coefs[var] = -tt[d1, d2]
+                R.row(coefs, lo=0.0)
+            for b in p.output_blocks:
+                dv = p.output_delivery(b) / tau
+                coefs = {L: 1.0, s[b]: -1.0}
+                for d in range(D):
+                    if allowed[b, d]:
+                        coefs[x[b, d]] = -(ctu[b, d] + (dv[d] if np.isfinite(dv[d]) else 0.0))
+                R.row(coefs, lo=0.0)
+            for d in range(D):
+                coefs = {x[b, d]: -ctu[b, d] for b in range(B) if allowed[b, d]}
+                if coefs:
+                    coefs[L] = 1.0
+                    R.row(coefs, lo=0.0)
+            pairs = ws.incomparable_pairs(p)
+            self.n_pairs = len(pairs)
+            for a_, b_ in pairs:
+                o = R.var(f"o_{a_}_{b_}", 0, 1, True)
+                z = R.var(f"z_{a_}_{b_}", 0, 1)
+                for d in range(D):
+                    if allowed[a_, d] and allowed[b_, d]:
+                        R.row({z: 1.0, x[a_, d]: -1.0, x[b_, d]: -1.0}, lo=-1.0)
+                # s_b >= s_a + ct_a - M (2 - o - z)   ->  s_b - s_a - ct_a - M o - M z >= -2M
+                c1 = {s[b_]: 1.0, s[a_]: -1.0, o: -H, z: -H}
+                for d in range(D):
+                    if allowed[a_, d]:
+                        c1[x[a_, d]] = c1.get(x[a_, d], 0.0) - ctu[a_, d]
+                R.row(c1, lo=-2 * H)
+                # s_a >= s_b + ct_b - M (1 + o - z)  ->  s_a - s_b - ct_b + M o - M z >= -M
+                c2 = {s[a_]: 1.0, s[b_]: -1.0, o: H, z: -H}
+                for d in range(D):
+                    if allowed[b_, d]:
+                        c2[x[b_, d]] = c2.get(x[b_, d], 0.0) - ctu[b_, d]
+                R.row(c2, lo=-H)
+                if inc is not None:
+                    same = inc.assignment[a_] == inc.assignment[b_]
+                    R.start[z] = float(same)
+                    R.start[o] = float(inc.start[a_] <= inc.start[b_])
+            if inc is not None:
+                for b in range(B):
+                    R.start[s[b]] = min(float(inc.start[b]) / tau, H)
+                R.start[L] = min(inc.latency_s / tau, H)
+            if w.get("latency"):
+                _add(obj, L, w["latency"] * tau)
+            if "latency_s" in p.constraints:
+                R.ub[L] = min(R.ub[L], p.constraints["latency_s"] * (1 + 1e-9) / tau)
+
+        # ---- period
+        if period:
+            T = R.var("period", 0.0)
+            for d in range(D):
+                coefs = {x[b, d]: -ct[b, d] / tau for b in range(B) if allowed[b, d]}
+                if coefs:
+                    coefs[T] = 1.0
+                    R.row(coefs, lo=0.0)
+            links: dict[tuple[int, int], dict[int, float]] = {}
+            for (k, d1, d2), var in y.items():
+                if d1 != d2:
+                    tx = p.edge_bytes[k] * p.inv_bandwidth[d1, d2] / tau
+                    if tx > 0:
+                        _add(links.setdefault((d1, d2), {}), var, tx)
+            for b in p.input_blocks:
+                for d in range(D):
+                    if allowed[b, d] and d != p.source:
+                        tx = p.in_bytes[b] * p.inv_bandwidth[p.source, d] / tau
+                        if tx > 0:
+                            _add(links.setdefault((p.source, d), {}), x[b, d], tx)
+            for b in p.output_blocks:
+                for d in range(D):
+                    if allowed[b, d] and d != p.sink:
+                        tx = p.out_bytes[b] * p.inv_bandwidth[d, p.sink] / tau
+                        if tx > 0:
+                            _add(links.setdefault((d, p.sink), {}), x[b, d], tx)
+            for coefs in links.values():
+                coefs = {k_: -v for k_, v in coefs.items()}
+                coefs[T] = 1.0
+                R.row(coefs, lo=0.0)
+            cap = ws.period_cap(p)
+            if cap is not None:
+                R.ub[T] = cap / tau
+            if inc is not None:
+                R.start[T] = inc.period_s / tau
+            if w.get("throughput"):
+                _add(obj, T, w["throughput"] * tau)
+
+        # ---- energy
+        if energy:
+            E = R.var("energy", 0.0)
+            coefs = {E: 1.0}
+            for (b, d), var in x.items():
+                e = p.power_active[d] * ct[b, d]
+                if not p.preds[b] and d != p.source:
+                    e += (p.tx_power[p.source] + p.rx_power[d]) * p.in_bytes[b] * p.inv_bandwidth[p.source, d]
+                if not p.succs[b] and d != p.sink:
+                    e += (p.tx_power[d] + p.rx_power[p.sink]) * p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
+                _add(coefs, var, -e / eps)
+            for (k, d1, d2), var in y.items():
+                if d1 != d2:
+                    e = (p.tx_power[d1] + p.rx_power[d2]) * p.edge_bytes[k] * p.inv_bandwidth[d1, d2]
+                    _add(coefs, var, -e / eps)
+            if p.count_idle and L is not None:
+                for d in range(D):
+                    blocks = [b for b in range(B) if allowed[b, d]]
+                    if p.power_idle[d] <= 0 or not blocks:
+                        continue
+                    used = R.var(f"used_{d}", 0, 1)
+                    ul = R.var(f"ul_{d}", 0, H)
+                    for b in blocks:
+                        R.row({used: 1.0, x[b, d]: -1.0}, lo=0.0)
+                    R.row({ul: 1.0, L: -1.0, used: -H}, lo=-H)   # ul >= L - H (1 - used)
+                    _add(coefs, ul, -p.power_idle[d] * tau / eps)
+                    for b in blocks:
+                        _add(coefs, x[b, d], p.power_idle[d] * ct[b, d] / eps)
+                    if inc is not None:
+                        u_ = bool(np.any(inc.assignment == d))
+                        R.start[used] = float(u_)
+                        R.start[ul] = min(inc.latency_s / tau, H) if u_ else 0.0
+            R.row(coefs, lo=0.0)   # E >= the energy expression
+            if "energy_j" in p.constraints:
+                R.ub[E] = p.constraints["energy_j"] * (1 + 1e-9) / eps
+            if inc is not None:
+                R.start[E] = inc.energy_j / eps
+            if w.get("energy"):
+                _add(obj, E, w["energy"] * eps)
+
+        self.has_objective = bool(obj)
+        R.objective = {k: v / self.v_unit for k, v in obj.items()}
+
+    def read_plan(self, values: np.ndarray):
+        p = self.p
+        a = np.full(p.n_blocks, -1, dtype=np.int64)
+        best = np.full(p.n_blocks, -1.0)
+        for (b, d), var in self.x.items():
+            if values[var] > best[b]:
+                best[b], a[b] = values[var], d
+        if np.any(a < 0):
+            return None, None
+        order = None
+        if self.s is not None:
+            order = ws.orders_from_starts(p, a, np.array([values[v] for v in self.s]))
+        return a, order
+
+
+@dataclass
+class _Result:
+    status: str                      # optimal, feasible, infeasible, none
+    values: np.ndarray | None
+    bound: float | None
+    raw: str
+    stats: dict
+
+
+def _solve_cbc(R: _Rows, limit: float | None, seed: int) -> _Result:
+    import pulp
+
+    prob = pulp.LpProblem("placement", pulp.LpMinimize)
+    vs = [pulp.LpVariable(n, lowBound=None if not math.isfinite(lo) else lo,
+                          upBound=None if not math.isfinite(hi) else hi,
+                          cat=pulp.LpInteger if it else pulp.LpContinuous)
+          for n, lo, hi, it in zip(R.names, R.lb, R.ub, R.integer)]
+    prob += pulp.LpAffineExpression([(vs[k], c) for k, c in R.objective.items()])
+    for i, (coefs, lo, hi) in enumerate(R.rows):
+        e = pulp.LpAffineExpression([(vs[k], c) for k, c in coefs.items()])
+        if lo == hi:
+            prob += pulp.LpConstraint(e, pulp.LpConstraintEQ, f"r{i}", lo)
+        else:
+            if math.isfinite(lo):
+                prob += pulp.LpConstraint(e, pulp.LpConstraintGE, f"r{i}l", lo)
+            if math.isfinite(hi):
+                prob += pulp.LpConstraint(e, pulp.LpConstraintLE, f"r{i}h", hi)
+    for k, v in R.start.items():
+        vs[k].setInitialValue(v)
+    with tempfile.TemporaryDirectory(prefix="placement-cbc-") as tmp:
+        log = os.path.join(tmp, "cbc.log")
+        opts = [f"randomCbcSeed {seed + 1}"] if seed else []
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=limit, gapRel=MIP_GAP, warmStart=bool(R.start),
+                                   logPath=log, keepFiles=False, options=opts)
+        t = time.monotonic()
+        prob.solve(solver)
+        wall = time.monotonic() - t
+        text = open(log, encoding="utf-8", errors="replace").read() if os.path.exists(log) else ""
+    result = re.search(r"Result - (.*)", text)
+    raw = result.group(1).strip() if result else pulp.LpStatus[prob.status]
+    obj = re.search(r"Objective value:\s*([-+0-9.eE]+)", text)
+    lower = re.search(r"Lower bound:\s*([-+0-9.eE]+)", text)
+    nodes = re.search(r"Enumerated nodes:\s*(\d+)", text)
+    stats = {"wall_s": round(wall, 3), "nodes": int(nodes.group(1)) if nodes else None, "raw_status": raw,
+             "sol_status": prob.sol_status}
+    if "infeasible" in raw.lower():
+        return _Result("infeasible", None, None, raw, stats)
+    values = None
+    if prob.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        values = np.array([v.varValue if v.varValue is not None else 0.0 for v in vs])
+    bound = None
+    if "Optimal solution found" in raw and obj:
+        bound = float(obj.group(1))
+        status = "optimal"
+    else:
+        status = "feasible" if values is not None else "none"
+        if lower:
+            bound = float(lower.group(1))
+    stats["objective_units"] = float(obj.group(1)) if obj else None
+    stats["bound_units"] = bound
+    return _Result(status, values, bound, raw, stats)
+
+
+def _solve_mpsolver(R: _Rows, limit: float | None, backend: str) -> _Result:
+    from ortools.linear_solver import pywraplp
+
+    solver = pywraplp.Solver.CreateSolver(backend.upper())
+    if solver is None:
+        from placement.errors import InputError
+        raise InputError(f"--backend: OR-Tools has no {backend} solver in this installation")
+    inf = solver.infinity()
+    vs = []
+    for n, lo, hi, it in zip(R.names, R.lb, R.ub, R.integer):
+        lo = lo if math.isfinite(lo) else -inf
+        hi = hi if math.isfinite(hi) else inf
+        vs.append(solver.IntVar(lo, hi, n) if it else solver.NumVar(lo, hi, n))
+    for coefs, lo, hi in R.rows:
+        c = solver.RowConstraint(lo if math.isfinite(lo) else -inf, hi if math.isfinite(hi) else inf, "")
+        for k, v in coefs.items():
+            c.SetCoefficient(vs[k], v)
+    objective = solver.Objective()
+    for k, v in R.objective.items():
+        objective.SetCoefficient(vs[k], v)
+    objective.SetMinimization()
+    if R.start:
+        keys = sorted(R.start)
+        solver.SetHint([vs[k] for k in keys], [R.start[k] for k in keys])
+    if limit is not None:
+        solver.SetTimeLimit(int(limit * 1000))
+    solver.SetNumThreads(1)
+    params = pywraplp.MPSolverParameters()
+    params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, MIP_GAP)
+    t = time.monotonic()
+    code = solver.Solve(params)
+    wall = time.monotonic() - t
+    names = {pywraplp.Solver.OPTIMAL: "OPTIMAL", pywraplp.Solver.FEASIBLE: "FEASIBLE",
+             pywraplp.Solver.INFEASIBLE: "INFEASIBLE", pywraplp.Solver.UNBOUNDED: "UNBOUNDED",
+             pywraplp.Solver.ABNORMAL: "ABNORMAL", pywraplp.Solver.NOT_SOLVED: "NOT_SOLVED"}
+    raw = names.get(code, str(code))
+    #: backend code -> our status (the raw code is kept in the message)
+    status = {"OPTIMAL": "optimal", "FEASIBLE": "feasible", "INFEASIBLE": "infeasible"}.get(raw, "none")
+    stats = {"wall_s": round(wall, 3), "raw_status": raw, "nodes": solver.nodes()}
+    values = None
+    bound = None
+    if status in ("optimal", "feasible"):
+        values = np.array([v.solution_value() for v in vs])
+        bound = objective.BestBound()
+        stats["objective_units"] = objective.Value()
+    elif status == "none":
+        try:
+            bound = objective.BestBound()
+        except Exception:  # some backends have none before a solution
+            bound = None
+    stats["bound_units"] = bound
+    return _Result(status, values, bound, raw, stats)
