@@ -169,8 +169,11 @@ def stage_modules(model: nn.Module) -> list[str]:
             return out
     out = []
     for path, child in _children(model, ""):
-        if _is_container(child) and len(child) > 0:
-            out.extend(p for p, _ in _children(model, path))
+        if not list(child.children()):
+            continue  # a single layer at the root (a stem conv, a classifier) is no stage
+        grandchildren = _children(model, path)
+        if _is_container(child) and all(list(c.children()) for _, c in grandchildren):
+            out.extend(p for p, _ in grandchildren)  # a sequence of stages or blocks
         else:
             out.append(path)
     return out
@@ -186,7 +189,8 @@ def _block_units(model: nn.Module, stage: str) -> list[str]:
             for p, c in _children(model, path):
                 out.extend(expand(p, c))
             return out
-        return [] if isinstance(mod, _NOOP_MODULES) else [path]
+        # a module without submodules is a layer, not a building block
+        return [path] if list(mod.children()) and not isinstance(mod, _NOOP_MODULES) else []
 
     if _is_container(m):
         return expand(stage, m)
@@ -250,7 +254,17 @@ def cut(model: nn.Module, gm: fx.GraphModule, granularity: str) -> list[Segment]
     for i, n in enumerate(nodes):
         for p in stacks[n]:
             last_of[p] = i
+    first_of: dict[str, int] = {}
+    for i, n in enumerate(nodes):
+        for p in stacks[n]:
+            first_of.setdefault(p, i)
     ends: list[tuple[int, str]] = []
+    present = [p for p in stages if p in last_of]
+    if present:
+        first = min(present, key=lambda p: last_of[p])
+        # what runs before a real first stage (one with submodules) is the stem
+        if list(model.get_submodule(first).children()) and first_of[first] > 0 and first != "stem":
+            ends.append((first_of[first] - 1, "stem"))
     for path in sorted((p for p in stages if p in last_of), key=lambda p: last_of[p]):
         if ends and last_of[path] <= ends[-1][0]:
             continue  # nested in, or called inside, an earlier stage
@@ -260,7 +274,7 @@ def cut(model: nn.Module, gm: fx.GraphModule, granularity: str) -> list[Segment]
     prev = -1
     for k, (last, path) in enumerate(ends):
         sid = path
-        if k == 0:
+        if k == 0 and path != "stem":
             first_stage_mod = model.get_submodule(path)
             if not list(first_stage_mod.children()) and not path.startswith("stem"):
                 sid = "stem"
@@ -278,6 +292,8 @@ def cut(model: nn.Module, gm: fx.GraphModule, granularity: str) -> list[Segment]
         if granularity == "block":
             units: set[str] = set()
             for _, path in ends:
+                if path == "stem":
+                    continue  # the stem is one block, whatever modules it is made of
                 units.update(_block_units(model, path))
             unit_of = []
             for n in nodes:
