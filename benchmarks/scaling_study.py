@@ -338,10 +338,9 @@ def summary_table(rows, methods) -> str:
     lines.append("gap* = (value - best bound any method proved for the problem) / value; best value = "
                  "rows where the method's latency is the best found for that problem.")
     # per-problem detail: gap* by method
-    probs = []
-    for r in rows:
-        if r["problem"] not in probs:
-            probs.append(r["problem"])
+    size = {r["problem"]: (r["problem"].startswith("hybrid-"), (r["n_blocks"] or 0) * (r["n_devices"] or 0),
+                           r["n_blocks"] or 0, r["problem"]) for r in rows}
+    probs = sorted(size, key=size.get)
     lines += ["", "| problem | blocks x devices | " + " | ".join(methods) + " |",
               "| --- | --- | " + " | ".join("---:" for _ in methods) + " |"]
     for pname in probs:
@@ -365,9 +364,50 @@ def summary_table(rows, methods) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ------------------------------------------------------------------------- gallery
+#: (problem file, method, time limit) drawn as Gantt charts; Pareto fronts computed for the first.
+GALLERY_PLANS = (("examples/models/mobilevit_s.block.json", "cpsat", 15.0),
+                 ("examples/models/resnet18.stage.json", "cpsat", 15.0),
+                 ("benchmarks/results/scaling_problems/hybrid-b30-d8.json", "local", 10.0))
+GALLERY_FRONTS = (("examples/models/mobilevit_s.block.json", "latency,energy"),
+                  ("examples/models/mobilevit_s.block.json", "latency,throughput"),
+                  ("benchmarks/results/scaling_problems/hybrid-b100-d8.json", "latency,energy"))
+
+
+def gallery() -> None:
+    """Gantt pictures of good plans and Pareto fronts, for the README."""
+    import placement
+    from placement.pareto_front import pareto, plot_front
+    from placement.plan import write_json_atomic
+    prepare()
+    have = set(available_methods())
+    for rel, method, limit in GALLERY_PLANS:
+        f = ROOT / rel
+        if not f.exists():
+            continue
+        m = method if method in have else ("local" if "local" in have else "heft")
+        plan = placement.solve(str(f), m, time_limit=limit)
+        stem = RESULTS / f"gantt_{placement.load(f).name}"
+        plan.save(f"{stem}.plan.json")
+        for ext in (".png", ".html"):
+            info = placement.show(str(f), plan, f"{stem}{ext}")
+        print(f"wrote {stem}.png/.html ({m}, {plan.status.value}, latency "
+              f"{plan.metrics['latency_s']:.4g} s): {info['bars']} bars, {info['transfers']} transfers")
+    for rel, objectives in GALLERY_FRONTS:
+        f = ROOT / rel
+        if not f.exists():
+            continue
+        front = pareto(str(f), objectives, points=7, time_limit=10.0)
+        stem = RESULTS / f"pareto_{front['problem']}_{objectives.replace(',', '_')}"
+        write_json_atomic(f"{stem}.json", front)
+        plot_front(front, f"{stem}.png")
+        print(f"wrote {stem}.json/.png: {len(front['points'])} points, {front['approach']}, "
+              f"{front['solves']} solves, {front['solve_time_s']:.1f} s")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("step", choices=("prepare", "run", "analyse", "all"))
+    ap.add_argument("step", choices=("prepare", "run", "analyse", "all", "gallery"))
     ap.add_argument("--methods", help="comma list (default: every available method)")
     ap.add_argument("--sweeps", default="models,blocks,devices", help="default models,blocks,devices")
     ap.add_argument("--budget", type=float, default=None,
@@ -382,6 +422,8 @@ def main(argv=None) -> None:
         run(methods, sweeps, args.budget)
     if args.step in ("analyse", "all"):
         analyse()
+    if args.step == "gallery":
+        gallery()
 
 
 if __name__ == "__main__":

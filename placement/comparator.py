@@ -459,6 +459,12 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
     store = ResultsFile(results) if results is not None else None
     if resume and store is None:
         raise InputError("resume: needs a results file (results=... or resume=PATH)")
+    if store is not None:
+        target = store.path.resolve()
+        clash = [f for _, f, _, _ in loaded if f and Path(f).resolve() == target]
+        if clash:
+            raise InputError(f"results file {store.path} is also a problem file: give the results another "
+                             "name (with --json, put FILE right after it: --json rows.jsonl)")
     warn = (lambda msg: print(f"placement compare: warning: {msg}", file=sys.stderr))
     rows: list[dict[str, Any]] = store.read(warn) if (store is not None and resume) else []
     done = {(r["problem"], r["method"], r["objective"], _tl(r["time_limit"]), r["seed"]) for r in rows}

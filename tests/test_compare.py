@@ -282,6 +282,11 @@ def test_input_errors_name_what_is_wrong(tmp_path, diamond):
         compare([diamond, diamond], ["single"])
     with pytest.raises(InputError, match=r"ending in \.csv or \.jsonl"):
         compare([diamond], ["single"], results=tmp_path / "rows.txt")
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(diamond))
+    with pytest.raises(InputError, match="is also a problem file"):
+        compare([str(f)], ["single"], results=tmp_path / "p.json")
+    assert json.loads(f.read_text()) == diamond
     with pytest.raises(InputError, match="workers: expected at least 1"):
         compare([diamond], ["single"], workers=0)
     with pytest.raises(InputError, match="objective: expected latency"):
