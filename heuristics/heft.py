@@ -61,6 +61,8 @@ def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.nda
     ``lookahead``, added to the finish time). Returns (assignment, start, end); raises
     `_NoRoom` when memory leaves no device for a block."""
     B, D = ct.shape
+    if D <= SMALL_D:
+        return _list_schedule_small(p, ct, priority, oct_, lookahead, insertion)
     pos = topo_position(p)
     a = np.full(B, -1, dtype=np.int64)
     start = np.zeros(B)
@@ -136,6 +138,118 @@ def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.nda
             prev = e
         maxgap[d] = g
     return a, start, end
+
+
+#: up to this many devices, `list_schedule` runs on Python lists (numpy's per-call overhead
+#: dominates on short vectors); above it, vectorised over devices. Both give the same plan.
+SMALL_D = 16
+
+
+def _list_schedule_small(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
+                         lookahead: bool = False, insertion: bool = True):
+    """`list_schedule` on Python lists, for few devices: same rules, same arithmetic order."""
+    B, D = ct.shape
+    pos = topo_position(p).tolist()
+    a = [-1] * B
+    start = [0.0] * B
+    end = [0.0] * B
+    mem = Memory(p)
+    mp, ma, cap = mem.params.tolist(), mem.act.tolist(), mem.cap.tolist()
+    reserved = mem.reserved.tolist()
+    params, acts = p.params.tolist(), p.activation.tolist()
+    avail = [0.0] * D
+    intervals: list[list[tuple[float, float]]] = [[] for _ in range(D)]
+    maxgap = [0.0] * D
+    lat, inv = p.latency.tolist(), p.inv_bandwidth.tolist()
+    ebytes = p.edge_bytes.tolist()
+    ctl = ct.tolist()
+    octl = oct_.tolist() if oct_ is not None else None
+    src_arrival = {b: p.input_arrival(b).tolist() for b in p.input_blocks}
+    delivery = {b: p.output_delivery(b).tolist() for b in p.output_blocks}
+    reach_sink = p.reachable[:, p.sink].tolist()
+    inf = math.inf
+    devs = range(D)
+    waiting = [len(x) for x in p.preds]
+    prio = priority.tolist()
+    heap = [(-prio[b], pos[b], b) for b in range(B) if not waiting[b]]
+    heapq.heapify(heap)
+    while heap:
+        b = heapq.heappop(heap)[2]
+        for v, _ in p.succs[b]:
+            waiting[v] -= 1
+            if not waiting[v]:
+                heapq.heappush(heap, (-prio[v], pos[v], v))
+        preds = p.preds[b]
+        if preds:
+            ready = [0.0] * D
+            for u, k in preds:
+                du, eu, nb = a[u], end[u], ebytes[k]
+                lrow, irow = lat[du], inv[du]
+                for d in devs:
+                    x = eu if d == du else eu + lrow[d] + nb * irow[d]
+                    if x > ready[d]:
+                        ready[d] = x
+        else:
+            ready = list(src_arrival[b])
+        c = ctl[b]
+        extra = 0.0 if reserved[b] else params[b]
+        actb = acts[b]
+        out = b in delivery
+        dl = delivery.get(b)
+        ob = octl[b] if octl is not None else None
+        score = [inf] * D
+        est = [0.0] * D
+        eft = [0.0] * D
+        any_ok = False
+        for d in devs:
+            r, cd = ready[d], c[d]
+            if r == inf or cd == inf or mp[d] + extra + max(ma[d], actb) > cap[d]:
+                continue
+            if out and not reach_sink[d]:
+                continue
+            any_ok = True
+            t0 = r if r > avail[d] else avail[d]
+            if insertion and maxgap[d] >= cd - _EPS and r < avail[d]:
+                prev = 0.0
+                for s_, e_ in intervals[d]:
+                    t = prev if prev > r else r
+                    if t + cd <= s_ + _EPS:
+                        t0 = t
+                        break
+                    prev = e_
+            est[d] = t0
+            f = t0 + cd
+            eft[d] = f
+            if lookahead and ob is not None:
+                score[d] = f + ob[d]
+            else:
+                score[d] = f + dl[d] if out else f
+        if not any_ok:
+            raise _NoRoom(b)
+        best = min(score)
+        tol = best + 1e-9 * max(abs(best), 1e-12)
+        ties = [d for d in devs if score[d] <= tol]
+        if len(ties) > 1 and ob is not None:
+            look = [eft[d] + ob[d] for d in ties]
+            lm = min(look)
+            ltol = lm + 1e-9 * max(abs(lm), 1e-12)
+            ties = [d for d, x in zip(ties, look) if x <= ltol]
+        d = min(ties, key=lambda x: c[x]) if len(ties) > 1 else ties[0]
+        a[b], start[b], end[b] = d, est[d], eft[d]
+        if not reserved[b]:
+            mp[d] += params[b]
+        ma[d] = max(ma[d], actb)
+        iv = intervals[d]
+        iv.append((est[d], eft[d]))
+        if est[d] < avail[d]:
+            iv.sort()
+        avail[d] = max(avail[d], eft[d])
+        prev, g = 0.0, 0.0
+        for s_, e_ in iv:
+            g = max(g, s_ - prev)
+            prev = e_
+        maxgap[d] = g
+    return np.array(a, dtype=np.int64), np.array(start), np.array(end)
 
 
 def throughput_greedy(p: Problem, ct: np.ndarray, seq: np.ndarray) -> np.ndarray:
@@ -273,7 +387,7 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
         rank_peft = np.nanmean(np.where(np.isfinite(oct_), oct_, np.nan), axis=1) \
             + np.nan_to_num(np.nanmean(fin, axis=1))
         for label, prio, look in (("heft", rank_heft, False), ("heft-lookahead", rank_heft, True),
-                                  ("peft", rank_peft, True), ("peft-eft", rank_peft, False)):
+                                  ("peft", rank_peft, True)):
             def fn(prio=prio, look=look):
                 a, s, _ = list_schedule(p, ct, prio, oct_, lookahead=look)
                 return a, order_by(a, s, p.n_devices)
@@ -289,7 +403,7 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
     # the whole model on one device, where it fits (the `single` plans): cheap and sometimes best
     need = p.params.sum() + p.activation.max(initial=0.0)
     whole = np.nonzero(np.isfinite(ct).all(axis=0) & (p.memory * (1 + 1e-9) >= need))[0]
-    for d in whole[np.argsort(ct[:, whole].sum(axis=0))][:4].tolist():
+    for d in whole[np.argsort(ct[:, whole].sum(axis=0))][:2].tolist():
         run(f"single-{p.devices[d].id}", lambda d=d: (np.full(p.n_blocks, d, dtype=np.int64), None))
     if not pool.feasible:
         run("memory-fill", lambda: (pack_fallback(p, ct, topo), None))

@@ -239,6 +239,37 @@ def test_local_scorer_equals_evaluator(seed):
         prev.update(_latency_inputs(sc, a))
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_heft_list_schedule_small_and_vectorised_agree(seed, monkeypatch):
+    """The Python-list pass (few devices) and the numpy pass give the same plan."""
+    import heuristics.heft as H
+    from heuristics._common import optimistic_cost_table, upward_rank_mean
+
+    d = placement.generate(("chain", "dag", "hybrid")[seed % 3], 20, (3, 5, 8)[seed % 3],
+                           device_set=SETS[seed // 3 % 3], network=NETWORKS[seed % 3], seed=seed,
+                           split=0.2 if seed % 4 == 0 else 0.0)
+    if seed % 5 == 0:
+        d["pinned"] = {"b3": d["devices"][1]["id"]}
+    p = placement.load(d)
+    ct = masked_ct(p)
+    oct_, rank = optimistic_cost_table(p, ct), upward_rank_mean(p, ct)
+    for look in (False, True):
+        def run():
+            try:
+                return H.list_schedule(p, ct, rank, oct_, look)
+            except H._NoRoom as exc:
+                return exc.block
+        monkeypatch.setattr(H, "SMALL_D", 64)
+        small = run()
+        monkeypatch.setattr(H, "SMALL_D", 0)
+        big = run()
+        if isinstance(small, int) or isinstance(big, int):
+            assert small == big
+            continue
+        assert np.array_equal(small[0], big[0])
+        assert np.array_equal(small[1], big[1])
+
+
 # ------------------------------------------------------------------- HEFT pathology
 def pathological_chain(n: int = 8, slow: int = 4) -> dict:
     """A chain whose first block costs nothing: it ties on every device. Four slow boards
