@@ -145,7 +145,7 @@ def test_every_shipped_example_loads_and_records_its_measurements(path):
     for b in raw["model"]["blocks"]:
         assert set(b["time_s"]) == types
         assert b["fx_nodes"]
-    # the weakest device cannot hold the whole model
+    # the weakest device (the ESP32-S3 node) cannot hold the whole model
     weakest = min(raw["devices"], key=lambda d: d["memory_bytes"])
     assert sum(b["params_bytes"] for b in raw["model"]["blocks"]) > weakest["memory_bytes"]
 
