@@ -57,6 +57,7 @@ class CpSat(Method):
         "precision": f"worst-case relative rounding error of the integer model (default {DEFAULT_PRECISION:g})",
         "workers": "CP-SAT search workers (default 2)",
         "warm": "run the heuristics for a warm start (default true)",
+        "params": "extra CP-SAT parameters 'key:value ...', e.g. 'linearization_level:2'",
     }
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
@@ -81,6 +82,8 @@ class CpSat(Method):
         solver.parameters.max_time_in_seconds = max(0.05, left) if math.isfinite(left) else 1e9
         solver.parameters.num_workers = int(opts.get("workers", 2))
         solver.parameters.random_seed = int(ctx.seed)
+        if opts.get("params"):
+            _set_params(solver.parameters, str(opts["params"]))
         cb = _Collector(m, ctx)
         status = solver.solve(m.model, cb)
         stats.update({"solver_status": solver.status_name(status), "wall_s": round(solver.wall_time, 3),
@@ -111,6 +114,24 @@ class CpSat(Method):
         else:
             st = Status.TIME_LIMIT
         return Candidate(best.assignment, best.order, status=st, bound=bound, stats=stats)
+
+
+def _set_params(params, text: str) -> None:
+    """``key:value`` pairs separated by spaces or commas; ``a|b`` for a repeated field."""
+    for item in text.replace(",", " ").split():
+        key, _, value = item.partition(":")
+        if "|" in value:
+            getattr(params, key).extend(value.split("|"))
+            continue
+        current = getattr(params, key)
+        if isinstance(current, bool):
+            setattr(params, key, value.lower() in ("1", "true"))
+        elif isinstance(current, int):
+            setattr(params, key, int(value))
+        elif isinstance(current, float):
+            setattr(params, key, float(value))
+        else:
+            setattr(params, key, value)
 
 
 def _what(p: Problem) -> str:
