@@ -99,16 +99,21 @@ def plan_from_candidate(p: Problem, method: str, cand: Candidate, solve_time_s: 
     ev = evaluate_indices(p, np.asarray(cand.assignment, dtype=np.int64), cand.order)
     status = cand.status
     message = cand.message
+    gap = gap_of(ev.value, bound)
     if not ev.feasible:
         status = Status.NO_SOLUTION
         message = (message + "; " if message else "") + "best plan found breaks: " + str(ev.violations[0])
-    elif status == Status.OPTIMAL and (gap_of(ev.value, bound) or 0.0) > OPTIMAL_TOLERANCE:
+    elif status == Status.OPTIMAL and (gap is None or gap > OPTIMAL_TOLERANCE):
         status = Status.FEASIBLE
         message = (message + "; " if message else "") + (
             "the method proved optimality of its own model; against the real-valued bound the gap is "
-            f"{gap_of(ev.value, bound):.3g}")
+            + ("unknown" if gap is None else f"{gap:.3g}"))
     elif status in (Status.INFEASIBLE, Status.NO_SOLUTION, Status.ERROR):
         status = Status.FEASIBLE
+    if status in (Status.FEASIBLE, Status.TIME_LIMIT) and gap is not None and gap <= OPTIMAL_TOLERANCE:
+        # the plan meets a proven lower bound: it is optimal, whoever found it
+        status = Status.OPTIMAL
+        message = (message + "; " if message else "") + "value meets the proven lower bound"
     plan = plan_from_evaluation(p, ev, method=method, status=status, bound=bound,
                                 solve_time_s=solve_time_s, message=message, stats=cand.stats)
     return plan

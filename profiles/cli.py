@@ -36,7 +36,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Profile, build the problem, write it (atomically). Returns the exit code (0)."""
+    import warnings
+
     from placement.errors import InputError
+
+    # fvcore traces with torch.jit, which torch 2.14 marks deprecated: noise for our users
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
 
     from . import make_problem, torch_available
     from .models import default_input_shape, parse_input_shape

@@ -97,3 +97,9 @@ def test_constraint_lower_bound_proves_infeasibility():
     plan = placement.solve(d, "single")
     assert plan.status == Status.INFEASIBLE
     assert "latency_s must be at most 0.01, but no plan can do better than" in plan.message
+
+
+def test_a_plan_that_meets_the_proven_bound_is_optimal(fake):
+    plan = placement.solve(diamond_dict(), fake, answer=Candidate(np.zeros(4, dtype=int), bound=0.8))
+    assert plan.value == pytest.approx(0.8) and plan.status == Status.OPTIMAL
+    assert "value meets the proven lower bound" in plan.message
