@@ -43,7 +43,7 @@ from .method import TIME_LIMIT_MARGIN_FRACTION, TIME_LIMIT_MARGIN_S
 
 #: the columns of a row, in file order, with their types (for reading a CSV back).
 COLUMNS: dict[str, type] = {
-    "problem": str, "file": str, "method": str, "objective": str, "time_limit": float,
+    "problem": str, "file": str, "problem_sha": str, "method": str, "objective": str, "time_limit": float,
     "seed": int, "status": str, "value": float, "bound": float, "gap": float,
     "best_bound": float, "gap_best": float, "ratio_best": float, "solve_time_s": float,
     "wall_s": float, "within_limit": bool, "latency_s": float, "period_s": float,
@@ -63,6 +63,14 @@ _EPS = 1e-9
 def time_limit_margin(limit: float | None) -> float:
     """Seconds past ``limit`` a method may take (SPEC section 8; `placement.method`)."""
     return math.inf if limit is None else TIME_LIMIT_MARGIN_S + TIME_LIMIT_MARGIN_FRACTION * limit
+
+
+def problem_sha(problem) -> str:
+    """A short fingerprint of a problem's content (its validated, expanded spec): a row keeps
+    it, so that ``--resume`` notices a problem file that changed since its rows were written."""
+    import hashlib
+    text = json.dumps(problem.spec, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def objective_key(objective: Any) -> str:
@@ -89,6 +97,7 @@ class Task:
     time_limit: float | None
     seed: int
     options: tuple[tuple[str, Any], ...] = ()
+    sha: str = ""
 
     @property
     def key(self) -> tuple:
@@ -110,8 +119,8 @@ def run_task(task: Task) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     row: dict[str, Any] = {k: None for k in COLUMNS}
-    row.update(problem=task.problem, file=task.file, method=task.method, objective=task.objective,
-               time_limit=_tl(task.time_limit), seed=int(task.seed), message="")
+    row.update(problem=task.problem, file=task.file, problem_sha=task.sha, method=task.method,
+               objective=task.objective, time_limit=_tl(task.time_limit), seed=int(task.seed), message="")
     try:
         problem = load(task.source)
         row.update(n_blocks=problem.n_blocks, n_devices=problem.n_devices)
@@ -346,7 +355,8 @@ def _iter_ray(tasks: Sequence[Task], address: str | None) -> Iterator[tuple[Task
                     row = ray.get(ref)
                 except Exception as exc:  # a worker died: an error row, the study goes on
                     row = {k: None for k in COLUMNS}
-                    row.update(problem=t.problem, file=t.file, method=t.method, objective=t.objective,
+                    row.update(problem=t.problem, file=t.file, problem_sha=t.sha, method=t.method,
+                               objective=t.objective,
                                time_limit=_tl(t.time_limit), seed=t.seed, status="error",
                                message=f"ray: {type(exc).__name__}: {exc}"[:300])
                 yield t, row
@@ -467,11 +477,23 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
                              "name (with --json, put FILE right after it: --json rows.jsonl)")
     warn = (lambda msg: print(f"placement compare: warning: {msg}", file=sys.stderr))
     rows: list[dict[str, Any]] = store.read(warn) if (store is not None and resume) else []
+    file_order = [r["problem"] for r in rows]
+    if rows:
+        # a problem whose content changed since its rows were written: those rows are stale
+        shas = {name: problem_sha(p) for name, _, p, _ in loaded}
+        stale = [r for r in rows if r["problem"] in shas and r.get("problem_sha")
+                 and r["problem_sha"] != shas[r["problem"]]]
+        if stale:
+            names_stale = sorted({r["problem"] for r in stale})
+            warn(f"{', '.join(names_stale)} changed since {len(stale)} row(s) were written: "
+                 "those rows are dropped and run again")
+            rows = [r for r in rows if r not in stale]
     done = {(r["problem"], r["method"], r["objective"], _tl(r["time_limit"]), r["seed"]) for r in rows}
 
     tasks: list[Task] = []
     order_o: list[str] = []
     for name, file, p, raw in loaded:
+        sha = problem_sha(p)
         if raw is None and not (workers == 1 and executor == "local"):
             raise InputError(f"problem '{name}': a Problem object without a file runs only in-process "
                              "(workers=1); pass its path or its dict to use a pool or Ray")
@@ -484,7 +506,7 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
                 for s in seeds:
                     # in-process we pass the Problem itself; a pool or Ray gets the plain dict
                     src = p if (workers == 1 and executor == "local") else raw
-                    t = Task(name, file, src, m, okey, limit, s, tuple(sorted(options.get(m, {}).items())))
+                    t = Task(name, file, src, m, okey, limit, s, tuple(sorted(options.get(m, {}).items())), sha)
                     if t.key not in done:
                         tasks.append(t)
                         done.add(t.key)
@@ -497,7 +519,7 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
         stream = _iter_local(tasks)
 
     # file order: what the file already had (its order), then the new problems / methods
-    order_p = list(dict.fromkeys([r["problem"] for r in rows] + [n for n, _, _, _ in loaded]))
+    order_p = list(dict.fromkeys(file_order + [n for n, _, _, _ in loaded]))
     names = list(dict.fromkeys([r["method"] for r in rows] + names))
     order_o = list(dict.fromkeys([r["objective"] for r in rows] + order_o))
 

@@ -330,3 +330,20 @@ def test_ray_executor_on_a_local_instance(tmp_path):
            [{k: v for k, v in r.items() if k not in drop} for r in local]
     assert ResultsFile(out).read() == rows
     check_rows(rows)
+
+
+def test_resume_reruns_the_rows_of_a_problem_that_changed(tmp_path, capsys):
+    files = problems(tmp_path, n=2)
+    out = tmp_path / "rows.csv"
+    rows = compare(files, ["single"], time_limit=5, results=out)
+    assert all(len(r["problem_sha"]) == 12 for r in rows)
+    d = json.loads(Path(files[0]).read_text())
+    for dev in d["devices"]:
+        dev["flops_per_s"] *= 2          # re-measured: every compute time halves
+    Path(files[0]).write_text(json.dumps(d))
+    redone = []
+    rows2 = compare(files, ["single"], time_limit=5, resume=out, on_row=redone.append)
+    assert "g0 changed since 1 row(s) were written" in capsys.readouterr().err
+    assert [r["problem"] for r in redone] == ["g0"]
+    assert len(rows2) == 2 and rows2[0]["value"] < rows[0]["value"] and rows2[1] == rows[1]
+    assert ResultsFile(out).read() == rows2
