@@ -52,6 +52,8 @@ class Units:
     c_per: int = 0
     c_en: int = 0
     c_idle: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: idle energy per latency unit in objective units, unrounded (the model rounds it as a ratio)
+    c_idle_real: np.ndarray = field(default_factory=lambda: np.zeros(0))
     #: idle energy per latency unit, in energy units (for an energy_j constraint)
     c_idle_en: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
@@ -101,6 +103,7 @@ def choose_units(p: Problem, reference: float | None, precision: float = DEFAULT
         c = {k: int(math.floor(w[k] * target[k] / u.r_obj + 1e-9)) for k in w}
         r = {k: (c[k] * u.r_obj / w[k] if k in w else target[k]) for k in target}
         c_idle = np.zeros(D, dtype=np.int64)
+        real = np.zeros(D)
         if "energy" in w and "latency" in r:
             real = w["energy"] * idle * r["latency"] / u.r_obj
             c_idle = np.floor(real + 1e-9).astype(np.int64)
@@ -114,6 +117,7 @@ def choose_units(p: Problem, reference: float | None, precision: float = DEFAULT
     u.r_per = r.get("throughput", 1.0)
     u.r_en = r.get("energy", 1.0)
     u.c_idle = c_idle
+    u.c_idle_real = real
     u.c_idle_en = (np.floor(idle * u.r_lat / u.r_en + 1e-9).astype(np.int64)
                    if "latency" in r and "energy" in r else np.zeros(D, dtype=np.int64))
     return u

@@ -445,10 +445,11 @@ class _Result:
     stats: dict
 
 
-def _limit(deadline: float) -> float | None:
+def _limit(deadline: float, overhead: float = 0.0) -> float | None:
     """Seconds to give a backend that must stop by ``deadline`` (monotonic): what is left, less
-    the read-back time and 7 % for the backends' own overrun (HiGHS overran by 5 % here)."""
-    left = deadline - time.monotonic() - READ_BACK_S
+    the read-back time, the backend's fixed ``overhead`` past its own limit, and 7 % for its
+    proportional overrun (HiGHS through MPSolver overran by ~0.9 s + 5 % here)."""
+    left = deadline - time.monotonic() - READ_BACK_S - overhead
     return max(0.1, left * 0.93) if math.isfinite(left) else None
 
 
@@ -571,6 +572,45 @@ def _solve_cbc(R: _Rows, deadline: float, seed: int) -> _Result:
 
 
 def _solve_mpsolver(R: _Rows, deadline: float, backend: str) -> _Result:
+    """Run the MPSolver backend in a child process: OR-Tools 9.15's HiGHS crashed this process
+    (segmentation fault) on hints and, now and then, on tiny models; a crash or an overrun past
+    the deadline now costs the backend's answer (the warm start is kept), never the caller."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")   # a forked child inherits scipy's HiGHS threads and crashes
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_mpsolver_child, args=(send, R, deadline, backend), daemon=True)
+    t = time.monotonic()
+    proc.start()
+    send.close()
+    res = None
+    try:
+        if receive.poll(max(0.1, deadline - time.monotonic() - READ_BACK_S / 2)):
+            res = receive.recv()
+    except EOFError:
+        res = None
+    if res is None:
+        proc.kill()
+    proc.join(5.0)
+    if isinstance(res, Exception):
+        raise res
+    if res is None:
+        what = (f"{backend} crashed (exit code {proc.exitcode})" if proc.exitcode not in (None, 0)
+                and time.monotonic() < deadline - READ_BACK_S else f"{backend} stopped at the deadline")
+        return _Result("none", None, None, what, {"wall_s": round(time.monotonic() - t, 3), "raw_status": what})
+    return res
+
+
+def _mpsolver_child(send, R: _Rows, deadline: float, backend: str) -> None:
+    try:
+        send.send(_mpsolver_solve(R, deadline, backend))
+    except Exception as exc:  # an InputError (no such backend) travels back to the caller
+        send.send(exc)
+    finally:
+        send.close()
+
+
+def _mpsolver_solve(R: _Rows, deadline: float, backend: str) -> _Result:
     from ortools.linear_solver import pywraplp
 
     solver = pywraplp.Solver.CreateSolver(backend.upper())
@@ -596,7 +636,7 @@ def _solve_mpsolver(R: _Rows, deadline: float, backend: str) -> _Result:
     if R.start and backend != "highs":
         keys = sorted(R.start)
         solver.SetHint([vs[k] for k in keys], [R.start[k] for k in keys])
-    limit = _limit(deadline)
+    limit = _limit(deadline, overhead=1.0 if backend == "highs" else 0.3)
     if limit is not None:
         solver.SetTimeLimit(int(limit * 1000))
     solver.SetNumThreads(1)

@@ -1,0 +1,241 @@
+"""The exact solvers against the oracle (`brute`) on many random tiny problems, and their
+promises: bound never above the optimum, infeasibility proved and explained, time limit
+honoured, never worse than the warm start, symmetry breaking that keeps the optimum."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import placement
+from placement.errors import InputError
+from placement.method import TIME_LIMIT_MARGIN_FRACTION, TIME_LIMIT_MARGIN_S, Context
+from placement.plan import Status
+from solvers import _warmstart as ws
+from solvers._scale import choose_units
+
+from .conftest import ROOT
+
+OBJECTIVES = ["latency", "throughput", "energy", {"latency": 1.0, "energy": 0.2}]
+
+
+def _tiny(seed: int) -> dict:
+    """A random tiny problem (seeded): shape, sizes, objective and one of the twists."""
+    rng = np.random.default_rng(seed)
+    shape = ["chain", "dag", "hybrid"][seed % 3]
+    objective = OBJECTIVES[(seed // 3) % 4]
+    twist = ["memory", "pin", "split", "constraint", "idle", "plain"][seed % 6]
+    blocks = int(rng.integers(4, 7)) if twist != "split" else 3
+    devices = int(rng.integers(2, 4))
+    d = placement.generate(shape, blocks, devices, device_set=["iot", "edge", "homogeneous"][seed % 3],
+                           network=["mesh", "star", "tiers"][(seed // 2) % 3], seed=seed,
+                           split=0.34 if twist == "split" else 0.0, objective=objective)
+    blk = d["model"]["blocks"]
+    if twist == "memory":
+        weights = sum(b["params_bytes"] for b in blk)
+        peak = max(b["activation_bytes"] + b["params_bytes"] for b in blk)
+        for dev in d["devices"]:
+            dev["memory_bytes"] = peak + 0.55 * weights
+    elif twist == "pin":
+        d["pinned"] = {blk[-1]["id"]: d["devices"][-1]["id"]}
+        blk[1]["allowed_devices"] = [dev["id"] for dev in d["devices"][:2]]
+    elif twist == "constraint":
+        d["constraints"] = {"energy_j": 1e9} if objective != "energy" else {"latency_s": 1e9}
+    elif twist == "idle":
+        d["count_idle"] = True
+    d["name"] = f"tiny-{seed}-{shape}-{twist}"
+    return d
+
+
+def _tighten(d: dict) -> dict:
+    """Make the 'constraint' twist bind: a bound between the unconstrained optimum's metric and
+    the best possible value of that metric."""
+    if "constraints" not in d:
+        return d
+    (metric,) = d["constraints"]
+    other = "energy" if metric == "energy_j" else "latency"
+    free = placement.solve(d, "brute", time_limit=60)
+    best = placement.solve(d, "brute", objective=other, time_limit=60)
+    d["constraints"] = {metric: 0.5 * (free.metrics[metric] + best.value)}
+    return d
+
+
+SEEDS = list(range(24))
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    cache = {}
+
+    def get(seed):
+        if seed not in cache:
+            d = _tighten(_tiny(seed))
+            cache[seed] = (d, placement.solve(d, "brute", time_limit=60))
+        return cache[seed]
+    return get
+
+
+def _check_against_brute(plan, brute):
+    assert brute.status == Status.OPTIMAL, brute.message
+    assert plan.status in (Status.OPTIMAL, Status.FEASIBLE), plan.message
+    assert plan.violations == []
+    assert plan.value == pytest.approx(brute.value, rel=1e-6), (plan.value, brute.value, plan.stats)
+    assert plan.bound <= brute.value * (1 + 1e-9), "bound above the proven optimum"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cpsat_model_reaches_brute_optimum(seed, oracle):
+    d, brute = oracle(seed)
+    plan = placement.solve(d, "cpsat", time_limit=20, warm=False)   # the model alone, no heuristic
+    _check_against_brute(plan, brute)
+    assert plan.status == Status.OPTIMAL, plan.message    # rounding small enough to prove it
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_milp_cbc_model_reaches_brute_optimum(seed, oracle):
+    d, brute = oracle(seed)
+    plan = placement.solve(d, "milp", time_limit=20, warm=False)
+    _check_against_brute(plan, brute)
+    assert plan.status == Status.OPTIMAL, plan.message
+
+
+@pytest.mark.parametrize("backend", ["highs", "scip"])
+@pytest.mark.parametrize("seed", [1, 4, 8, 11])
+def test_milp_mpsolver_backends_reach_brute_optimum(backend, seed, oracle):
+    d, brute = oracle(seed)
+    plan = placement.solve(d, "milp", time_limit=20, backend=backend, warm=False)
+    _check_against_brute(plan, brute)
+    assert plan.stats["backend"] == backend
+
+
+@pytest.mark.parametrize("method", ["cpsat", "milp"])
+@pytest.mark.parametrize("seed", [0, 5, 9, 13])
+def test_warm_started_solvers_reach_brute_optimum(method, seed, oracle):
+    d, brute = oracle(seed)
+    plan = placement.solve(d, method, time_limit=20)
+    _check_against_brute(plan, brute)
+
+
+def test_cpsat_bound_stays_valid_with_coarse_units():
+    """Rounding durations down keeps the integer model a relaxation: even at 5 % precision
+    the bound is below the optimum, and the plan is re-scored by the evaluator."""
+    for seed in (2, 3, 7):
+        d = _tiny(seed)
+        brute = placement.solve(d, "brute", time_limit=60)
+        plan = placement.solve(d, "cpsat", time_limit=20, warm=False, precision=0.05)
+        assert plan.bound <= brute.value * (1 + 1e-9)
+        assert plan.value >= brute.value * (1 - 1e-9)
+        assert plan.violations == []
+
+
+def test_units_give_integer_objective_coefficients():
+    d = _tiny(3)
+    d["count_idle"] = True
+    p = placement.load(d).with_objective({"latency": 1.0, "energy": 0.2})
+    u = choose_units(p, None)
+    assert u.c_lat >= 1 and u.c_en >= 1
+    # the latency unit in objective units is exactly c_lat (no hidden rounding of weights)
+    assert u.c_lat * u.r_obj == pytest.approx(1.0 * u.r_lat, rel=1e-12)
+    assert u.c_en * u.r_obj == pytest.approx(0.2 * u.r_en, rel=1e-12)
+    assert np.all(u.c_idle[p.power_idle > 0] >= 1000)
+
+
+@pytest.mark.parametrize("method", ["cpsat", "milp"])
+def test_symmetry_breaking_keeps_the_optimum(method):
+    d = placement.generate("dag", 6, 3, device_set="homogeneous", network="star", seed=4)
+    d["source"] = d["devices"][0]["id"]
+    p = placement.load(d)
+    assert p.identical_device_groups(), "the test needs interchangeable devices"
+    brute = placement.solve(d, "brute", time_limit=60)
+    plan = placement.solve(d, method, time_limit=20, warm=False)
+    _check_against_brute(plan, brute)
+
+
+def _infeasible_by_constraint() -> dict:
+    """Passes the cheap checks, but no plan meets the latency constraint (brute says so)."""
+    d = placement.generate("dag", 5, 2, device_set="iot", network="mesh", seed=4, objective="energy")
+    fastest = placement.solve(d, "brute", objective="latency", time_limit=60)
+    d["constraints"] = {"latency_s": fastest.value * (1 - 1e-4)}
+    from placement.feasibility import infeasibility_reasons
+    assert not infeasibility_reasons(placement.load(d)), "the cheap checks must not see it"
+    return d
+
+
+@pytest.mark.parametrize("method, options", [("cpsat", {}), ("milp", {}), ("milp", {"backend": "highs"})])
+def test_solvers_prove_infeasibility_and_say_why(method, options):
+    d = _infeasible_by_constraint()
+    plan = placement.solve(d, method, time_limit=20, **options)
+    assert plan.status == Status.INFEASIBLE, (plan.status, plan.message)
+    assert "latency_s" in plan.message and "no plan" in plan.message
+
+
+def test_cli_exits_3_with_the_reason(tmp_path):
+    import json
+    path = tmp_path / "infeasible.json"
+    path.write_text(json.dumps(_infeasible_by_constraint()))
+    out = subprocess.run([sys.executable, "-m", "placement.cli", "solve", str(path), "--method", "cpsat",
+                          "--time-limit", "20", "--json"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 3, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["status"] == "infeasible" and "latency_s" in plan["message"]
+
+
+def test_cheap_infeasibility_is_reported_before_solving():
+    d = placement.generate("chain", 4, 2, seed=1)
+    d["model"]["blocks"][2]["params_bytes"] = 1e15
+    for method in ("cpsat", "milp"):
+        plan = placement.solve(d, method, time_limit=5)
+        assert plan.status == Status.INFEASIBLE and "b2" in plan.message
+
+
+@pytest.mark.parametrize("method, options", [("cpsat", {}), ("milp", {}), ("milp", {"backend": "highs"})])
+def test_time_limit_gives_best_plan_and_bound_never_worse_than_warm_start(method, options):
+    d = placement.generate("dag", 60, 8, device_set="iot", network="mesh", seed=2)
+    limit = 4.0
+    t0 = time.monotonic()
+    plan = placement.solve(d, method, time_limit=limit, **options)
+    wall = time.monotonic() - t0
+    assert plan.solve_time_s <= limit + TIME_LIMIT_MARGIN_S + TIME_LIMIT_MARGIN_FRACTION * limit
+    assert wall <= limit + TIME_LIMIT_MARGIN_S + TIME_LIMIT_MARGIN_FRACTION * limit + 1.0
+    assert plan.status in (Status.TIME_LIMIT, Status.OPTIMAL, Status.FEASIBLE), plan.message
+    assert plan.violations == []
+    assert plan.bound is not None and plan.bound <= plan.value
+    warm = plan.stats["warm_value"]
+    assert warm is not None and plan.value <= warm * (1 + 1e-12)
+
+
+def test_warm_start_picks_the_best_feasible_heuristic():
+    d = placement.generate("hybrid", 12, 4, device_set="iot", network="mesh", seed=1)
+    p = placement.load(d)
+    w = ws.warm_start(p, Context(time_limit=10))
+    assert w.best is not None and w.best.feasible
+    values = [v for v in w.tried.values() if isinstance(v, float)]
+    assert w.best.value == pytest.approx(min(values))
+
+
+def test_latency_horizon_covers_the_optimum():
+    for seed in (0, 1, 6):
+        d = _tiny(seed)
+        p = placement.load(d).with_objective("latency")
+        brute = placement.solve(d, "brute", objective="latency", time_limit=60)
+        assert ws.serial_horizon(p) >= brute.value
+        inc = ws.warm_start(p, Context(time_limit=5)).best
+        assert ws.latency_horizon(p, inc) >= brute.value * (1 - 1e-12)
+
+
+def test_milp_rejects_an_unknown_backend():
+    with pytest.raises(InputError, match=r"--backend: expected one of cbc, highs, scip, found 'gurobi'"):
+        placement.solve(placement.generate("chain", 3, 2), "milp", backend="gurobi")
+
+
+def test_solvers_do_not_change_their_input():
+    d = _tiny(4)
+    before = copy.deepcopy(d)
+    for method in ("cpsat", "milp"):
+        placement.solve(d, method, time_limit=10)
+    assert d == before
