@@ -94,6 +94,7 @@ class Milp(Method):
     options = {
         "backend": "cbc (PuLP, default), highs or scip (OR-Tools MPSolver)",
         "warm": "run the heuristics for a warm start (default true)",
+        "cbc_options": "extra CBC options, e.g. 'preprocess off' (cbc backend)",
     }
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
@@ -115,7 +116,7 @@ class Milp(Method):
                  "time_unit_s": m.tau, "energy_unit_j": m.eps, "objective_unit": m.v_unit,
                  "horizon_s": m.horizon_s}
         if backend == "cbc":
-            res = _solve_cbc(m.rows, ctx.deadline, ctx.seed)
+            res = _solve_cbc(m.rows, ctx.deadline, ctx.seed, str(ctx.options.get("cbc_options", "")))
         else:
             res = _solve_mpsolver(m.rows, ctx.deadline, backend)
         stats.update(res.stats)
@@ -271,7 +272,9 @@ class _Model:
         H = 0.0
         # ---- latency
         if sched:
-            h = ws.latency_horizon(p, inc)
+            # 1e-4 of slack: with the incumbent optimal, the horizon is tight at the optimum and
+            # CBC's preprocessing then "proved" the model infeasible (10 x 6 hybrid, iot, mesh)
+            h = ws.latency_horizon(p, inc) * (1 + 1e-4)
             self.horizon_s = h
             H = h / tau
             ctu = ct / tau
@@ -492,9 +495,12 @@ def _watched_cbc_class():
                     except subprocess.TimeoutExpired:
                         proc.kill()
                         proc.wait()
-            if not os.path.exists(tmpSol):
-                raise pulp.PulpSolverError("CBC wrote no solution")
-            status, values, dj, pi, slacks, sol_status = self.readsol_MPS(tmpSol, lp, vs, names, cnames)
+            try:
+                if not os.path.exists(tmpSol):
+                    raise pulp.PulpSolverError("CBC wrote no solution")
+                status, values, dj, pi, slacks, sol_status = self.readsol_MPS(tmpSol, lp, vs, names, cnames)
+            finally:
+                self.delete_tmp_files(tmpMps, tmpLp, tmpSol, tmpMst)
             lp.assignVarsVals(values)
             lp.assignStatus(status, sol_status)
             return status
@@ -506,7 +512,7 @@ def _WatchedCbc(**kwargs):
     return _watched_cbc_class()(**kwargs)
 
 
-def _solve_cbc(R: _Rows, deadline: float, seed: int) -> _Result:
+def _solve_cbc(R: _Rows, deadline: float, seed: int, extra: str = "") -> _Result:
     import pulp
 
     prob = pulp.LpProblem("placement", pulp.LpMinimize)
@@ -528,7 +534,10 @@ def _solve_cbc(R: _Rows, deadline: float, seed: int) -> _Result:
         vs[k].setInitialValue(v)
     with tempfile.TemporaryDirectory(prefix="placement-cbc-") as tmp:
         log = os.path.join(tmp, "cbc.log")
-        opts = [f"randomCbcSeed {seed + 1}"] if seed else []
+        # preprocessing off: with it, CBC's root cuts overshot the optimum by 1e-4 and the final
+        # LP then called the problem "proven infeasible" (10 x 6 and 30 x 32 hybrid, iot, mesh);
+        # without it the same models solve to optimality, as fast or faster.
+        opts = ["preprocess off"] + ([f"randomCbcSeed {seed + 1}"] if seed else []) + ([extra] if extra else [])
         solver = _WatchedCbc(deadline=deadline, msg=False, timeLimit=_limit(deadline),
                              gapRel=MIP_GAP, warmStart=bool(R.start), logPath=log, keepFiles=False,
                              options=opts)
