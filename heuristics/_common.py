@@ -144,6 +144,8 @@ class Pool:
     best_label: str = ""
     best_key: tuple = (math.inf, math.inf)
     tried: dict[str, float] = field(default_factory=dict)
+    #: every evaluated plan, best first after `ranked()` (local search starts chains from them)
+    plans: list = field(default_factory=list)
 
     def add(self, a: np.ndarray | None, order: list[list[int]] | None, label: str) -> Evaluation | None:
         if a is None:
@@ -151,9 +153,20 @@ class Pool:
         ev = evaluate(self.p, a, order)
         key = (violation_size(self.p, ev), ev.value if math.isfinite(ev.value) else math.inf)
         self.tried[label] = ev.value if ev.feasible else math.inf
+        self.plans.append((key, len(self.plans), label, ev))
         if key < self.best_key:
             self.best, self.best_key, self.best_label = ev, key, label
         return ev
+
+    def ranked(self) -> list:
+        """Distinct evaluated plans (by assignment and order), best first: (label, evaluation)."""
+        out, seen = [], set()
+        for key, _, label, ev in sorted(self.plans, key=lambda x: (x[0], x[1])):
+            sig = (ev.assignment.tobytes(), tuple(map(tuple, ev.order)))
+            if sig not in seen:
+                seen.add(sig)
+                out.append((label, ev))
+        return out
 
     @property
     def feasible(self) -> bool:

@@ -55,14 +55,15 @@ class _NoRoom(Exception):
 
 
 def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
-                  lookahead: bool = False, insertion: bool = True):
+                  lookahead: bool = False, insertion: bool = True, force: np.ndarray | None = None):
     """One HEFT-family pass. ``priority``: higher first (must respect precedence, ties broken
     by topological position). ``oct_``: optimistic cost table for tie-breaks (and, with
     ``lookahead``, added to the finish time). Returns (assignment, start, end); raises
-    `_NoRoom` when memory leaves no device for a block."""
+    `_NoRoom` when memory leaves no device for a block. ``force[b] >= 0`` puts b on that
+    device when it may run and fits there (CPoP's critical-path processor)."""
     B, D = ct.shape
     if D <= SMALL_D:
-        return _list_schedule_small(p, ct, priority, oct_, lookahead, insertion)
+        return _list_schedule_small(p, ct, priority, oct_, lookahead, insertion, force)
     pos = topo_position(p)
     a = np.full(B, -1, dtype=np.int64)
     start = np.zeros(B)
@@ -102,6 +103,9 @@ def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.nda
             ok &= reach_sink
         if not ok.any():
             raise _NoRoom(b)
+        if force is not None and force[b] >= 0 and ok[force[b]]:
+            ok = np.zeros(D, dtype=bool)
+            ok[force[b]] = True
         est = np.maximum(ready, avail)
         if insertion:
             for d in np.nonzero(ok & (maxgap >= c - _EPS) & (ready < avail))[0].tolist():
@@ -146,7 +150,8 @@ SMALL_D = 16
 
 
 def _list_schedule_small(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
-                         lookahead: bool = False, insertion: bool = True):
+                         lookahead: bool = False, insertion: bool = True,
+                         force: np.ndarray | None = None):
     """`list_schedule` on Python lists, for few devices: same rules, same arithmetic order."""
     B, D = ct.shape
     pos = topo_position(p).tolist()
@@ -201,7 +206,13 @@ def _list_schedule_small(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_:
         est = [0.0] * D
         eft = [0.0] * D
         any_ok = False
-        for d in devs:
+        fd = int(force[b]) if force is not None else -1
+        if fd >= 0:
+            r, cd = ready[fd], c[fd]
+            if (r == inf or cd == inf or mp[fd] + extra + max(ma[fd], actb) > cap[fd]
+                    or (out and not reach_sink[fd])):
+                fd = -1
+        for d in (devs if fd < 0 else (fd,)):
             r, cd = ready[d], c[d]
             if r == inf or cd == inf or mp[d] + extra + max(ma[d], actb) > cap[d]:
                 continue
@@ -349,6 +360,40 @@ def energy_greedy(p: Problem, ct: np.ndarray, seq: np.ndarray) -> np.ndarray:
     return a
 
 
+def cpop_critical_path(p: Problem, ct: np.ndarray, up: np.ndarray):
+    """CPoP (Topcuoglu et al. 2002): priority = upward + downward rank; the blocks of the
+    critical path go to the one device that runs all of them fastest. Returns (priority,
+    force) with ``force[b]`` that device on the path and -1 elsewhere (force None if no
+    device may run the whole path)."""
+    from ._common import mean_transfer
+
+    fin = np.where(np.isfinite(ct), ct, np.nan)
+    w = np.nan_to_num(np.nanmean(fin, axis=1), nan=0.0)
+    lat, inv = mean_transfer(p)
+    down = np.zeros(p.n_blocks)
+    for b in p.topo:
+        for u, k in p.preds[b]:
+            down[b] = max(down[b], down[u] + w[u] + lat + p.edge_bytes[k] * inv)
+    prio = up + down
+    cp_len = prio.max(initial=0.0)
+    tol = 1e-9 * max(cp_len, 1e-12)
+    entry = [b for b in p.input_blocks if prio[b] >= cp_len - tol]
+    if not entry:
+        return prio, None
+    path = [entry[0]]
+    while p.succs[path[-1]]:
+        nxt = [v for v, _ in p.succs[path[-1]] if prio[v] >= cp_len - tol]
+        if not nxt:
+            break
+        path.append(nxt[0])
+    total = ct[path].sum(axis=0)
+    if not np.isfinite(total).any():
+        return prio, None
+    force = np.full(p.n_blocks, -1, dtype=np.int64)
+    force[path] = int(np.argmin(total))
+    return prio, force
+
+
 def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") -> tuple[Pool, dict]:
     """Run the HEFT-family variants that serve ``p``'s objective and keep the best plan
     (scored by the evaluator). Returns the pool and per-variant statistics."""
@@ -386,10 +431,20 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
         fin = np.where(np.isfinite(ct), ct, np.nan)
         rank_peft = np.nanmean(np.where(np.isfinite(oct_), oct_, np.nan), axis=1) \
             + np.nan_to_num(np.nanmean(fin, axis=1))
-        for label, prio, look in (("heft", rank_heft, False), ("heft-lookahead", rank_heft, True),
-                                  ("peft", rank_peft, True)):
-            def fn(prio=prio, look=look):
-                a, s, _ = list_schedule(p, ct, prio, oct_, lookahead=look)
+        prio_cp, force = cpop_critical_path(p, ct, rank_heft)
+        small = p.n_blocks * p.n_devices <= 5_000
+        for label, prio, look, fc, tie in (("heft", rank_heft, False, None, oct_),
+                                           ("heft-lookahead", rank_heft, True, None, oct_),
+                                           ("peft", rank_peft, True, None, oct_),
+                                           ("cpop", prio_cp, False, force, oct_),
+                                           # classic ties (fastest, then first device): other
+                                           # basins for `local`, cheap on small problems
+                                           ("heft-classic", rank_heft, False, None, None),
+                                           ("cpop-classic", prio_cp, False, force, None)):
+            if (fc is None and label.startswith("cpop")) or (tie is None and not small):
+                continue
+            def fn(prio=prio, look=look, fc=fc, tie=tie):
+                a, s, _ = list_schedule(p, ct, prio, tie, lookahead=look, force=fc)
                 return a, order_by(a, s, p.n_devices)
             run(label, fn)
     topo = np.array(p.topo, dtype=np.int64)

@@ -13,6 +13,8 @@ tests.
 Moves (probabilities adapt to the objective):
   * **move** one block to another allowed device (half the time a device that one of its
     neighbours is on, which keeps transfers few; else any allowed device);
+  * **group move**: a connected group of 2 to 6 blocks that share a device moves to
+    another device together (crossing a slow link one block at a time is uphill);
   * **swap** the devices of two blocks;
   * **reorder** (only when the value depends on the order: latency, or idle energy): a new
     priority for a block, drawn between its predecessors' and successors'.
@@ -29,9 +31,13 @@ assignment (they are sums over blocks and edges); when latency matters (latency 
 constraint, or idle energy) the schedule is re-simulated from the first block whose
 position, device or inputs changed onwards (earlier blocks keep their times).
 
+Restarts: ``chains`` (default 4) annealing chains run one after the other, each from the
+best plan so far with its own random stream (a chain that is trapped in one basin is
+common on high-communication instances; four independent chains rarely all are).
+
 Stopping (the default budget is the search's own): at the time limit (status
-``time_limit``) or on convergence, when the best has not improved for
-``max(patience, moves it took to find the best so far)`` moves (status ``feasible``). The
+``time_limit``) or on convergence, when every chain has stopped because its best had not
+improved for ``max(patience, moves it took to find its best)`` moves (status ``feasible``). The
 stopping rule counts moves, not seconds, so a run that converges before its time limit is
 deterministic for a seed. The returned plan is never worse than the start: the final best
 is re-scored by the evaluator and the start is returned if it is not strictly better.
@@ -54,6 +60,15 @@ from ._common import Pool, masked_ct, order_by, topo_position, violation_size
 
 #: moves without improvement of the best before the search stops (at least).
 PATIENCE = 3000
+#: independent annealing chains, each from the best plan so far (different random streams).
+CHAINS = 4
+#: annealing temperatures (relative worsening accepted with probability 1/e), hot and cold.
+T_START, T_END = 0.02, 1e-4
+#: at most this many evaluations in the descent that opens every chain.
+DESCENT_EVALS = 5000
+#: weight of the mean block end time added to the latency during the search (not to the
+#: value kept): a tie-breaker that makes moves off the critical path informative.
+SMOOTH = 0.0
 #: weight of the relative memory/constraint excess, in units of the start's value.
 PENALTY = 10.0
 
@@ -205,6 +220,7 @@ class LocalSearch(Method):
     summary = ("simulated annealing over block moves, swaps and per-device reorders, started from "
                "the best of heft and dp; stops at convergence or the time limit")
     options = {"patience": f"moves without improvement before stopping (default {PATIENCE})",
+               "chains": f"annealing chains run one after the other from the best so far (default {CHAINS})",
                "max_moves": "stop after this many moves (default: no cap)"}
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
@@ -217,19 +233,32 @@ class LocalSearch(Method):
                              message="no constructive plan fits memory (heft, dp, memory-first fill)")
         patience = int(ctx.options.get("patience", PATIENCE))
         max_moves = ctx.options.get("max_moves")
-        result = _anneal(p, start_ev, ctx, patience, int(max_moves) if max_moves else None, stats)
-        best_a, best_seq, timed_out = result
-        if best_a is not None:
-            order = order_by(best_a, np.argsort(best_seq), p.n_devices)
-            ev = evaluate(p, best_a, order)
-            key_new = (violation_size(p, ev), ev.value)
-            key_old = (violation_size(p, start_ev), start_ev.value)
-            if key_new < key_old:
-                final = ev
-            else:
-                final = start_ev
-        else:
-            final = start_ev
+        chains = int(ctx.options.get("chains", CHAINS))
+        sc_needs_order = Scorer(p).needs_order
+        final = start_ev
+        timed_out = False
+        stats["moves"] = 0
+        # chains start from the best plan so far, except that the middle ones start from the
+        # next-best distinct constructive plans (another basin)
+        others = [ev for _, ev in pool.ranked()[1:] if violation_size(p, ev) == 0]
+        for chain in range(chains):
+            sub: dict = {}
+            origin = final
+            if 0 < chain < chains - 1 and chain - 1 < len(others):
+                origin = others[chain - 1]
+            best_a, best_seq, timed_out = _anneal(p, origin, ctx, patience,
+                                                  int(max_moves) if max_moves else None, sub,
+                                                  rng_seed=ctx.seed * 1_000_003 + chain)
+            stats["moves"] += sub.get("moves", 0)
+            if best_a is not None:
+                order = order_by(best_a, np.argsort(best_seq), p.n_devices)
+                for ev in (evaluate(p, best_a, order), *_reschedule(p, best_a, sc_needs_order)):
+                    if (violation_size(p, ev), ev.value) < (violation_size(p, final), final.value):
+                        final = ev
+                        stats["best_chain"] = chain
+            if timed_out:
+                break
+        stats["chains_run"] = chain + 1
         stats["time_s"] = round(time.perf_counter() - t0, 4)
         stats["start_value"] = start_ev.value
         stats["improved"] = final is not start_ev
@@ -239,12 +268,13 @@ class LocalSearch(Method):
                          f"{stats.get('moves', 0)} moves")
 
 
-def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | None, stats: dict):
+def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | None, stats: dict,
+            rng_seed: int = 0):
     """Simulated annealing from ``start_ev``. Returns (best assignment, best priority-sorted
     sequence, stopped by time)."""
     B, D = p.n_blocks, p.n_devices
     sc = Scorer(p)
-    rng = random.Random(ctx.seed)
+    rng = random.Random(rng_seed)
     allowed = [np.nonzero(p.allowed[b])[0].tolist() for b in range(B)]
     movable = [b for b in range(B) if len(allowed[b]) > 1]
     if not movable and not sc.needs_order:
@@ -262,26 +292,62 @@ def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | 
     prio = np.empty(B)
     prio[seq] = np.arange(B, dtype=float)
 
-    def value_of(metrics, mem_x, con_x, scale):
+    w_lat = sc.weights.get("latency", 0.0)
+
+    def value_of(metrics, mem_x, con_x, scale, end=None):
         v = sum(w * metrics[{"latency": "latency_s", "throughput": "period_s",
                              "energy": "energy_j"}[k]] for k, w in sc.weights.items())
-        return v, v + PENALTY * scale * (mem_x + con_x), (mem_x + con_x) > 0
+        f = v + PENALTY * scale * (mem_x + con_x)
+        if w_lat and end is not None and SMOOTH:
+            # a small pull towards earlier ends everywhere: moves off the critical path are
+            # then not blind, and the next critical-path improvement gets closer
+            f += SMOOTH * w_lat * float(end.mean())
+        return v, f, (mem_x + con_x) > 0
 
     metrics, mx, cx, (st, en) = sc.score(a, seq)
     scale = abs(value_of(metrics, 0, 0, 1)[0]) or 1.0
-    cur_v, cur_f, cur_bad = value_of(metrics, mx, cx, scale)
+    cur_v, cur_f, cur_bad = value_of(metrics, mx, cx, scale, en)
     cache = {"a": a.copy(), "seq": seq.copy(), "start": st, "end": en}
     if sc.needs_latency:
         cache.update(_latency_inputs(sc, a))
+    # descent first: every single-block move (random order, first improvement), repeated
+    # while it improves; a budget of evaluations keeps it short on large problems
+    pairs = [(b, y) for b in movable for y in allowed[b]]
+    budget = DESCENT_EVALS
+    moves = 0
+    improved = True
+    while improved and budget > 0 and not ctx.expired():
+        improved = False
+        rng.shuffle(pairs)
+        for b, y in pairs:
+            if budget <= 0 or (moves % 64 == 0 and ctx.expired()):
+                break
+            if a[b] == y:
+                continue
+            budget -= 1
+            moves += 1
+            new_a = a.copy()
+            new_a[b] = y
+            metrics, mx, cx, (st, en) = sc.score(new_a, seq, cache if sc.needs_latency else None)
+            v, f, bad = value_of(metrics, mx, cx, scale, en)
+            if f < cur_f - 1e-12 * abs(cur_f):
+                a, cur_v, cur_f, cur_bad = new_a, v, f, bad
+                improved = True
+                if sc.needs_latency:
+                    cache = {"a": a.copy(), "seq": seq.copy(), "start": st, "end": en}
+                    cache.update(_latency_inputs(sc, a))
     best = (cur_bad, cur_v if not cur_bad else cur_f)
     best_a, best_seq = a.copy(), seq.copy()
-    epoch = max(200, 10 * B)
-    t_start, t_end = 0.02, 1e-4
+    # annealing: hot to cold over about two thirds of the patience, then reheat from the best
+    epoch = max(50, patience // 30)
+    t_start, t_end = T_START, T_END
     cool = (t_end / t_start) ** (1.0 / 20)        # 20 epochs from hot to cold, then reheat
     temp = t_start
-    moves = since = found_at = 0
+    since = found_at = 0
+    moves0 = moves
     p_reorder = 0.25 if sc.needs_order else 0.0
-    p_swap = 0.2
+    p_group = 0.15
+    p_swap = 0.15
     timed_out = False
     while True:
         if moves % 64 == 0 and ctx.expired():
@@ -289,7 +355,7 @@ def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | 
             break
         if max_moves is not None and moves >= max_moves:
             break
-        if since >= max(patience, found_at):
+        if since >= max(patience, found_at - moves0):
             break
         moves += 1
         since += 1
@@ -303,7 +369,27 @@ def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | 
                 continue
             new_prio = prio.copy()
             new_prio[b] = lo + (hi - lo) * (0.05 + 0.9 * rng.random())
-        elif r < p_reorder + p_swap and len(movable) > 1:
+        elif r < p_reorder + p_group and movable:
+            # a connected group of blocks on one device moves together: crossing a costly
+            # link one block at a time is uphill, together it may not be
+            b = rng.choice(movable)
+            x = a[b]
+            size = rng.randint(2, 6)
+            group, frontier = [b], [b]
+            seen = {b}
+            while frontier and len(group) < size:
+                c = frontier.pop(rng.randrange(len(frontier)))
+                for n in neighbours[c]:
+                    if n not in seen and a[n] == x and len(group) < size:
+                        seen.add(n)
+                        group.append(n)
+                        frontier.append(n)
+            y = rng.choice(allowed[b])
+            if y == x or len(group) < 2 or not all(p.allowed[g, y] for g in group):
+                continue
+            new_a = a.copy()
+            new_a[group] = y
+        elif r < p_reorder + p_group + p_swap and len(movable) > 1:
             b, c = rng.choice(movable), rng.choice(movable)
             if a[b] == a[c] or not p.allowed[b, a[c]] or not p.allowed[c, a[b]]:
                 continue
@@ -326,7 +412,7 @@ def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | 
             new_a[b] = y
         new_seq = np.argsort(new_prio, kind="stable") if new_prio is not prio else seq
         metrics, mx, cx, (st, en) = sc.score(new_a, new_seq, cache if sc.needs_latency else None)
-        v, f, bad = value_of(metrics, mx, cx, scale)
+        v, f, bad = value_of(metrics, mx, cx, scale, en)
         delta = (f - cur_f) / max(abs(cur_f), 1e-300)
         if delta <= 0 or rng.random() < math.exp(-delta / temp):
             a, prio, seq = new_a, new_prio, new_seq
@@ -348,13 +434,31 @@ def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | 
                 prio = np.empty(B)
                 prio[seq] = np.arange(B, dtype=float)
                 metrics, mx, cx, (st, en) = sc.score(a, seq)
-                cur_v, cur_f, cur_bad = value_of(metrics, mx, cx, scale)
+                cur_v, cur_f, cur_bad = value_of(metrics, mx, cx, scale, en)
                 if sc.needs_latency:
                     cache = {"a": a.copy(), "seq": seq.copy(), "start": st, "end": en}
                     cache.update(_latency_inputs(sc, a))
     stats["moves"] = moves
     stats["best_found_at_move"] = found_at
     return best_a, best_seq, timed_out
+
+
+def _reschedule(p: Problem, a: np.ndarray, needs_order: bool) -> list:
+    """Other orders for the same assignment: the evaluator's list rule, and HEFT's insertion
+    schedule with the devices fixed (upward rank, gaps filled). Cheap; sometimes shorter."""
+    if not needs_order or p.n_blocks * p.n_devices > 20_000:
+        return []
+    from .heft import _NoRoom, list_schedule
+    from ._common import upward_rank_mean
+
+    out = [evaluate(p, a)]
+    ct = masked_ct(p)
+    try:
+        _, s, _ = list_schedule(p, ct, upward_rank_mean(p, ct), None, force=a)
+        out.append(evaluate(p, a, order_by(a, s, p.n_devices)))
+    except _NoRoom:
+        pass
+    return out
 
 
 def _latency_inputs(sc: Scorer, a: np.ndarray) -> dict:
