@@ -49,13 +49,18 @@ from ._common import (Memory, Pool, masked_ct, optimistic_cost_table, order_by, 
 _EPS = 1e-12
 
 
+class _Expired(Exception):
+    """The deadline passed inside a list pass (only raised when a plan is already known)."""
+
+
 class _NoRoom(Exception):
     def __init__(self, block: int):
         self.block = block
 
 
 def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
-                  lookahead: bool = False, insertion: bool = True, force: np.ndarray | None = None):
+                  lookahead: bool = False, insertion: bool = True, force: np.ndarray | None = None,
+                  deadline: float = math.inf):
     """One HEFT-family pass. ``priority``: higher first (must respect precedence, ties broken
     by topological position). ``oct_``: optimistic cost table for tie-breaks (and, with
     ``lookahead``, added to the finish time). Returns (assignment, start, end); raises
@@ -63,7 +68,7 @@ def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.nda
     device when it may run and fits there (CPoP's critical-path processor)."""
     B, D = ct.shape
     if D <= SMALL_D:
-        return _list_schedule_small(p, ct, priority, oct_, lookahead, insertion, force)
+        return _list_schedule_small(p, ct, priority, oct_, lookahead, insertion, force, deadline)
     pos = topo_position(p)
     a = np.full(B, -1, dtype=np.int64)
     start = np.zeros(B)
@@ -81,8 +86,12 @@ def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.nda
     prio = priority.tolist()
     heap = [(-prio[b], int(pos[b]), b) for b in range(B) if not waiting[b]]
     heapq.heapify(heap)
+    steps = 0
     while heap:
         b = heapq.heappop(heap)[2]
+        steps += 1
+        if steps % 64 == 0 and time.monotonic() > deadline:
+            raise _Expired()
         for v, _ in p.succs[b]:
             waiting[v] -= 1
             if not waiting[v]:
@@ -151,7 +160,7 @@ SMALL_D = 16
 
 def _list_schedule_small(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
                          lookahead: bool = False, insertion: bool = True,
-                         force: np.ndarray | None = None):
+                         force: np.ndarray | None = None, deadline: float = math.inf):
     """`list_schedule` on Python lists, for few devices: same rules, same arithmetic order."""
     B, D = ct.shape
     pos = topo_position(p).tolist()
@@ -178,8 +187,12 @@ def _list_schedule_small(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_:
     prio = priority.tolist()
     heap = [(-prio[b], pos[b], b) for b in range(B) if not waiting[b]]
     heapq.heapify(heap)
+    steps = 0
     while heap:
         b = heapq.heappop(heap)[2]
+        steps += 1
+        if steps % 64 == 0 and time.monotonic() > deadline:
+            raise _Expired()
         for v, _ in p.succs[b]:
             waiting[v] -= 1
             if not waiting[v]:
@@ -419,6 +432,9 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
             no_room.append(exc.block)
             stats[label] = "no room for block " + p.blocks[exc.block].id
             return
+        except _Expired:
+            stats[label] = "stopped by the time limit"
+            return
         ev = pool.add(a, order, label)
         stats[label] = {"value": ev.value if ev is not None else None,
                         "feasible": bool(ev is not None and ev.feasible),
@@ -433,8 +449,8 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
             + np.nan_to_num(np.nanmean(fin, axis=1))
         prio_cp, force = cpop_critical_path(p, ct, rank_heft)
         small = p.n_blocks * p.n_devices <= 5_000
-        for label, prio, look, fc, tie in (("heft", rank_heft, False, None, oct_),
-                                           ("heft-lookahead", rank_heft, True, None, oct_),
+        for label, prio, look, fc, tie in (("heft-lookahead", rank_heft, True, None, oct_),
+                                           ("heft", rank_heft, False, None, oct_),
                                            ("peft", rank_peft, True, None, oct_),
                                            ("cpop", prio_cp, False, force, oct_),
                                            # classic ties (fastest, then first device): other
@@ -444,7 +460,8 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
             if (fc is None and label.startswith("cpop")) or (tie is None and not small):
                 continue
             def fn(prio=prio, look=look, fc=fc, tie=tie):
-                a, s, _ = list_schedule(p, ct, prio, tie, lookahead=look, force=fc)
+                deadline = ctx.deadline if (ctx is not None and pool.best is not None) else math.inf
+                a, s, _ = list_schedule(p, ct, prio, tie, lookahead=look, force=fc, deadline=deadline)
                 return a, order_by(a, s, p.n_devices)
             run(label, fn)
     topo = np.array(p.topo, dtype=np.int64)
@@ -488,7 +505,7 @@ class Heft(Method):
                 + " in every list-scheduling variant and in the memory-first fill"))
         status = Status.FEASIBLE
         message = f"best variant: {pool.best_label}"
-        if ctx.expired() and len(stats) < 3:
+        if ctx.expired():                 # variants were cut or skipped by the limit
             status = Status.TIME_LIMIT
         return Candidate(ev.assignment, ev.order, status=status, message=message, stats=stats)
 
