@@ -126,7 +126,8 @@ def _size(f: Path) -> int:
     return p.n_blocks * p.n_devices
 
 
-def run(methods: list[str] | None, sweeps: list[str], budget_s: float | None) -> None:
+def run(methods: list[str] | None, sweeps: list[str], budget_s: float | None,
+        redo: list[str] = ()) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -139,6 +140,13 @@ def run(methods: list[str] | None, sweeps: list[str], budget_s: float | None) ->
     files = [(s, f) for s, f in problem_files() if s in sweeps]
     files.sort(key=lambda sf: (_size(sf[1]), sf[1].name))
     store = ResultsFile(ROWS)
+    if redo:  # drop rows of these statuses (or every row with "all") of the chosen methods: run again
+        from placement.comparator import finish_rows
+        old = store.read()
+        keep = [r for r in old if not (r["method"] in methods and ("all" in redo or r["status"] in redo))]
+        if len(keep) != len(old):
+            store.write(finish_rows(keep))
+            print(f"--redo: {len(old) - len(keep)} rows dropped to be run again")
     # a row counts as done only for the problem content it was computed on (the real-model
     # examples may be re-measured between two runs): compare drops and reruns stale rows
     done = {(r["problem"], r["problem_sha"], r["method"], r["time_limit"]) for r in store.read()}
@@ -425,6 +433,8 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", help="comma list (default: every available method)")
     ap.add_argument("--sweeps", default="models,blocks,devices,blocks-iot,devices-iot",
                     help="default models,blocks,devices,blocks-iot,devices-iot")
+    ap.add_argument("--redo", default="", help="comma list of statuses (or 'all') whose rows of the "
+                    "chosen methods are run again, e.g. --redo error after a method's bug is fixed")
     ap.add_argument("--budget", type=float, default=None,
                     help="stop starting new solves after this many seconds (resume later)")
     args = ap.parse_args(argv)
@@ -434,7 +444,7 @@ def main(argv=None) -> None:
     if args.step in ("prepare", "all"):
         prepare()
     if args.step in ("run", "all"):
-        run(methods, sweeps, args.budget)
+        run(methods, sweeps, args.budget, [x for x in args.redo.split(",") if x])
     if args.step in ("analyse", "all"):
         analyse()
     if args.step == "gallery":
