@@ -146,11 +146,20 @@ class Pool:
     tried: dict[str, float] = field(default_factory=dict)
     #: every evaluated plan, best first after `ranked()` (local search starts chains from them)
     plans: list = field(default_factory=list)
+    _seen: dict = field(default_factory=dict)
 
     def add(self, a: np.ndarray | None, order: list[list[int]] | None, label: str) -> Evaluation | None:
         if a is None:
             return None
+        # variants often build the same plan: score each distinct plan once
+        sig = (np.asarray(a, dtype=np.int64).tobytes(),
+               None if order is None else tuple(map(tuple, order)))
+        seen = self._seen.get(sig)
+        if seen is not None:
+            self.tried[label] = self.tried[seen[0]]
+            return seen[1]
         ev = evaluate(self.p, a, order)
+        self._seen[sig] = (label, ev)
         key = (violation_size(self.p, ev), ev.value if math.isfinite(ev.value) else math.inf)
         self.tried[label] = ev.value if ev.feasible else math.inf
         self.plans.append((key, len(self.plans), label, ev))

@@ -448,16 +448,11 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
         rank_peft = np.nanmean(np.where(np.isfinite(oct_), oct_, np.nan), axis=1) \
             + np.nan_to_num(np.nanmean(fin, axis=1))
         prio_cp, force = cpop_critical_path(p, ct, rank_heft)
-        small = p.n_blocks * p.n_devices <= 5_000
         for label, prio, look, fc, tie in (("heft-lookahead", rank_heft, True, None, oct_),
                                            ("heft", rank_heft, False, None, oct_),
                                            ("peft", rank_peft, True, None, oct_),
-                                           ("cpop", prio_cp, False, force, oct_),
-                                           # classic ties (fastest, then first device): other
-                                           # basins for `local`, cheap on small problems
-                                           ("heft-classic", rank_heft, False, None, None),
-                                           ("cpop-classic", prio_cp, False, force, None)):
-            if (fc is None and label.startswith("cpop")) or (tie is None and not small):
+                                           ("cpop", prio_cp, False, force, oct_)):
+            if fc is None and label.startswith("cpop"):
                 continue
             def fn(prio=prio, look=look, fc=fc, tie=tie):
                 deadline = ctx.deadline if (ctx is not None and pool.best is not None) else math.inf
@@ -476,7 +471,11 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
     need = p.params.sum() + p.activation.max(initial=0.0)
     whole = np.nonzero(np.isfinite(ct).all(axis=0) & (p.memory * (1 + 1e-9) >= need))[0]
     for d in whole[np.argsort(ct[:, whole].sum(axis=0))][:2].tolist():
-        run(f"single-{p.devices[d].id}", lambda d=d: (np.full(p.n_blocks, d, dtype=np.int64), None))
+        # one device runs its blocks back to back in any topological order: give one
+        # (the evaluator's list rule would find the same latency, at more cost)
+        run(f"single-{p.devices[d].id}", lambda d=d: (
+            np.full(p.n_blocks, d, dtype=np.int64),
+            [list(p.topo) if x == d else [] for x in range(p.n_devices)]))
     if not pool.feasible:
         run("memory-fill", lambda: (pack_fallback(p, ct, topo), None))
     stats["chosen"] = pool.best_label
