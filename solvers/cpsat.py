@@ -43,6 +43,8 @@ from placement.problem import Problem
 from . import _warmstart as ws
 from ._scale import DEFAULT_PRECISION, choose_units, floor_units
 
+#: largest edges x devices^2 for which the latency model also gets the pair linearisation.
+LP_PAIRS_MAX = 80_000
 #: seconds kept back from the limit for reading the solution back and re-scoring it.
 READ_BACK_S = 0.3
 
@@ -57,6 +59,7 @@ class CpSat(Method):
         "precision": f"worst-case relative rounding error of the integer model (default {DEFAULT_PRECISION:g})",
         "workers": "CP-SAT search workers (default 2)",
         "warm": "run the heuristics for a warm start (default true)",
+        "lp_pairs": "add the pair linearisation of transfers for the LP (default: when edges x devices^2 <= 80,000)",
         "params": "extra CP-SAT parameters 'key:value ...', e.g. 'linearization_level:2'",
     }
 
@@ -68,7 +71,8 @@ class CpSat(Method):
         inc = warm.best
         precision = float(opts.get("precision", DEFAULT_PRECISION))
         model_t0 = time.monotonic()
-        m = _Model(p, inc, precision)
+        lp_pairs = opts.get("lp_pairs")
+        m = _Model(p, inc, precision, None if lp_pairs is None else bool(lp_pairs))
         model_s = time.monotonic() - model_t0
         stats = {"warm_start": warm.source or None, "warm_value": None if inc is None else inc.value,
                  "warm_tried": warm.tried, "warm_start_s": round(warm.seconds, 3),
@@ -185,7 +189,7 @@ class _Collector:
 class _Model:
     """The CP-SAT model of one problem (module docstring), with the variables to read back."""
 
-    def __init__(self, p: Problem, inc, precision: float):
+    def __init__(self, p: Problem, inc, precision: float, lp_pairs: bool | None = None):
         from ortools.sat.python import cp_model
 
         self.p = p
@@ -263,6 +267,8 @@ class _Model:
                         mdl.add_implication(x[b, d_next], earlier)
 
         objective = []
+        #: add the pair linearisation for the LP when it stays small (edges x devices^2)
+        self.lp_pairs = lp_pairs if lp_pairs is not None else p.n_edges * D * D <= LP_PAIRS_MAX
         self.idle_slack = 0   # objective units the idle-cost rounding may add (given back in the bound)
         # ---- latency: schedule
         self.s = None
@@ -300,6 +306,24 @@ class _Model:
                     terms = [int(tt_u[d1, d2]) * x[vv, d2] for d2 in range(D)
                              if d2 != d1 and allowed[vv, d2] and tt_u[d1, d2] > 0]
                     mdl.add(s[vv] >= s[uu] + int(ct_u[uu, d1]) + sum(terms)).only_enforce_if(x[uu, d1])
+                if self.lp_pairs:
+                    # the MILP's transportation linearisation, for CP-SAT's LP relaxation: pair
+                    # booleans y with sum_d2 y[d1,d2] = x[u,d1], sum_d1 y[d1,d2] = x[v,d2], and
+                    # a linear (not enforced) precedence through them
+                    yk = {(d1, d2): mdl.new_bool_var(f"p[{k},{d1},{d2}]")
+                          for d1 in range(D) for d2 in range(D)
+                          if allowed[uu, d1] and allowed[vv, d2] and p.reachable[d1, d2]}
+                    for d1 in range(D):
+                        if allowed[uu, d1]:
+                            mdl.add(sum(v for (a_, _), v in yk.items() if a_ == d1) == x[uu, d1])
+                    for d2 in range(D):
+                        if allowed[vv, d2]:
+                            mdl.add(sum(v for (_, b_), v in yk.items() if b_ == d2) == x[vv, d2])
+                    mdl.add(s[vv] >= s[uu] + sum(int(ct_u[uu, d]) * x[uu, d] for d in range(D) if allowed[uu, d])
+                            + sum(int(tt_u[d1, d2]) * v for (d1, d2), v in yk.items() if d1 != d2 and tt_u[d1, d2] > 0))
+                    if inc is not None:
+                        for (d1, d2), v in yk.items():
+                            mdl.add_hint(v, int(inc.assignment[uu] == d1 and inc.assignment[vv] == d2))
             lo = int(min(floor_units(bounds.latency_bound(p), r), H))
             L = mdl.new_int_var(lo, H, "latency")
             for b in p.output_blocks:
