@@ -194,6 +194,18 @@ def plot() -> None:
                 if r["status"] == "optimal":
                     ax_t.annotate("opt", (x, t), textcoords="offset points", xytext=(0, 5), fontsize=7,
                                   ha="center")
+        if axis == "blocks":  # the 200 x 16 goal point, off the 6-device sweep: stars
+            for i, solver in enumerate(SOLVERS):
+                pts = [r for r in rows if r["solver"] == solver and (int(r["blocks"]), int(r["devices"]))
+                       == GOALS[1] and r["status"] != "error"]
+                if pts:
+                    r = pts[-1]
+                    color = f"C{i}"
+                    ax_t.plot([int(r["blocks"])], [float(r["solve_time_s"] or "nan")], marker="*", ms=12,
+                              ls="none", color=color, label=f"{solver} 200 x 16 (goal)")
+                    if r["gap"] not in ("", None):
+                        ax_g.plot([int(r["blocks"])], [100 * float(r["gap"])], marker="*", ms=12, ls="none",
+                                  color=color, label=f"{solver} 200 x 16 (goal)")
         ax_t.set_xscale("log")
         ax_t.set_yscale("log")
         ax_t.set_xlabel(axis)
@@ -206,7 +218,7 @@ def plot() -> None:
         ax_g.set_title(f"final gap vs {axis}")
         for ax in (ax_t, ax_g):
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend()
+            ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(RESULTS / name, dpi=110)
         plt.close(fig)
