@@ -221,7 +221,7 @@ class LocalSearch(Method):
                "the best of heft and dp; stops at convergence or the time limit")
     options = {"patience": f"moves without improvement before stopping (default {PATIENCE})",
                "chains": f"annealing chains run one after the other from the best so far (default {CHAINS})",
-               "max_moves": "stop after this many moves (default: no cap)"}
+               "max_moves": "stop each chain after this many moves (default: no cap)"}
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         p = problem
