@@ -611,6 +611,10 @@ def _solve_mpsolver(R: _Rows, deadline: float, backend: str) -> _Result:
 
 
 def _mpsolver_child(send, R: _Rows, deadline: float, backend: str) -> None:
+    # HiGHS prints a banner on stdout whatever it is told: keep the parent's stdout (the CLI's
+    # --json output) clean
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
     try:
         send.send(_mpsolver_solve(R, deadline, backend))
     except Exception as exc:  # an InputError (no such backend) travels back to the caller
@@ -649,6 +653,7 @@ def _mpsolver_solve(R: _Rows, deadline: float, backend: str) -> _Result:
     if limit is not None:
         solver.SetTimeLimit(int(limit * 1000))
     solver.SetNumThreads(1)
+    solver.SuppressOutput()
     params = pywraplp.MPSolverParameters()
     params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, MIP_GAP)
     t = time.monotonic()

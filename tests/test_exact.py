@@ -239,3 +239,16 @@ def test_solvers_do_not_change_their_input():
     for method in ("cpsat", "milp"):
         placement.solve(d, method, time_limit=10)
     assert d == before
+
+
+def test_cli_json_stays_clean_with_highs(tmp_path):
+    """HiGHS prints a banner on stdout; the child process keeps it out of --json output."""
+    import json
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(_tiny(1)))
+    out = subprocess.run([sys.executable, "-m", "placement.cli", "solve", str(path), "--method", "milp",
+                          "--backend", "highs", "--time-limit", "20", "--json"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["status"] == "optimal" and plan["stats"]["backend"] == "highs"
