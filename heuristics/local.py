@@ -36,7 +36,8 @@ best plan so far with its own random stream (a chain that is trapped in one basi
 common on high-communication instances; four independent chains rarely all are).
 
 Stopping (the default budget is the search's own): at the time limit (status
-``time_limit``) or on convergence, when every chain has stopped because its best had not
+``time_limit``), when a feasible plan meets the cheap lower bound (`placement.bounds`: it
+is optimal), or on convergence, when every chain has stopped because its best had not
 improved for ``max(patience, moves it took to find its best)`` moves (status ``feasible``). The
 stopping rule counts moves, not seconds, so a run that converges before its time limit is
 deterministic for a seed. The returned plan is never worse than the start: the final best
@@ -231,6 +232,14 @@ class LocalSearch(Method):
         if start_ev is None:
             return Candidate(None, status=Status.NO_SOLUTION, stats=stats,
                              message="no constructive plan fits memory (heft, dp, memory-first fill)")
+        # a plan that meets the cheap lower bound is optimal: nothing to search for
+        from placement.bounds import lower_bound
+        target = lower_bound(p) * (1 + 1e-9)
+        if start_ev.feasible and start_ev.value <= target:
+            stats.update(moves=0, chains_run=0, time_s=round(time.perf_counter() - t0, 4),
+                         start_value=start_ev.value, improved=False)
+            return Candidate(start_ev.assignment, start_ev.order, status=Status.FEASIBLE, stats=stats,
+                             message=f"start {stats['start']} meets the lower bound")
         patience = int(ctx.options.get("patience", PATIENCE))
         max_moves = ctx.options.get("max_moves")
         chains = int(ctx.options.get("chains", CHAINS))
@@ -248,7 +257,8 @@ class LocalSearch(Method):
                 origin = others[chain - 1]
             best_a, best_seq, timed_out = _anneal(p, origin, ctx, patience,
                                                   int(max_moves) if max_moves else None, sub,
-                                                  rng_seed=ctx.seed * 1_000_003 + chain)
+                                                  rng_seed=ctx.seed * 1_000_003 + chain,
+                                                  target=target)
             stats["moves"] += sub.get("moves", 0)
             if best_a is not None:
                 order = order_by(best_a, np.argsort(best_seq), p.n_devices)
@@ -256,7 +266,7 @@ class LocalSearch(Method):
                     if (violation_size(p, ev), ev.value) < (violation_size(p, final), final.value):
                         final = ev
                         stats["best_chain"] = chain
-            if timed_out:
+            if timed_out or (final.feasible and final.value <= target):
                 break
         stats["chains_run"] = chain + 1
         stats["time_s"] = round(time.perf_counter() - t0, 4)
@@ -269,7 +279,7 @@ class LocalSearch(Method):
 
 
 def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | None, stats: dict,
-            rng_seed: int = 0):
+            rng_seed: int = 0, target: float = -math.inf):
     """Simulated annealing from ``start_ev``. Returns (best assignment, best priority-sorted
     sequence, stopped by time)."""
     B, D = p.n_blocks, p.n_devices
@@ -355,7 +365,7 @@ def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | 
             break
         if max_moves is not None and moves >= max_moves:
             break
-        if since >= max(patience, found_at - moves0):
+        if since >= max(patience, found_at - moves0) or (not best[0] and best[1] <= target):
             break
         moves += 1
         since += 1
