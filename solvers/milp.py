@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -581,46 +582,34 @@ def _solve_cbc(R: _Rows, deadline: float, seed: int, extra: str = "") -> _Result
 
 
 def _solve_mpsolver(R: _Rows, deadline: float, backend: str) -> _Result:
-    """Run the MPSolver backend in a child process: OR-Tools 9.15's HiGHS crashed this process
-    (segmentation fault) on hints and, now and then, on tiny models; a crash or an overrun past
-    the deadline now costs the backend's answer (the warm start is kept), never the caller."""
-    import multiprocessing as mp
+    """Run the MPSolver backend in a child process (`python -m solvers._mpworker`, the model
+    pickled on its stdin): OR-Tools 9.15's HiGHS crashed this process (segmentation fault) on
+    hints and, now and then, on tiny models, and always in a forked child (which inherits
+    scipy's HiGHS threads); multiprocessing's spawn re-imports the caller's ``__main__``, which
+    hangs a plain script without a main guard. A crash or an overrun past the deadline costs
+    the backend's answer (the warm start is kept), never the caller."""
+    import pickle
+    import subprocess
 
-    ctx = mp.get_context("spawn")   # a forked child inherits scipy's HiGHS threads and crashes
-    receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_mpsolver_child, args=(send, R, deadline, backend), daemon=True)
     t = time.monotonic()
-    proc.start()
-    send.close()
+    payload = pickle.dumps((R, deadline, backend), protocol=pickle.HIGHEST_PROTOCOL)
+    proc = subprocess.Popen([sys.executable, "-m", "solvers._mpworker"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     res = None
     try:
-        if receive.poll(max(0.1, deadline - time.monotonic() - READ_BACK_S / 2)):
-            res = receive.recv()
-    except EOFError:
-        res = None
-    if res is None:
+        out, err = proc.communicate(payload, timeout=max(0.1, deadline - time.monotonic() - READ_BACK_S / 2))
+        if proc.returncode == 0 and out:
+            res = pickle.loads(out)
+    except subprocess.TimeoutExpired:
         proc.kill()
-    proc.join(5.0)
+        proc.communicate()
     if isinstance(res, Exception):
         raise res
     if res is None:
-        what = (f"{backend} crashed (exit code {proc.exitcode})" if proc.exitcode not in (None, 0)
-                and time.monotonic() < deadline - READ_BACK_S else f"{backend} stopped at the deadline")
+        what = (f"{backend} crashed (exit code {proc.returncode})" if proc.returncode not in (None, 0, -9)
+                else f"{backend} stopped at the deadline")
         return _Result("none", None, None, what, {"wall_s": round(time.monotonic() - t, 3), "raw_status": what})
     return res
-
-
-def _mpsolver_child(send, R: _Rows, deadline: float, backend: str) -> None:
-    # HiGHS prints a banner on stdout whatever it is told: keep the parent's stdout (the CLI's
-    # --json output) clean
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    try:
-        send.send(_mpsolver_solve(R, deadline, backend))
-    except Exception as exc:  # an InputError (no such backend) travels back to the caller
-        send.send(exc)
-    finally:
-        send.close()
 
 
 def _mpsolver_solve(R: _Rows, deadline: float, backend: str) -> _Result:
