@@ -252,3 +252,15 @@ def test_cli_json_stays_clean_with_highs(tmp_path):
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     assert plan["status"] == "optimal" and plan["stats"]["backend"] == "highs"
+
+
+def test_milp_highs_from_a_plain_script(tmp_path):
+    """A script with no main guard (the backend's child process must not re-import it)."""
+    script = tmp_path / "plain.py"
+    script.write_text("import placement\n"
+                      "d = placement.generate('chain', 4, 2, seed=1)\n"
+                      "plan = placement.solve(d, 'milp', backend='highs', time_limit=20)\n"
+                      "print('STATUS', plan.status.value)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "STATUS optimal" in out.stdout
