@@ -268,6 +268,10 @@ def analyse() -> None:
                         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=mk, color=c, label=m,
                                 alpha=0.85)
                 ax.set_xscale("log")
+                from matplotlib.ticker import NullFormatter, ScalarFormatter
+                ax.set_xticks(list(BLOCKS if kind == "blocks" else DEVICES))
+                ax.xaxis.set_major_formatter(ScalarFormatter())
+                ax.xaxis.set_minor_formatter(NullFormatter())
                 ax.set_xlabel(xlabel)
                 ds, net = FAMILIES[fam]
                 ax.set_title(f"{fam}: '{ds}' devices, '{net}' network", fontsize=10)
