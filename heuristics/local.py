@@ -31,9 +31,9 @@ assignment (they are sums over blocks and edges); when latency matters (latency 
 constraint, or idle energy) the schedule is re-simulated from the first block whose
 position, device or inputs changed onwards (earlier blocks keep their times).
 
-Restarts: ``chains`` (default 4) annealing chains run one after the other, each from the
+Restarts: ``chains`` (default 6) annealing chains run one after the other, each from the
 best plan so far with its own random stream (a chain that is trapped in one basin is
-common on high-communication instances; four independent chains rarely all are).
+common on high-communication instances; six independent chains rarely all are).
 
 Stopping (the default budget is the search's own): at the time limit (status
 ``time_limit``), when a feasible plan meets the cheap lower bound (`placement.bounds`: it
@@ -60,9 +60,9 @@ from placement.problem import Problem
 from ._common import Pool, masked_ct, order_by, topo_position, violation_size
 
 #: moves without improvement of the best before the search stops (at least).
-PATIENCE = 3000
+PATIENCE = 5000
 #: independent annealing chains, each from the best plan so far (different random streams).
-CHAINS = 4
+CHAINS = 6
 #: annealing temperatures (relative worsening accepted with probability 1/e), hot and cold.
 T_START, T_END = 0.02, 1e-4
 #: at most this many evaluations in the descent that opens every chain.
@@ -93,8 +93,7 @@ class Scorer:
         self.cap = p.memory * (1 + TOLERANCE)
         w = p.objective.weights
         self.weights = {k: v for k, v in w.items() if v}
-        self.needs_latency = bool(w.get("latency")) or "latency_s" in p.constraints or (
-            p.count_idle and (bool(w.get("energy")) or "energy_j" in p.constraints))
+        self.needs_latency = p.needs_schedule()
         self.needs_order = self.needs_latency
 
     def score(self, a: np.ndarray, seq: np.ndarray | None, cache: dict | None = None):

@@ -80,10 +80,6 @@ class Objective:
         """The objective's value from the evaluator's metrics."""
         return float(sum(w * metrics[OBJECTIVE_METRIC[k]] for k, w in self.weights.items() if w))
 
-    def needs_schedule(self) -> bool:
-        """True when the value depends on the per-device order (latency, or idle energy)."""
-        return bool(self.weights.get("latency"))
-
 
 def _frozen(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)
@@ -225,6 +221,24 @@ class Problem:
         if self.succs[b]:
             return np.zeros(self.n_devices)
         return self.latency[:, self.sink] + self.out_bytes[b] * self.inv_bandwidth[:, self.sink]
+
+    # ------------------------------------------------------------ model facts
+    def needs_schedule(self) -> bool:
+        """True when the objective's value or a constraint depends on start times, i.e. on the
+        per-device orders: latency in the objective or a ``latency_s`` constraint, or idle
+        energy (``count_idle``) in the objective or an ``energy_j`` constraint."""
+        w = self.objective.weights
+        return bool(w.get("latency") or "latency_s" in self.constraints
+                    or (self.count_idle and (w.get("energy") or "energy_j" in self.constraints)))
+
+    def needs_period(self) -> bool:
+        """True when the period matters (throughput objective, or a period/throughput constraint)."""
+        return bool(self.objective.weights.get("throughput") or "period_s" in self.constraints
+                    or "throughput_per_s" in self.constraints)
+
+    def needs_energy(self) -> bool:
+        """True when energy matters (energy objective or an ``energy_j`` constraint)."""
+        return bool(self.objective.weights.get("energy") or "energy_j" in self.constraints)
 
     def identical_device_groups(self) -> list[list[int]]:
         """Groups of interchangeable devices: same type, speeds, memory, powers, links to every

@@ -30,7 +30,6 @@ import numpy as np
 from placement import bounds
 from placement.problem import Problem
 
-from ._warmstart import needs_energy, needs_period, needs_schedule
 
 #: default worst-case relative rounding error of the integer model.
 DEFAULT_PRECISION = 2e-7
@@ -76,11 +75,11 @@ def choose_units(p: Problem, reference: float | None, precision: float = DEFAULT
     n_lat = 2 * B + 2
     n_sum = B + E + 2 * B + 1
     lb = {}
-    if needs_schedule(p):
+    if p.needs_schedule():
         lb["latency"] = bounds.latency_bound(p)
-    if needs_period(p) or "throughput" in w:
+    if p.needs_period() or "throughput" in w:
         lb["throughput"] = bounds.period_bound(p)
-    if needs_energy(p) or "energy" in w:
+    if p.needs_energy() or "energy" in w:
         lb["energy"] = bounds.energy_bound(p)
     v_lb = sum(w[k] * lb.get(k, 0.0) for k in w)
     v_ref = max(v_lb, (reference or 0.0) * 1e-2, 1e-12)

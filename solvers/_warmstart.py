@@ -114,22 +114,6 @@ def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] 
 
 
 # --------------------------------------------------------------------------- model facts
-def needs_schedule(p: Problem) -> bool:
-    """The model needs start times (latency in the objective or a constraint, or idle energy)."""
-    w = p.objective.weights
-    return bool(w.get("latency") or "latency_s" in p.constraints
-                or (p.count_idle and (w.get("energy") or "energy_j" in p.constraints)))
-
-
-def needs_period(p: Problem) -> bool:
-    return bool(p.objective.weights.get("throughput") or "period_s" in p.constraints
-                or "throughput_per_s" in p.constraints)
-
-
-def needs_energy(p: Problem) -> bool:
-    return bool(p.objective.weights.get("energy") or "energy_j" in p.constraints)
-
-
 def period_cap(p: Problem) -> float | None:
     """The largest period a feasible plan may have (from period_s / throughput_per_s), or None."""
     caps = []

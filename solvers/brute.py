@@ -51,21 +51,16 @@ MAX_CANDIDATES = 200_000
 _CHECK_EVERY = 256
 
 
-def order_matters(p: Problem) -> bool:
-    """True when the objective's value or a constraint depends on the per-device orders."""
-    w = p.objective.weights
-    if w.get("latency"):
-        return True
-    if "latency_s" in p.constraints:
-        return True
-    if p.count_idle and (w.get("energy") or "energy_j" in p.constraints):
-        return True
-    return False
+def _approx(count: float | int) -> str:
+    """A count for a message; exact integers may be far beyond float range (8**1000)."""
+    if isinstance(count, int) and count >= 10**15:
+        return f"10^{len(str(count)) - 1}"
+    return f"{count:.3g}"
 
 
-def _refuse(p: Problem, count: float, limit: int, what: str) -> InputError:
+def _refuse(p: Problem, count: float | int, limit: int, what: str) -> InputError:
     return InputError(
-        f"brute refuses: {p.n_blocks} blocks x {p.n_devices} devices means ~{count:.3g} {what}, "
+        f"brute refuses: {p.n_blocks} blocks x {p.n_devices} devices means ~{_approx(count)} {what}, "
         f"limit {limit:,} (use cpsat or milp for problems this size)")
 
 
@@ -76,7 +71,7 @@ def enumerate_assignments(p: Problem) -> np.ndarray:
     choices = [np.nonzero(p.allowed[b])[0] for b in range(B)]
     count = reduce(mul, (len(c) for c in choices), 1)
     if count > MAX_ASSIGNMENTS:
-        raise _refuse(p, float(count), MAX_ASSIGNMENTS, "assignments")
+        raise _refuse(p, count, MAX_ASSIGNMENTS, "assignments")
     if count == 0 or B == 0:
         return np.zeros((count if B else 1, B), dtype=np.int64)
     # mixed-radix counting: block 0 varies slowest
@@ -180,7 +175,7 @@ class Brute(Method):
             return Candidate(None, status=Status.INFEASIBLE, stats=stats, message=(
                 f"brute: none of the {n_all} allowed assignments fits every device's memory "
                 "and has a link for every transfer"))
-        if order_matters(p):
+        if p.needs_schedule():
             return self._with_orders(p, ctx, A, stats)
         return self._without_orders(p, ctx, A, stats)
 

@@ -274,7 +274,7 @@ class _Model:
         self.s = None
         self.horizon_s = None
         L = None
-        if ws.needs_schedule(p):
+        if p.needs_schedule():
             r = u.r_lat
             h = ws.latency_horizon(p, inc)
             self.horizon_s = h
@@ -342,7 +342,7 @@ class _Model:
 
         # ---- pair booleans (throughput link loads)
         T = None
-        if ws.needs_period(p) or w.get("throughput"):
+        if p.needs_period() or w.get("throughput"):
             r = u.r_per
             ctp = floor_units(np.where(allowed, p.compute_time, 0.0), r)
             upper = int(max(ctp.sum(axis=0).max(), 1))
@@ -385,7 +385,7 @@ class _Model:
                 objective.append(u.c_per * T)
 
         # ---- energy
-        if ws.needs_energy(p) or w.get("energy"):
+        if p.needs_energy() or w.get("energy"):
             r = u.r_en
             terms = []
             ec = floor_units(p.power_active[None, :] * np.where(allowed, p.compute_time, 0.0), r)

@@ -160,9 +160,9 @@ class _Model:
         w = {k: v for k, v in p.objective.weights.items() if v}
         R = self.rows = _Rows()
         ct = np.where(allowed, p.compute_time, 0.0)
-        sched = ws.needs_schedule(p)
-        period = ws.needs_period(p) or "throughput" in w
-        energy = ws.needs_energy(p) or "energy" in w
+        sched = p.needs_schedule()
+        period = p.needs_period() or "throughput" in w
+        energy = p.needs_energy() or "energy" in w
         # ---- units
         lat_ref = bounds.latency_bound(p) if sched else 0.0
         per_ref = bounds.period_bound(p) if period else 0.0

@@ -15,7 +15,7 @@ from placement.errors import InputError
 from placement.evaluator import evaluate
 from placement.method import Context
 from placement.plan import Status
-from solvers.brute import MAX_ASSIGNMENTS, Brute, enumerate_assignments, order_matters
+from solvers.brute import MAX_ASSIGNMENTS, Brute, enumerate_assignments
 
 from .conftest import diamond_dict
 
@@ -67,7 +67,7 @@ def test_brute_count_idle_energy_uses_orders():
     for dev in d["devices"]:
         dev["power_idle_w"] = 5.0  # idle time matters a lot
     p = placement.load(d)
-    assert order_matters(p)
+    assert p.needs_schedule()
     plan = placement.solve(d, "brute", time_limit=60)
     assert plan.status == Status.OPTIMAL
     assert plan.value == pytest.approx(_naive_optimum(p), rel=1e-12)
@@ -126,3 +126,10 @@ def test_brute_honours_time_limit():
     p = placement.load(d)
     cand = Brute().solve(p, Context(time_limit=0.0))
     assert cand.status in (Status.TIME_LIMIT, Status.NO_SOLUTION)
+
+
+def test_refusal_of_a_huge_problem_names_the_size():
+    """8**1000 assignments is beyond float range: the refusal must still be a clear InputError."""
+    d = placement.generate("hybrid", 1000, 8, seed=1)
+    with pytest.raises(InputError, match=r"brute refuses: 1000 blocks x 8 devices means ~10\^903 assignments, limit 1,000,000"):
+        placement.solve(d, "brute", time_limit=5)
