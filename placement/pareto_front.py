@@ -95,27 +95,6 @@ def non_dominated(vectors: Sequence[Sequence[float]], tol: float = DOMINANCE_TOL
     return keep
 
 
-def _with_constraints(problem, extra: dict[str, float]):
-    """A copy of ``problem`` whose ``constraints`` are tightened by the upper bounds ``extra``.
-
-    Built like `Problem.with_objective` (a shallow copy with one attribute replaced), not by
-    re-loading ``problem.spec``: the spec is split-expanded and carries per-block
-    ``input_bytes`` that the loader's schema does not accept back.
-    """
-    from types import MappingProxyType
-    from .problem import Problem
-    cons = dict(problem.constraints)
-    for k, v in extra.items():
-        cons[k] = min(cons.get(k, math.inf), v)
-    new = object.__new__(Problem)
-    new.__dict__.update(problem.__dict__)
-    new.constraints = MappingProxyType(cons)
-    spec = dict(problem.spec)
-    spec["constraints"] = {**dict(spec.get("constraints") or {}), **cons}
-    new.spec = spec
-    return new
-
-
 def pareto(problem: Any, objectives: Any = ("latency", "energy"), *, points: int = 7,
            time_limit: float = 10.0, method: str | None = None, seed: int = 0,
            exact_max_cells: int = EXACT_MAX_CELLS,
@@ -211,7 +190,7 @@ def pareto(problem: Any, objectives: Any = ("latency", "energy"), *, points: int
                 how = "min " + primary + " s.t. " + ", ".join(f"{METRIC[o]} <= {e:.4g}"
                                                              for o, e in zip(others, combo))
                 try:
-                    run(_with_constraints(base, extra), primary, exact, how)
+                    run(base.with_constraints(extra), primary, exact, how)
                 except _Refused:
                     continue
     else:

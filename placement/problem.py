@@ -57,6 +57,9 @@ class Objective:
 
     weights: Mapping[str, float]
 
+    def __reduce__(self):
+        return (Objective.parse, (dict(self.weights),))
+
     @classmethod
     def parse(cls, value: str | Mapping[str, float]) -> "Objective":
         if isinstance(value, str):
@@ -265,15 +268,45 @@ class Problem:
                 members = [d for d in rest if d not in same]
         return [g for g in out if len(g) > 1]
 
+    def _replaced(self, **attrs: Any) -> "Problem":
+        """A shallow copy with some attributes replaced (the arrays are shared: read-only)."""
+        new = object.__new__(Problem)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(attrs)
+        return new
+
     def with_objective(self, objective: str | Mapping[str, float] | Objective | None) -> "Problem":
         """A copy with another objective (None: this problem)."""
         if objective is None:
             return self
         obj = objective if isinstance(objective, Objective) else Objective.parse(objective)
-        new = object.__new__(Problem)
-        new.__dict__.update(self.__dict__)
-        new.objective = obj
-        return new
+        return self._replaced(objective=obj, spec={**self.spec, "objective": obj.to_json()})
+
+    def with_constraints(self, constraints: Mapping[str, float]) -> "Problem":
+        """A copy whose constraints are tightened by ``constraints``: each metric keeps the
+        stricter of its old and new bound (the larger for ``throughput_per_s``, a lower
+        bound; the smaller for the others)."""
+        cons = dict(self.constraints)
+        for metric, bound in constraints.items():
+            if metric not in ("latency_s", "period_s", "throughput_per_s", "energy_j"):
+                from .errors import InputError
+                raise InputError(f"constraints: expected latency_s, period_s, throughput_per_s or "
+                                 f"energy_j, found '{metric}'")
+            stricter = max if metric == "throughput_per_s" else min
+            cons[metric] = stricter(cons[metric], bound) if metric in cons else bound
+        return self._replaced(constraints=MappingProxyType(cons), spec={**self.spec, "constraints": cons})
+
+    # Problems go to worker processes (compare --workers, Ray): mapping proxies do not pickle.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: dict(v) if isinstance(v, MappingProxyType) else v for k, v in self.__dict__.items()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key in ("constraints", "pinned", "block_index", "device_index"):
+            state[key] = MappingProxyType(state[key])
+        for value in state.values():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         return (f"Problem({self.name!r}, {self.n_blocks} blocks, {self.n_edges} edges, "

@@ -74,6 +74,9 @@ class BlockSpec(_Strict):
     time_s: dict[str, NonNeg] = Field(default_factory=dict)
     allowed_devices: list[Id] | None = None
     split: Split | None = None
+    #: bytes this block receives from ``source`` when it has no predecessor (default:
+    #: ``model.input_bytes``); the split transform sets it on the shards of an input block.
+    input_bytes: NonNeg | None = None
     modules: list[str] = Field(default_factory=list)
     fx_nodes: list[str] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)

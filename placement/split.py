@@ -54,7 +54,8 @@ def expand(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
         split = blk.get("split")
         w = max(split["ways"]) if split else 1
         base = {k: v for k, v in blk.items() if k != "split"}
-        base.setdefault("input_bytes", input_bytes)
+        if base.get("input_bytes") is None:
+            base["input_bytes"] = input_bytes
         if w <= 1:
             out_blocks.append(base)
             continue
@@ -76,7 +77,7 @@ def expand(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
                       "mode": mode},
             )
             if blk["id"] not in has_pred and mode == "spatial":
-                shard["input_bytes"] = input_bytes / w + split["halo_bytes"]
+                shard["input_bytes"] = base["input_bytes"] / w + split["halo_bytes"]
             out_blocks.append(shard)
     if not ways:
         return out_blocks, list(edges), dict(pinned)

@@ -172,3 +172,31 @@ def test_generator_errors():
         placement.generate("chain", 0, 2)
     with pytest.raises(placement.InputError, match=r"split: expected a fraction in \[0, 1\], found 2"):
         placement.generate("chain", 3, 2, split=2)
+
+
+def test_expanded_spec_loads_back_and_problems_pickle(diamond):
+    import pickle
+    diamond["model"]["blocks"][0]["split"] = {"ways": [2], "mode": "spatial"}
+    p = placement.load(diamond).with_objective({"latency": 1.0, "energy": 0.5})
+    again = placement.load(p.spec)                       # shards are ordinary blocks now
+    assert [b.id for b in again.blocks] == [b.id for b in p.blocks]
+    np.testing.assert_allclose(again.in_bytes, p.in_bytes)
+    assert again.objective == p.objective
+    copy_ = pickle.loads(pickle.dumps(p))
+    a = np.zeros(p.n_blocks, dtype=int)
+    from placement.evaluator import evaluate
+    assert evaluate(copy_, a).value == pytest.approx(evaluate(p, a).value)
+    assert copy_.objective.weights == {"latency": 1.0, "energy": 0.5}
+    with pytest.raises(ValueError):
+        copy_.compute_time[0, 0] = 1.0
+
+
+def test_with_constraints_keeps_the_stricter_bound(diamond):
+    diamond["constraints"] = {"latency_s": 1.0, "throughput_per_s": 2.0}
+    p = placement.load(diamond)
+    q = p.with_constraints({"latency_s": 2.0, "throughput_per_s": 5.0, "energy_j": 3.0})
+    assert dict(q.constraints) == {"latency_s": 1.0, "throughput_per_s": 5.0, "energy_j": 3.0}
+    assert dict(p.constraints) == {"latency_s": 1.0, "throughput_per_s": 2.0}
+    assert placement.load(q.spec).constraints == q.constraints
+    with pytest.raises(placement.InputError, match=r"constraints: expected latency_s, period_s, throughput_per_s or energy_j, found 'latency'"):
+        p.with_constraints({"latency": 1.0})
