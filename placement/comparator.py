@@ -642,7 +642,10 @@ def table(rows: Sequence[Mapping[str, Any]], title: str = "placement compare"):
     for col, just in (("problem", "left"), ("obj", "left"), ("method", "left"), ("status", "left"),
                       ("value", "right"), ("bound", "right"), ("gap", "right"), ("gap*", "right"),
                       ("×best", "right"), ("time s", "right")):
-        t.add_column(col, justify=just, overflow="fold", no_wrap=col != "problem")
+        if col == "problem":  # on a narrow terminal, shorten the name rather than fold it
+            t.add_column(col, justify=just, overflow="ellipsis", no_wrap=True, min_width=12)
+        else:
+            t.add_column(col, justify=just, overflow="fold", no_wrap=True)
     t.caption_justify = "left"
     t.caption = ("gap: own bound · gap*: best bound of any method\n×best: value / best value · !: past limit + margin")
     def pct(x: Any) -> str:

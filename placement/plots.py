@@ -146,7 +146,8 @@ def _figure(p, plan, *, dag: bool, title: str | None):
         info.update(_dag(ax_d, p, plan))
     m = plan.metrics
     obj = plan.objective if isinstance(plan.objective, str) else "weighted"
-    head = title or (f"{p.name} · {plan.method or 'plan'} · {obj} = {plan.value:.4g} · "
+    value = "" if obj == "latency" else f"{obj} = {plan.value:.4g} · "   # latency is shown next
+    head = title or (f"{p.name} · {plan.method or 'plan'} · {value}"
                      f"status {plan.status.value} · latency {m.get('latency_s', math.nan):.4g} s · period "
                      f"{m.get('period_s', math.nan):.4g} s · energy {m.get('energy_j', math.nan):.4g} J")
     if plan.violations:
@@ -172,9 +173,12 @@ def _gantt(ax, p, plan, width_pt: float) -> dict[str, Any]:
     bar_h = 0.56
 
     n_bars = 0
+    # a block of microseconds on a fast server would vanish: draw every bar at least ~1.5
+    # points wide (the true times are in the schedule, the HTML table and the plan file)
+    min_w = 1.5 / max(width_pt, 1.0) * horizon
     for i, b in enumerate(p.blocks):
         y = a[i]
-        (bar,) = ax.barh(y, max(end[i] - start[i], 0.0), left=start[i], height=bar_h,
+        (bar,) = ax.barh(y, max(end[i] - start[i], min_w), left=start[i], height=bar_h,
                          color=colours[b.kind], edgecolor="black", linewidth=0.4, zorder=3)
         bar.set_gid(f"block:{b.id}")
         n_bars += 1

@@ -22,6 +22,9 @@ def console() -> Console:
     global _console
     if _console is None:
         _console = Console(highlight=False, soft_wrap=True)
+        if not _console.is_terminal:
+            # piped to a file or a CI log: nobody's window to fit, so do not squeeze tables to 80
+            _console = Console(highlight=False, soft_wrap=True, width=max(_console.width, 160))
     return _console
 
 
