@@ -10,6 +10,7 @@ devices ``0..D-1`` in file order, edges ``0..E-1``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -224,6 +225,18 @@ class Problem:
         if self.succs[b]:
             return np.zeros(self.n_devices)
         return self.latency[:, self.sink] + self.out_bytes[b] * self.inv_bandwidth[:, self.sink]
+
+    @functools.cached_property
+    def ancestors(self) -> tuple[int, ...]:
+        """Per block, the set of its ancestors in the block graph as a bitmask (bit u set when
+        u -> ... -> b). Two blocks with neither in the other's set can run in either order."""
+        anc = [0] * self.n_blocks
+        for b in self.topo:
+            m = 0
+            for u, _ in self.preds[b]:
+                m |= anc[u] | (1 << u)
+            anc[b] = m
+        return tuple(anc)
 
     # ------------------------------------------------------------ model facts
     def needs_schedule(self) -> bool:

@@ -165,12 +165,7 @@ def incomparable_pairs(p: Problem) -> list[tuple[int, int]]:
     """Block pairs (a < b) with no path between them in the block graph (only these can
     compete for a device: a path already orders the others)."""
     B = p.n_blocks
-    anc = [0] * B
-    for b in p.topo:
-        m = 0
-        for u, _ in p.preds[b]:
-            m |= anc[u] | (1 << u)
-        anc[b] = m
+    anc = p.ancestors
     out = []
     for a in range(B):
         for b in range(a + 1, B):

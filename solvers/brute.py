@@ -107,15 +107,7 @@ class _Orders:
 
     def __init__(self, p: Problem, cap: int):
         self.cap = cap
-        B = p.n_blocks
-        # ancestors as bitmasks (transitive closure)
-        anc = [0] * B
-        for b in p.topo:
-            m = 0
-            for u, _ in p.preds[b]:
-                m |= anc[u] | (1 << u)
-            anc[b] = m
-        self.anc = anc
+        self.anc = p.ancestors
         self.memo: dict[int, list[tuple[int, ...]] | None] = {}
 
     def of(self, blocks: list[int]) -> list[tuple[int, ...]] | None:
