@@ -52,7 +52,7 @@ import time
 
 import numpy as np
 
-from placement.evaluator import TOLERANCE, evaluate
+from placement.evaluator import TOLERANCE, constraint_excess, evaluate, idle_energy, plan_costs
 from placement.method import Candidate, Context, Method
 from placement.plan import Status
 from placement.problem import Problem
@@ -75,20 +75,15 @@ PENALTY = 10.0
 
 
 class Scorer:
-    """The evaluator's cost model, specialised for repeated scoring of (assignment, priority)."""
+    """Repeated scoring of (assignment, priority): the evaluator's `plan_costs` for everything
+    that no order changes, plus an incremental latency simulation that resumes from the first
+    block whose inputs changed (tested equal to the evaluator)."""
 
     def __init__(self, p: Problem):
         self.p = p
         B, D = p.n_blocks, p.n_devices
         self.B, self.D = B, D
-        self.ct = masked_ct(p)
-        self.ar = np.arange(B)
-        self.es, self.ed, self.eb = p.edge_src, p.edge_dst, p.edge_bytes
-        self.lat, self.inv = p.latency, p.inv_bandwidth
-        self.has_in = np.zeros(B, dtype=bool)
-        self.has_in[list(p.input_blocks)] = True
-        self.has_out = np.zeros(B, dtype=bool)
-        self.has_out[list(p.output_blocks)] = True
+        self.ed = p.edge_dst
         self.preds = [list(x) for x in p.preds]
         self.cap = p.memory * (1 + TOLERANCE)
         w = p.objective.weights
@@ -101,52 +96,19 @@ class Scorer:
         run in ``seq`` order (a linear extension). ``cache`` (from a previous call with
         ``start``/``end``/``seq``/``a``) lets the latency simulation resume where they differ."""
         p = self.p
-        ctb = self.ct[self.ar, a]
-        ea, ec = a[self.es], a[self.ed]
-        cross = ea != ec
-        tx = self.eb * self.inv[ea, ec]
-        src, snk = p.source, p.sink
-        in_tx = np.where(self.has_in, p.in_bytes * self.inv[src, a], 0.0)
-        in_cross = self.has_in & (a != src)
-        out_tx = np.where(self.has_out, p.out_bytes * self.inv[a, snk], 0.0)
-        out_cross = self.has_out & (a != snk)
-        D = self.D
-        load = np.bincount(a, weights=ctb, minlength=D)
-        link = np.zeros((D, D))
-        np.add.at(link, (ea[cross], ec[cross]), tx[cross])
-        np.add.at(link, (np.full(int(in_cross.sum()), src), a[in_cross]), in_tx[in_cross])
-        np.add.at(link, (a[out_cross], np.full(int(out_cross.sum()), snk)), out_tx[out_cross])
-        period = float(max(load.max(initial=0.0), link.max(initial=0.0)))
-        energy = float(np.sum(p.power_active[a] * ctb))
-        energy += float(np.sum((p.tx_power[ea] + p.rx_power[ec])[cross] * tx[cross]))
-        energy += float(np.sum((p.tx_power[src] + p.rx_power[a[in_cross]]) * in_tx[in_cross]))
-        energy += float(np.sum((p.tx_power[a[out_cross]] + p.rx_power[snk]) * out_tx[out_cross]))
+        c = plan_costs(p, a)              # the evaluator's own order-free arithmetic
         latency = math.nan
+        energy = c.energy_j
         start = end = None
         if self.needs_latency:
-            edge_time = np.where(cross, self.lat[ea, ec] + tx, 0.0)
-            in_time = np.where(in_cross, self.lat[src, a] + in_tx, 0.0)
-            out_time = np.where(out_cross, self.lat[a, snk] + out_tx, 0.0)
-            start, end = self._simulate(a, seq, ctb, edge_time, in_time, cache)
-            latency = float(np.max(end + out_time)) if self.B else 0.0
+            start, end = self._simulate(a, seq, c.ct, c.edge_time, c.in_time, cache)
+            latency = float(np.max(end + c.out_time)) if self.B else 0.0
             if p.count_idle:
-                used = np.unique(a)
-                energy += float(np.sum(p.power_idle[used] * np.maximum(latency - load[used], 0.0)))
-        mem = np.bincount(a, weights=p.params, minlength=D)
-        peak = np.zeros(D)
-        np.maximum.at(peak, a, p.activation)
-        mem += peak
-        mem_excess = float(np.sum(np.maximum(mem - self.cap, 0.0) / p.memory))
-        metrics = {"latency_s": latency, "period_s": period, "energy_j": energy,
-                   "throughput_per_s": 1.0 / period if period > 0 else math.inf}
-        con = 0.0
-        for metric, bound in p.constraints.items():
-            got = metrics[metric]
-            if metric == "throughput_per_s":
-                if got < bound * (1 - TOLERANCE):
-                    con += (bound - got) / max(bound, 1e-300)
-            elif got > bound * (1 + TOLERANCE) + 1e-15:
-                con += (got - bound) / max(bound, 1e-300)
+                energy += idle_energy(p, a, latency, c.load)
+        mem_excess = float(np.sum(np.maximum(c.memory_bytes - self.cap, 0.0) / p.memory))
+        metrics = {"latency_s": latency, "period_s": c.period_s, "energy_j": energy,
+                   "throughput_per_s": 1.0 / c.period_s if c.period_s > 0 else math.inf}
+        con = float(sum(constraint_excess(p, metrics).values()))
         return metrics, mem_excess, con, (start, end)
 
     def _simulate(self, a, seq, ctb, edge_time, in_time, cache):
@@ -281,7 +243,7 @@ def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | 
             rng_seed: int = 0, target: float = -math.inf):
     """Simulated annealing from ``start_ev``. Returns (best assignment, best priority-sorted
     sequence, stopped by time)."""
-    B, D = p.n_blocks, p.n_devices
+    B = p.n_blocks
     sc = Scorer(p)
     rng = random.Random(rng_seed)
     allowed = [np.nonzero(p.allowed[b])[0].tolist() for b in range(B)]
@@ -471,13 +433,8 @@ def _reschedule(p: Problem, a: np.ndarray, needs_order: bool) -> list:
 
 
 def _latency_inputs(sc: Scorer, a: np.ndarray) -> dict:
-    p = sc.p
-    ea, ec = a[sc.es], a[sc.ed]
-    cross = ea != ec
-    edge_time = np.where(cross, sc.lat[ea, ec] + sc.eb * sc.inv[ea, ec], 0.0)
-    in_cross = sc.has_in & (a != p.source)
-    in_time = np.where(in_cross, sc.lat[p.source, a] + p.in_bytes * sc.inv[p.source, a], 0.0)
-    return {"ctb": sc.ct[sc.ar, a], "edge_time": edge_time, "in_time": in_time}
+    c = plan_costs(sc.p, a)
+    return {"ctb": c.ct, "edge_time": c.edge_time, "in_time": c.in_time}
 
 
 __all__ = ["LocalSearch", "Scorer"]

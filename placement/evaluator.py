@@ -84,6 +84,89 @@ def metric_values(ev: Evaluation) -> dict[str, float]:
             "throughput_per_s": ev.throughput_per_s, "energy_j": ev.energy_j}
 
 
+@dataclass
+class Costs:
+    """The parts of a plan's cost that do not depend on the per-device orders (SPEC 4, 5).
+
+    Local search re-uses it to score many assignments; latency (and idle energy, which
+    needs latency) come from a simulation on top of it."""
+
+    ct: np.ndarray             # (B,) compute time of each block on its device
+    edge_time: np.ndarray      # (E,) transfer time of each edge, 0 when both ends share a device
+    in_time: np.ndarray        # (B,) arrival of the input from source (0 if local or not an input block)
+    out_time: np.ndarray       # (B,) delivery of the output to sink (0 if local or not an output block)
+    load: np.ndarray           # (D,) compute busy time per device
+    period_s: float            # busiest device or directed link
+    energy_j: float            # compute plus radio energy, without idle energy
+    memory_bytes: np.ndarray   # (D,) weights plus the largest working memory
+    transfer_bytes: float
+    edge_ends: tuple[np.ndarray, np.ndarray]   # (E,) devices of each edge's producer and consumer
+    has_in: np.ndarray         # (B,) bool: receives the model input
+    has_out: np.ndarray        # (B,) bool: sends an output to sink
+
+
+def plan_costs(p: Problem, a: np.ndarray) -> Costs:
+    """Everything about assignment ``a`` that no order changes: compute and transfer times,
+    device and link loads (period), compute and radio energy, memory per device."""
+    B, D = p.n_blocks, p.n_devices
+    ct = p.compute_time[np.arange(B), a]
+    eb = p.edge_bytes
+    ea, ec = a[p.edge_src], a[p.edge_dst]
+    edge_tx = eb * p.inv_bandwidth[ea, ec]                    # transmission time, 0 on-device
+    cross = ea != ec
+    edge_time = np.where(cross, p.latency[ea, ec] + edge_tx, 0.0)
+    has_in = np.zeros(B, dtype=bool)
+    has_in[list(p.input_blocks)] = True
+    has_out = np.zeros(B, dtype=bool)
+    has_out[list(p.output_blocks)] = True
+    src_cross = has_in & (a != p.source)
+    snk_cross = has_out & (a != p.sink)
+    in_tx = np.where(src_cross, p.in_bytes * p.inv_bandwidth[p.source, a], 0.0)
+    in_time = np.where(src_cross, p.latency[p.source, a] + in_tx, 0.0)
+    out_tx = np.where(snk_cross, p.out_bytes * p.inv_bandwidth[a, p.sink], 0.0)
+    out_time = np.where(snk_cross, p.latency[a, p.sink] + out_tx, 0.0)
+
+    load = np.bincount(a, weights=ct, minlength=D)
+    link = np.zeros((D, D))
+    np.add.at(link, (ea[cross], ec[cross]), edge_tx[cross])
+    np.add.at(link, (np.full(int(src_cross.sum()), p.source), a[src_cross]), in_tx[src_cross])
+    np.add.at(link, (a[snk_cross], np.full(int(snk_cross.sum()), p.sink)), out_tx[snk_cross])
+    period = float(max(load.max(initial=0.0), link.max(initial=0.0)))
+
+    energy = float(np.sum(p.power_active[a] * ct))
+    energy += float(np.sum((p.tx_power[ea] + p.rx_power[ec])[cross] * edge_tx[cross]))
+    energy += float(np.sum((p.tx_power[p.source] + p.rx_power[a[src_cross]]) * in_tx[src_cross]))
+    energy += float(np.sum((p.tx_power[a[snk_cross]] + p.rx_power[p.sink]) * out_tx[snk_cross]))
+
+    mem = np.bincount(a, weights=p.params, minlength=D)
+    peak = np.zeros(D)
+    np.maximum.at(peak, a, p.activation)
+    transfer_bytes = float(eb[cross].sum() + p.in_bytes[src_cross].sum() + p.out_bytes[snk_cross].sum())
+    return Costs(ct=ct, edge_time=edge_time, in_time=in_time, out_time=out_time, load=load,
+                 period_s=period, energy_j=energy, memory_bytes=mem + peak,
+                 transfer_bytes=transfer_bytes, edge_ends=(ea, ec), has_in=has_in, has_out=has_out)
+
+
+def idle_energy(p: Problem, a: np.ndarray, latency: float, load: np.ndarray) -> float:
+    """``power_idle_w * (latency - busy)`` summed over the devices that hold a block."""
+    used = np.unique(a)
+    return float(np.sum(p.power_idle[used] * np.maximum(latency - load[used], 0.0)))
+
+
+def constraint_excess(p: Problem, values: Mapping[str, float]) -> dict[str, float]:
+    """Each broken constraint's relative excess (0 < x); empty when all hold. The bound of
+    ``throughput_per_s`` is a minimum, the others maxima; ``TOLERANCE`` forgives float noise."""
+    out: dict[str, float] = {}
+    for metric, bound in p.constraints.items():
+        got = values[metric]
+        if metric == "throughput_per_s":
+            if got < bound * (1 - TOLERANCE):
+                out[metric] = (bound - got) / max(bound, 1e-300)
+        elif got > bound * (1 + TOLERANCE) + 1e-15:
+            out[metric] = (got - bound) / max(bound, 1e-300)
+    return out
+
+
 def evaluate(problem: Problem, assignment: Sequence[int] | np.ndarray,
              order: Sequence[Sequence[int]] | None = None) -> Evaluation:
     """Score a plan given by indices: ``assignment[b]`` is block b's device; ``order[d]``
@@ -99,76 +182,39 @@ def evaluate(problem: Problem, assignment: Sequence[int] | np.ndarray,
     violations: list[Violation] = []
     if a.shape != (B,) or (B and (a.min() < 0 or a.max() >= D)):
         raise ValueError(f"assignment must be {B} device indices in [0, {D})")
-
-    ct = p.compute_time[np.arange(B), a]                       # (B,)
-    eu, ev_, eb = p.edge_src, p.edge_dst, p.edge_bytes
-    ea, ec = a[eu], a[ev_]
-    edge_tx = eb * p.inv_bandwidth[ea, ec]                    # transmission time, 0 on-device
-    edge_time = np.where(ea == ec, 0.0, p.latency[ea, ec] + edge_tx)
-    in_tx = p.in_bytes * p.inv_bandwidth[p.source, a]
-    in_time = np.where(a == p.source, 0.0, p.latency[p.source, a] + in_tx)
-    has_in = np.zeros(B, dtype=bool)
-    has_in[list(p.input_blocks)] = True
-    in_time = np.where(has_in, in_time, 0.0)
-    in_tx = np.where(has_in, in_tx, 0.0)
-    has_out = np.zeros(B, dtype=bool)
-    has_out[list(p.output_blocks)] = True
-    out_tx = np.where(has_out, p.out_bytes * p.inv_bandwidth[a, p.sink], 0.0)
-    out_time = np.where(has_out & (a != p.sink), p.latency[a, p.sink] + out_tx, 0.0)
-
-    _check_placement(p, a, ct, ea, ec, has_in, has_out, violations)
+    c = plan_costs(p, a)
+    _check_placement(p, a, c.ct, *c.edge_ends, c.has_in, c.has_out, violations)
 
     # ---- latency: simulate
     if order is None:
-        order = list_rule_order(p, a, ct, edge_time, in_time, out_time)
+        order = list_rule_order(p, a, c.ct, c.edge_time, c.in_time, c.out_time)
     else:
         order = [list(map(int, o)) for o in order]
         _check_order(p, a, order, violations)
-    start, end, deadlock = _simulate(p, order, ct, edge_time, in_time)
+    start, end, deadlock = _simulate(p, order, c.ct, c.edge_time, c.in_time)
     if deadlock:
         violations.append(Violation("order", "the per-device orders contradict the block graph "
                                     "(a block waits for one that runs after it on its device)"))
         latency = math.inf
     else:
-        latency = float(np.max(end + out_time)) if B else 0.0
+        latency = float(np.max(end + c.out_time)) if B else 0.0
 
-    # ---- period: busiest device or directed link
-    load = np.bincount(a, weights=ct, minlength=D)
-    link = np.zeros((D, D))
-    cross = ea != ec
-    np.add.at(link, (ea[cross], ec[cross]), edge_tx[cross])
-    src_cross = has_in & (a != p.source)
-    np.add.at(link, (np.full(int(src_cross.sum()), p.source), a[src_cross]), in_tx[src_cross])
-    snk_cross = has_out & (a != p.sink)
-    np.add.at(link, (a[snk_cross], np.full(int(snk_cross.sum()), p.sink)), out_tx[snk_cross])
-    period = float(max(load.max(initial=0.0), link.max(initial=0.0)))
-
-    # ---- energy
-    energy = float(np.sum(p.power_active[a] * ct))
-    energy += float(np.sum((p.tx_power[ea] + p.rx_power[ec])[cross] * edge_tx[cross]))
-    energy += float(np.sum((p.tx_power[p.source] + p.rx_power[a[src_cross]]) * in_tx[src_cross]))
-    energy += float(np.sum((p.tx_power[a[snk_cross]] + p.rx_power[p.sink]) * out_tx[snk_cross]))
-    if p.count_idle:
-        used = np.unique(a)
-        energy += float(np.sum(p.power_idle[used] * np.maximum(latency - load[used], 0.0)))
-
-    # ---- memory: weights of all blocks plus the largest working memory
-    mem = np.bincount(a, weights=p.params, minlength=D)
-    peak = np.zeros(D)
-    np.maximum.at(peak, a, p.activation)
-    mem = mem + peak
+    energy = c.energy_j + (idle_energy(p, a, latency, c.load) if p.count_idle else 0.0)
+    mem = c.memory_bytes
     for d in np.nonzero(mem > p.memory * (1 + TOLERANCE))[0]:
         blocks_here = int(np.sum(a == d))
         violations.append(Violation("memory", (
             f"device '{p.devices[d].id}' needs {mem[d]:.4g} bytes for its {blocks_here} block(s), "
             f"holds {p.memory[d]:.4g}")))
 
-    transfer_bytes = float(eb[cross].sum() + p.in_bytes[src_cross].sum() + p.out_bytes[snk_cross].sum())
     ev = Evaluation(assignment=a, order=order, start=start, end=end, latency_s=latency,
-                    period_s=period, energy_j=energy, memory_bytes=mem,
-                    transfer_bytes=transfer_bytes, value=math.nan, violations=violations)
-    _check_constraints(p, ev)
+                    period_s=c.period_s, energy_j=energy, memory_bytes=mem,
+                    transfer_bytes=c.transfer_bytes, value=math.nan, violations=violations)
     values = metric_values(ev)
+    for metric in constraint_excess(p, values):
+        sense = "at least" if metric == "throughput_per_s" else "at most"
+        violations.append(Violation("constraint", f"{metric} is {values[metric]:.6g}, must be "
+                                    f"{sense} {p.constraints[metric]:.6g}"))
     ev.value = p.objective.value(values)
     return ev
 
@@ -298,20 +344,6 @@ def list_rule_order(p: Problem, a: np.ndarray, ct, edge_time, in_time, out_time)
             if waiting[v] == 0:
                 heapq.heappush(heaps[a[v]], (data_ready[v], -rank[v], v))
     return order
-
-
-def _check_constraints(p: Problem, ev: Evaluation) -> None:
-    values = metric_values(ev)
-    for metric, bound in p.constraints.items():
-        got = values[metric]
-        if metric == "throughput_per_s":
-            broken = got < bound * (1 - TOLERANCE)
-            sense = "at least"
-        else:
-            broken = got > bound * (1 + TOLERANCE) + 1e-15
-            sense = "at most"
-        if broken:
-            ev.violations.append(Violation("constraint", f"{metric} is {got:.6g}, must be {sense} {bound:.6g}"))
 
 
 def evaluate_ids(problem: Problem, assignment: Mapping[str, str],
