@@ -9,7 +9,6 @@ random assignments. Also the cheap lower bound, which every solve computes.
 
 from __future__ import annotations
 
-import csv
 import statistics
 import sys
 import time

@@ -23,9 +23,6 @@ not the run) that is killed 30 s past its limit.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import multiprocessing as mp
 import os
 import platform
@@ -35,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks._rows import read_rows  # noqa: E402
+from benchmarks._rows import write_rows as write_csv  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 ROWS = RESULTS / "exact_scaling.csv"
 SUMMARY = RESULTS / "exact_summary.md"
@@ -92,15 +92,8 @@ def run_one(blocks: int, devices: int, solver: str, limit: float) -> dict:
                 "wall_s": time.monotonic() - t0}
 
 
-def read_rows() -> list[dict]:
-    if not ROWS.exists():
-        return []
-    with open(ROWS, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
 def write_rows(rows: list[dict]) -> None:
-    from placement.plan import write_text_atomic
+    """Rewrite the table (atomically), with each row's value over the best for its size."""
     best: dict[tuple, float] = {}
     for r in rows:
         try:
@@ -109,16 +102,12 @@ def write_rows(rows: list[dict]) -> None:
             continue
         key = (r["blocks"], r["devices"])
         best[key] = min(best.get(key, v), v)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
-    w.writeheader()
     for r in rows:
         try:
             r["ratio_to_best"] = f"{float(r['value']) / best[(r['blocks'], r['devices'])]:.6f}"
         except (TypeError, ValueError, KeyError, ZeroDivisionError):
             r["ratio_to_best"] = ""
-        w.writerow(r)
-    write_text_atomic(ROWS, buf.getvalue())
+    write_csv(ROWS, rows, COLUMNS, extra="ignore")
 
 
 def plan_points(limit: float) -> list[tuple[str, int, int, float]]:
@@ -131,7 +120,7 @@ def plan_points(limit: float) -> list[tuple[str, int, int, float]]:
 def run(limit: float, solvers: list[str]) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    rows = read_rows()
+    rows = read_rows(ROWS)
     done = {(r["blocks"], r["devices"], r["solver"], r["time_limit_s"]) for r in rows}
     todo = []
     seen = set()
@@ -178,7 +167,7 @@ def plot() -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    rows = read_rows()
+    rows = read_rows(ROWS)
     for axis, fixed_key, fixed, name in (("blocks", "devices", FIXED_DEVICES, "exact_vs_blocks.png"),
                                          ("devices", "blocks", FIXED_BLOCKS, "exact_vs_devices.png")):
         fig, (ax_t, ax_g) = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -11,8 +11,6 @@ and ``heuristics_scale.png``.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import placement  # noqa: E402
-from placement.plan import write_text_atomic  # noqa: E402
+from benchmarks._rows import read_rows, write_rows  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results"
 CSV = OUT / "heuristics_scale.csv"
@@ -34,25 +32,10 @@ FIELDS = ["blocks", "devices", "shape", "objective", "method", "status", "value"
           "solve_time_s", "variant"]
 
 
-def read_rows() -> list[dict]:
-    if not CSV.exists():
-        return []
-    with open(CSV, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def write_rows(rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=FIELDS)
-    w.writeheader()
-    w.writerows(rows)
-    write_text_atomic(CSV, buf.getvalue())
-
-
 def main(fresh: bool) -> None:
     from rich.progress import track
 
-    rows = [] if fresh else read_rows()
+    rows = [] if fresh else read_rows(CSV)
     done = {(r["blocks"], r["devices"], r["shape"], r["objective"], r["method"]) for r in rows}
     jobs = [(b, d, s, o, m) for b, d in SIZES for s in SHAPES for o in OBJECTIVES for m in METHODS
             if (str(b), str(d), s, o, m) not in done]
@@ -71,7 +54,7 @@ def main(fresh: bool) -> None:
                      "gap": plan.gap if hasattr(plan, "gap") else None,
                      "solve_time_s": round(plan.solve_time_s, 4),
                      "variant": plan.stats.get("chosen", plan.stats.get("start", ""))})
-        write_rows(rows)
+        write_rows(CSV, rows, FIELDS)
         print(f"{b}x{d} {s} {o} {m}: {plan.status.value} value {plan.value:.5g} "
               f"bound {plan.bound:.5g} in {time.perf_counter() - t0:.2f} s", flush=True)
     plot()
@@ -82,7 +65,7 @@ def plot() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = read_rows()
+    rows = read_rows(CSV)
     fig, axes = plt.subplots(1, len(OBJECTIVES), figsize=(14, 4), sharey=True)
     for ax, obj in zip(axes, OBJECTIVES):
         for m, mk in zip(METHODS, "os^"):

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import io
 import json
-import math
 import os
 import sys
 import time
@@ -48,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import placement  # noqa: E402
+from benchmarks._rows import read_rows, write_rows  # noqa: E402
 from placement.evaluator import evaluate  # noqa: E402
 from placement.plan import write_text_atomic  # noqa: E402
 
@@ -215,25 +213,10 @@ def saga_schedule(p, which: str):
 
 
 # ------------------------------------------------------------------ run / analyse
-def read_rows() -> list[dict]:
-    if not CSV.exists():
-        return []
-    with open(CSV, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def write_rows(rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=FIELDS)
-    w.writeheader()
-    w.writerows(rows)
-    write_text_atomic(CSV, buf.getvalue())
-
-
 def run(fresh: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    rows = [] if fresh else read_rows()
+    rows = [] if fresh else read_rows(CSV)
     done = {r["instance"] for r in rows}
     todo = [x for x in instances() if x[0] not in done]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -254,13 +237,13 @@ def run(fresh: bool) -> None:
                          "heft_variant": heft.stats.get("chosen", ""), "best": best,
                          "bound": heft.bound, "t_heft": heft.solve_time_s, "t_local": local.solve_time_s,
                          "t_saga_heft": t_sh, "t_saga_cpop": t_sc, "local_status": local.status.value})
-            write_rows(rows)
+            write_rows(CSV, rows, FIELDS)
             bar.advance(task)
     analyse()
 
 
 def analyse() -> None:
-    rows = read_rows()
+    rows = read_rows(CSV)
     if not rows:
         print("no rows yet")
         return

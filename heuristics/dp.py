@@ -37,7 +37,6 @@ evaluator scores the real plan.
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 

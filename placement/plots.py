@@ -30,7 +30,7 @@ import io
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -162,8 +162,6 @@ def _gantt(ax, p, plan, width_pt: float) -> dict[str, Any]:
     from matplotlib.patches import FancyArrowPatch, Patch
 
     blocks = [b.id for b in p.blocks]
-    dev_ids = [d.id for d in p.devices]
-    row = {d: i for i, d in enumerate(dev_ids)}          # device id -> y
     a = np.array([p.device_index[plan.assignment[b]] for b in blocks], dtype=np.int64)
     start = np.array([plan.schedule[b]["start_s"] for b in blocks], dtype=float)
     end = np.array([plan.schedule[b]["end_s"] for b in blocks], dtype=float)

@@ -134,7 +134,7 @@ class Problem:
         self.path = path
         self.block_index = MappingProxyType({b.id: i for i, b in enumerate(blocks)})
         self.device_index = MappingProxyType({d.id: i for i, d in enumerate(devices)})
-        B, D = len(blocks), len(devices)
+        B = len(blocks)
 
         self.edge_src = _frozen(np.array([e[0] for e in edges], dtype=np.int64))
         self.edge_dst = _frozen(np.array([e[1] for e in edges], dtype=np.int64))

@@ -82,7 +82,6 @@ def _profile(model, shape, granularity, *, name, threads, warmup, repeats, measu
     edge_bytes: dict[tuple[str, str], int] = {}
     input_users: list[str] = []
     graph_out = next(n for n in gm.graph.nodes if n.op == "output")
-    out_names = {a.name for a in graph_out.all_input_nodes}
     attr_owner = _attr_tensors(gm)
 
     for s in segs:
