@@ -7,7 +7,6 @@ what was expected and what was found. Nothing is changed in the caller's dict.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -65,7 +64,8 @@ def _parse_json(text: str, file: str) -> Any:
 def from_dict(raw: Mapping[str, Any], file: str | None = None) -> Problem:
     """Validate a problem dict and build the `Problem` (split blocks expanded)."""
     try:
-        spec = schema.validate(copy.deepcopy(dict(raw)) if isinstance(raw, Mapping) else raw, file=file)
+        # pydantic builds new objects: the caller's dict is read, never changed (tested)
+        spec = schema.validate(dict(raw) if isinstance(raw, Mapping) else raw, file=file)
         return _build(spec.model_dump(), file)
     except ProblemError as exc:
         raise exc.in_file(file) from None
@@ -84,6 +84,25 @@ def _unique(items: list[dict], where: str) -> dict[str, int]:
 def _need(name: str, known: Mapping[str, int], field: str, what: str) -> None:
     if name not in known:
         raise ProblemError(field, f"the id of {what}", name, detail=did_you_mean(name, known))
+
+
+def _acyclic(n: int, edges: list[tuple[int, int]]) -> bool:
+    """Kahn's algorithm: True when the graph on ``n`` nodes has no cycle."""
+    indeg = [0] * n
+    succ: list[list[int]] = [[] for _ in range(n)]
+    for u, v in edges:
+        succ[u].append(v)
+        indeg[v] += 1
+    ready = [b for b in range(n) if indeg[b] == 0]
+    seen = 0
+    while ready:
+        b = ready.pop()
+        seen += 1
+        for v in succ[b]:
+            indeg[v] -= 1
+            if indeg[v] == 0:
+                ready.append(v)
+    return seen == n
 
 
 def _build(d: dict[str, Any], file: str | None) -> Problem:
@@ -110,13 +129,12 @@ def _build(d: dict[str, Any], file: str | None) -> Problem:
         seen_edges[src, dst] = k
         edges.append((src, dst, blocks[bidx[src]]["output_bytes"] if nbytes is None else nbytes))
 
-    graph = nx.DiGraph()
-    graph.add_nodes_from(bidx)
-    graph.add_edges_from((u, v) for u, v, _ in edges)
-    try:
+    cycle = None
+    if not _acyclic(len(blocks), [(bidx[u], bidx[v]) for u, v, _ in edges]):
+        graph = nx.DiGraph()                   # only now: to name the blocks on a cycle
+        graph.add_nodes_from(bidx)
+        graph.add_edges_from((u, v) for u, v, _ in edges)
         cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        cycle = None
     if cycle:
         path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
         raise ProblemError("model.edges", "an acyclic block graph", None, detail=f"cycle: {path}")
