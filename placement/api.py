@@ -160,16 +160,29 @@ def evaluate(problem: Any, plan: Plan | Mapping[str, Any] | str | os.PathLike[st
         raise PlanError("assignment: expected a block -> device mapping, found an empty one "
                         f"(plan status {plan.status.value}: {plan.message or 'no plan'})")
     ev = evaluate_ids(p, plan.assignment, plan.order)
-    status = plan.status if plan.status.has_plan else Status.FEASIBLE
+    # A plan file's own bound and status are claims this function cannot check. Its bound is
+    # kept only for the problem and objective it was solved for, and never above the value
+    # the evaluator finds; "optimal" is re-derived from the bound, never taken on trust.
+    same = plan.objective == p.objective.to_json() and plan.problem in ("", p.name)
+    claimed = plan.bound if same and isinstance(plan.bound, (int, float)) else None
+    message = plan.message
+    if claimed is not None and claimed > ev.value * (1 + OPTIMAL_TOLERANCE):
+        message = (message + "; " if message else "") + (
+            f"the plan's bound {claimed:.6g} is above its value and was ignored")
+        claimed = None
+    cheap = bounds.lower_bound(p)
+    bound = cheap if claimed is None else max(claimed, cheap)
+    gap = gap_of(ev.value, bound)
     if not ev.feasible:
         status = Status.NO_SOLUTION
-    # the plan's own bound holds only for the objective it was solved for
-    same = plan.objective == p.objective.to_json()
-    bound = plan.bound if same and isinstance(plan.bound, (int, float)) else None
-    cheap = bounds.lower_bound(p)
-    bound = cheap if bound is None else max(bound, cheap)
+    elif gap is not None and gap <= OPTIMAL_TOLERANCE:
+        status = Status.OPTIMAL
+    elif same and plan.status == Status.TIME_LIMIT:
+        status = Status.TIME_LIMIT
+    else:
+        status = Status.FEASIBLE
     return plan_from_evaluation(p, ev, method=plan.method, status=status, bound=bound,
-                                solve_time_s=plan.solve_time_s, message=plan.message, stats=plan.stats)
+                                solve_time_s=plan.solve_time_s, message=message, stats=plan.stats)
 
 
 def methods() -> list[registry.MethodInfo]:

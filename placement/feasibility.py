@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import bounds
+from .evaluator import TOLERANCE
 from .problem import Problem
 
 
@@ -27,12 +28,12 @@ def infeasibility_reasons(p: Problem) -> list[str]:
             reasons.append(f"block '{blk.id}' can run on no device (no measured time or rate, "
                            "or allowed_devices excludes all)")
             continue
-        fits = can[p.memory[can] >= need[b]]
+        fits = can[p.memory[can] * (1 + TOLERANCE) >= need[b]]   # the evaluator's tolerance
         if len(fits) == 0:
             best = can[np.argmax(p.memory[can])]
             reasons.append(f"block '{blk.id}' needs {need[b]:.4g} bytes, the largest device it may "
                            f"run on ('{p.devices[best].id}') holds {p.memory[best]:.4g}")
-    if not reasons and p.params.sum() > p.memory.sum():
+    if not reasons and p.params.sum() > p.memory.sum() * (1 + TOLERANCE):
         reasons.append(f"the model's weights need {p.params.sum():.4g} bytes, all devices together "
                        f"hold {p.memory.sum():.4g}")
     if reasons:

@@ -40,12 +40,13 @@ class Status(str, enum.Enum):
 
 
 def gap_of(value: float | None, bound: float | None) -> float | None:
-    """``(value - bound) / value``, 0 when both are 0, None when either is unknown."""
+    """``(value - bound) / value``, 0 when both are 0, None when either is unknown. Not
+    clamped: a negative gap means a bound above the value, i.e. an invalid bound, and shows."""
     if value is None or bound is None or not math.isfinite(value) or not math.isfinite(bound):
         return None
     if value <= 0:
-        return 0.0 if bound >= value else None
-    return max(0.0, (value - bound) / value)
+        return 0.0 if bound == value else None
+    return (value - bound) / value
 
 
 def _clean(x: Any) -> Any:

@@ -50,8 +50,12 @@ class _Strict(BaseModel):
         return data
 
 
+#: most shards one block may be split into (each shard is a block the solvers place).
+MAX_SPLIT_WAYS = 64
+
+
 class Split(_Strict):
-    ways: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    ways: list[Annotated[int, Field(ge=1, le=MAX_SPLIT_WAYS)]] = Field(min_length=1)
     mode: Literal["tensor", "spatial"] = "tensor"
     overhead_flops: NonNeg = 0.0
     halo_bytes: NonNeg = 0.0
@@ -192,6 +196,8 @@ def _expected(err: dict) -> str:
     }
     if kind == "greater_than_equal":
         return f"a finite number >= {ctx['ge']:g}"
+    if kind == "less_than_equal":
+        return f"a number <= {ctx['le']:g}"
     if kind == "greater_than":
         return f"a finite number > {ctx['gt']:g}"
     if kind == "value_error":

@@ -22,11 +22,14 @@ A split input block receives ``model.input_bytes`` the same way; a split output 
 sends ``output / w`` per shard to ``sink``. Pins and ``allowed_devices`` apply to every
 shard. Shard ids are ``"<id>#<k>"``.
 
-Why the largest ``w`` of ``ways``: putting shards on one device costs no transfer there,
-so a plan that co-locates shards realises any smaller ``w`` that divides it (4 shards on
-2 devices is a 2-way split). The approximation: with ``spatial`` mode co-located shards
-each count the replicated weights in the memory rule, so memory is over-counted there
-(conservative: a plan found is feasible).
+Why the largest ``w`` of ``ways``: a plan that co-locates shards approximates a smaller
+split (4 shards on 2 devices acts as a 2-way split), at a cost that is never lower than the
+real smaller split's: co-located shards still pay ``w`` times ``overhead_flops`` and ``w``
+halos, a co-located ``tensor`` consumer's shards each receive the whole input, and
+``spatial`` shards each count the replicated weights in the memory rule. So every plan's
+cost and memory are conservative (a plan found is feasible and no better than reported),
+but an exact method is optimal over the ``w``-way expansion, not over every listed way.
+``ways`` is at most 64 (`placement.schema.MAX_SPLIT_WAYS`).
 """
 
 from __future__ import annotations

@@ -103,3 +103,42 @@ def test_a_plan_that_meets_the_proven_bound_is_optimal(fake):
     plan = placement.solve(diamond_dict(), fake, answer=Candidate(np.zeros(4, dtype=int), bound=0.8))
     assert plan.value == pytest.approx(0.8) and plan.status == Status.OPTIMAL
     assert "value meets the proven lower bound" in plan.message
+
+
+def test_evaluate_does_not_trust_a_plan_files_bound_or_status():
+    d = placement.generate("chain", 3, 2, seed=1)
+    claimed = placement.solve(d, "single").to_dict()
+    claimed["status"], claimed["bound"] = "optimal", 1e9            # a lie
+    r = placement.evaluate(d, claimed)
+    assert r.bound <= r.value and "bound 1e+09 is above its value and was ignored" in r.message
+    assert r.status == (Status.OPTIMAL if r.gap <= 1e-6 else Status.FEASIBLE)
+
+
+def test_an_optimal_claim_does_not_survive_a_change_of_objective():
+    d = placement.generate("dag", 4, 3, seed=0)
+    best_latency = placement.solve(d, "brute", time_limit=30)
+    best_energy = placement.solve(d, "brute", time_limit=30, objective="energy")
+    r = placement.evaluate(d, best_latency.to_dict(), objective="energy")
+    assert r.bound <= best_energy.value * (1 + 1e-9)                # the latency plan's bound is not used
+    if r.value > best_energy.value * (1 + 1e-6):
+        assert r.status == Status.FEASIBLE
+
+
+def test_memory_precheck_uses_the_evaluators_tolerance():
+    d = {"model": {"blocks": [{"id": "a", "flops": 1.0, "params_bytes": 1e9}]},
+         "devices": [{"id": "x", "flops_per_s": 1.0, "memory_bytes": 1e9 * (1 - 5e-10)}]}
+    plan = placement.solve(d, "single")
+    assert plan.status != Status.INFEASIBLE and plan.feasible
+
+
+def test_split_ways_are_bounded():
+    from .conftest import diamond_dict
+    d = diamond_dict()
+    d["model"]["blocks"][0]["split"] = {"ways": [1_000_000], "mode": "tensor"}
+    with pytest.raises(placement.ProblemError, match=r"model\.blocks\[0\]\.split\.ways\[0\]: expected a number <= 64"):
+        placement.load(d)
+
+
+def test_gap_is_not_clamped():
+    from placement.plan import gap_of
+    assert gap_of(1.0, 2.0) == pytest.approx(-1.0)      # an invalid bound shows
