@@ -58,6 +58,28 @@ class _NoRoom(Exception):
         self.block = block
 
 
+def _ready_order(p: Problem, priority: np.ndarray, deadline: float):
+    """The list-scheduling order: repeatedly the highest-priority block whose predecessors
+    have all been yielded (ties: topological position). Raises `_Expired` past ``deadline``
+    (checked every 64 blocks). Shared by both list-scheduling passes."""
+    pos = topo_position(p).tolist()
+    waiting = [len(x) for x in p.preds]
+    prio = priority.tolist()
+    heap = [(-prio[b], pos[b], b) for b in range(p.n_blocks) if not waiting[b]]
+    heapq.heapify(heap)
+    steps = 0
+    while heap:
+        b = heapq.heappop(heap)[2]
+        steps += 1
+        if steps % 64 == 0 and time.monotonic() > deadline:
+            raise _Expired()
+        yield b                      # the caller places b before its successors are released
+        for v, _ in p.succs[b]:
+            waiting[v] -= 1
+            if not waiting[v]:
+                heapq.heappush(heap, (-prio[v], pos[v], v))
+
+
 def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
                   lookahead: bool = False, insertion: bool = True, force: np.ndarray | None = None,
                   deadline: float = math.inf):
@@ -69,7 +91,6 @@ def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.nda
     B, D = ct.shape
     if D <= SMALL_D:
         return _list_schedule_small(p, ct, priority, oct_, lookahead, insertion, force, deadline)
-    pos = topo_position(p)
     a = np.full(B, -1, dtype=np.int64)
     start = np.zeros(B)
     end = np.zeros(B)
@@ -81,21 +102,7 @@ def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.nda
     src_arrival = {b: p.input_arrival(b) for b in p.input_blocks}
     delivery = {b: p.output_delivery(b) for b in p.output_blocks}
     reach_sink = p.reachable[:, p.sink]
-    # ready list: the highest-priority block whose predecessors are all placed
-    waiting = [len(x) for x in p.preds]
-    prio = priority.tolist()
-    heap = [(-prio[b], int(pos[b]), b) for b in range(B) if not waiting[b]]
-    heapq.heapify(heap)
-    steps = 0
-    while heap:
-        b = heapq.heappop(heap)[2]
-        steps += 1
-        if steps % 64 == 0 and time.monotonic() > deadline:
-            raise _Expired()
-        for v, _ in p.succs[b]:
-            waiting[v] -= 1
-            if not waiting[v]:
-                heapq.heappush(heap, (-prio[v], int(pos[v]), v))
+    for b in _ready_order(p, priority, deadline):
         preds = p.preds[b]
         if preds:
             ready = np.zeros(D)
@@ -163,7 +170,6 @@ def _list_schedule_small(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_:
                          force: np.ndarray | None = None, deadline: float = math.inf):
     """`list_schedule` on Python lists, for few devices: same rules, same arithmetic order."""
     B, D = ct.shape
-    pos = topo_position(p).tolist()
     a = [-1] * B
     start = [0.0] * B
     end = [0.0] * B
@@ -183,20 +189,7 @@ def _list_schedule_small(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_:
     reach_sink = p.reachable[:, p.sink].tolist()
     inf = math.inf
     devs = range(D)
-    waiting = [len(x) for x in p.preds]
-    prio = priority.tolist()
-    heap = [(-prio[b], pos[b], b) for b in range(B) if not waiting[b]]
-    heapq.heapify(heap)
-    steps = 0
-    while heap:
-        b = heapq.heappop(heap)[2]
-        steps += 1
-        if steps % 64 == 0 and time.monotonic() > deadline:
-            raise _Expired()
-        for v, _ in p.succs[b]:
-            waiting[v] -= 1
-            if not waiting[v]:
-                heapq.heappush(heap, (-prio[v], pos[v], v))
+    for b in _ready_order(p, priority, deadline):
         preds = p.preds[b]
         if preds:
             ready = [0.0] * D

@@ -19,8 +19,6 @@ from . import schema, split
 from .errors import ProblemError, did_you_mean
 from .problem import Block, Device, Objective, Problem
 
-ProblemLike = "Problem | Mapping[str, Any] | str | os.PathLike[str]"
-
 
 def load(source: Any) -> Problem:
     """Load a problem from a `Problem` (returned as is), a dict, a path, or a JSON string.
