@@ -35,11 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-if os.environ.get("PYTHONHASHSEED") != "0":          # SAGA breaks ties by set order: fix it
-    os.environ["PYTHONHASHSEED"] = "0"
-    os.execv(sys.executable, [sys.executable, *sys.argv])
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -313,6 +309,9 @@ def _plots(rows, ratio) -> None:
 
 
 if __name__ == "__main__":
+    if os.environ.get("PYTHONHASHSEED") != "0":      # SAGA breaks ties by set order: fix it
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fresh", action="store_true", help="ignore rows already in the CSV")
     ap.add_argument("--analyse", action="store_true", help="only tabulate and plot the CSV")

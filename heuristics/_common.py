@@ -76,6 +76,45 @@ def optimistic_cost_table(p: Problem, ct: np.ndarray) -> np.ndarray:
     return oct_
 
 
+class LatencySim:
+    """The latency of a fixed assignment and order, in plain Python: `heft` scores its
+    variants of a few dozen blocks here, where numpy's per-call overhead would dominate.
+
+    ``fixed(a, seq)`` is the evaluator's semantics for the per-device orders that ``seq`` (a
+    linear extension of the block graph) induces: each block starts when its device is free
+    and its inputs have arrived (tested equal to `placement.evaluator.evaluate`). Returns
+    ``(makespan, start)``."""
+
+    def __init__(self, p: Problem):
+        self.D = p.n_devices
+        self.ct = masked_ct(p).tolist()
+        self.preds = [[(u, float(p.edge_bytes[k])) for u, k in x] for x in p.preds]
+        self.lat = p.latency.tolist()
+        self.inv = p.inv_bandwidth.tolist()
+        self.inp = [p.input_arrival(b).tolist() if not p.preds[b] else None for b in range(p.n_blocks)]
+        self.outs = [(b, p.output_delivery(b).tolist()) for b in p.output_blocks]
+
+    def fixed(self, a, seq) -> tuple[float, list[float]]:
+        ct, preds, inp, lat, inv = self.ct, self.preds, self.inp, self.lat, self.inv
+        free = [0.0] * self.D
+        start = [0.0] * len(a)
+        end = [0.0] * len(a)
+        for b in seq:
+            d = a[b]
+            ib = inp[b]
+            t = ib[d] if ib is not None else 0.0
+            if free[d] > t:
+                t = free[d]
+            for u, nbytes in preds[b]:
+                du = a[u]
+                x = end[u] if du == d else end[u] + lat[du][d] + nbytes * inv[du][d]
+                if x > t:
+                    t = x
+            start[b] = t
+            end[b] = free[d] = t + ct[b][d]
+        return max((end[b] + o[a[b]] for b, o in self.outs), default=0.0), start
+
+
 class Memory:
     """Per-device memory in use (weights plus the largest working memory), with pinned
     blocks' weights reserved up front so that greedy choices leave room for them."""
@@ -105,9 +144,11 @@ class Memory:
         self.act[d] = max(self.act[d], self.p.activation[b])
 
 
-def order_by(a: np.ndarray, key: np.ndarray, D: int) -> list[list[int]]:
-    """Per-device orders: each device's blocks sorted by ``key`` (a start time or priority)."""
-    idx = np.lexsort((np.arange(len(a)), key))
+def order_by(a: np.ndarray, key: np.ndarray, D: int, tie: np.ndarray | None = None) -> list[list[int]]:
+    """Per-device orders: each device's blocks sorted by ``key`` (a start time or priority),
+    ties by ``tie`` (give the topological position when a zero-time block and its successor
+    may share a start time), else by index."""
+    idx = np.lexsort((np.arange(len(a)) if tie is None else tie, key))
     order: list[list[int]] = [[] for _ in range(D)]
     for b in idx.tolist():
         order[a[b]].append(b)
@@ -135,51 +176,142 @@ def violation_size(p: Problem, ev: Evaluation) -> float:
     return total
 
 
+class _Entry:
+    __slots__ = ("a", "order", "start", "ev")
+
+    def __init__(self, a, order, start=None, ev=None):
+        self.a, self.order, self.start, self.ev = a, order, start, ev
+
+
+def latency_only(p: Problem) -> bool:
+    """The objective is latency alone and no constraint but a latency bound."""
+    return p.objective.name == "latency" and set(p.constraints) <= {"latency_s"}
+
+
 @dataclass
 class Pool:
-    """Candidate plans scored by the evaluator; keeps the best (feasible first)."""
+    """Candidate plans, ranked by the evaluator's key (violation size, value); keeps the best
+    (feasible first).
+
+    Plans added with their schedule (`add_schedule`) of a latency-only problem are scored by
+    `LatencySim.fixed` -- the evaluator's own semantics, in plain Python -- when they fit
+    memory, meet the latency bound and use reachable links; the evaluator itself then runs
+    only on the plans that are asked for (`best`, `ranked`). Every other plan goes through
+    the evaluator at once."""
 
     p: Problem
-    best: Evaluation | None = None
     best_label: str = ""
     best_key: tuple = (math.inf, math.inf)
     tried: dict[str, float] = field(default_factory=dict)
-    #: every evaluated plan, best first after `ranked()` (local search starts chains from them)
+    #: every scored plan: (key, n, label, entry); best first after `ranked()`
     plans: list = field(default_factory=list)
     _seen: dict = field(default_factory=dict)
+    _best: _Entry | None = None
+    _sim: LatencySim | None = None
+    _pos: np.ndarray | None = None
+
+    def __post_init__(self):
+        if latency_only(self.p) and self.p.n_blocks:
+            self._sim = LatencySim(self.p)
+            self._pos = topo_position(self.p)
+
+    @property
+    def sim(self) -> LatencySim | None:
+        """The pure-Python simulator when the problem is latency-only, else None."""
+        return self._sim
+
+    def _evaluated(self, e: _Entry) -> Evaluation:
+        if e.ev is None:
+            e.ev = evaluate(self.p, e.a, e.order)
+        return e.ev
+
+    @property
+    def best(self) -> Evaluation | None:
+        return None if self._best is None else self._evaluated(self._best)
+
+    @property
+    def best_plan(self) -> tuple[np.ndarray, list[list[int]] | None] | None:
+        """(assignment, order) of the best plan, without running the evaluator."""
+        e = self._best
+        return None if e is None else (e.a, e.ev.order if e.ev is not None else e.order)
+
+    @property
+    def has_plan(self) -> bool:
+        return self._best is not None
+
+    def _record(self, key: tuple, label: str, e: _Entry, sig) -> None:
+        self._seen[sig] = (label, key, e)
+        self.tried[label] = key[1] if key[0] == 0 else math.inf
+        self.plans.append((key, len(self.plans), label, e))
+        if key < self.best_key:
+            self._best, self.best_key, self.best_label = e, key, label
 
     def add(self, a: np.ndarray | None, order: list[list[int]] | None, label: str) -> Evaluation | None:
+        """Score a plan with the evaluator (``order`` None: the list rule)."""
         if a is None:
             return None
+        a = np.asarray(a, dtype=np.int64)
         # variants often build the same plan: score each distinct plan once
-        sig = (np.asarray(a, dtype=np.int64).tobytes(),
-               None if order is None else tuple(map(tuple, order)))
+        sig = (a.tobytes(), None if order is None else tuple(map(tuple, order)))
         seen = self._seen.get(sig)
         if seen is not None:
             self.tried[label] = self.tried[seen[0]]
-            return seen[1]
+            return self._evaluated(seen[2])
         ev = evaluate(self.p, a, order)
-        self._seen[sig] = (label, ev)
         key = (violation_size(self.p, ev), ev.value if math.isfinite(ev.value) else math.inf)
-        self.tried[label] = ev.value if ev.feasible else math.inf
-        self.plans.append((key, len(self.plans), label, ev))
-        if key < self.best_key:
-            self.best, self.best_key, self.best_label = ev, key, label
+        self._record(key, label, _Entry(a, order, ev.start, ev), sig)
         return ev
 
+    def add_schedule(self, a: np.ndarray, start, label: str) -> tuple[float, bool]:
+        """Score a plan given by its start times (each device runs its blocks by start,
+        ties in topological order). Returns (value, feasible)."""
+        p = self.p
+        a = np.asarray(a, dtype=np.int64)
+        start = np.asarray(start, dtype=float)
+        if self._sim is None:
+            ev = self.add(a, order_by(a, start, p.n_devices, topo_position(p)), label)
+            return ev.value, ev.feasible
+        seq = np.lexsort((self._pos, start))
+        order: list[list[int]] = [[] for _ in range(p.n_devices)]
+        for b in seq.tolist():
+            order[a[b]].append(b)
+        sig = (a.tobytes(), tuple(map(tuple, order)))
+        seen = self._seen.get(sig)
+        if seen is not None:
+            self.tried[label] = self.tried[seen[0]]
+            return seen[1][1], seen[1][0] == 0
+        value, fixed_start = self._sim.fixed(a.tolist(), seq.tolist())
+        mem = np.bincount(a, weights=p.params, minlength=p.n_devices)
+        peak = np.zeros(p.n_devices)
+        np.maximum.at(peak, a, p.activation)
+        bound = p.constraints.get("latency_s", math.inf)
+        if (not math.isfinite(value) or np.any(mem + peak > p.memory * (1 + TOLERANCE))
+                or value > bound * (1 + TOLERANCE) + 1e-15):
+            ev = self.add(a, order, label)          # the evaluator names what breaks
+            return ev.value, ev.feasible
+        self._record((0.0, value), label, _Entry(a, order, np.array(fixed_start)), sig)
+        return value, True
+
     def ranked(self) -> list:
-        """Distinct evaluated plans (by assignment and order), best first: (label, evaluation)."""
+        """Distinct scored plans (by assignment and order), best first: (label, evaluation)."""
         out, seen = [], set()
-        for key, _, label, ev in sorted(self.plans, key=lambda x: (x[0], x[1])):
+        for key, _, label, e in sorted(self.plans, key=lambda x: (x[0], x[1])):
+            ev = self._evaluated(e)
             sig = (ev.assignment.tobytes(), tuple(map(tuple, ev.order)))
             if sig not in seen:
                 seen.add(sig)
                 out.append((label, ev))
         return out
 
+    def entries(self) -> list:
+        """Scored plans, best first: (key, label, assignment, start times) -- no evaluation."""
+        return [(key, label, e.a, e.start) for key, _, label, e in sorted(self.plans, key=lambda x: (x[0], x[1]))]
+
     @property
     def feasible(self) -> bool:
-        return self.best is not None and self.best.feasible
+        """The best plan is feasible (a zero violation size is exactly the evaluator's
+        feasibility, and fast-scored plans are checked for memory and the latency bound)."""
+        return self._best is not None and self.best_key[0] == 0
 
 
 def pack_fallback(p: Problem, ct: np.ndarray, order: np.ndarray) -> np.ndarray | None:

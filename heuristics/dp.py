@@ -358,7 +358,7 @@ class DynamicProgramming(Method):
                 pairs.append((alpha / sl, (1 - alpha) / se))
         for si, seq in enumerate(seqs):
             for wt, we in pairs:
-                if ctx.expired() and pool.best is not None:
+                if ctx.expired() and pool.has_plan:
                     break
                 a, cost, masked = path_dp(p, ct, seq, wt, we)
                 if a is None:

@@ -39,12 +39,15 @@ import time
 
 import numpy as np
 
+from placement.errors import InputError
+from placement.evaluator import TOLERANCE
 from placement.method import Candidate, Context, Method
 from placement.plan import Status
 from placement.problem import Problem
 
-from ._common import (Memory, Pool, masked_ct, optimistic_cost_table, order_by, pack_fallback,
-                      topo_position, upward_rank_mean)
+from . import _polish
+from ._common import (Memory, Pool, masked_ct, optimistic_cost_table, pack_fallback, topo_position,
+                      upward_rank_mean)
 
 _EPS = 1e-12
 
@@ -400,7 +403,106 @@ def cpop_critical_path(p: Problem, ct: np.ndarray, up: np.ndarray):
     return prio, force
 
 
-def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") -> tuple[Pool, dict]:
+#: the polish scores at most `POLISH_PER_CELL` candidate plans per block x device, at least
+#: `POLISH_MIN`, and at most `POLISH_WORK` / blocks (a candidate costs a schedule of every
+#: block: about a microsecond at 30 blocks, two milliseconds at 2,000 x 64).
+POLISH_PER_CELL = 20
+POLISH_MIN = 2_000
+POLISH_WORK = 500_000
+#: candidates scored between two looks at the clock.
+POLISH_CHUNK = 5_000
+
+
+def polish_budget(p: Problem) -> int:
+    B = max(p.n_blocks, 1)
+    return int(min(POLISH_WORK // B, max(POLISH_MIN, POLISH_PER_CELL * B * p.n_devices)))
+
+
+class _Kernel:
+    """The problem as the arrays of the compiled kernels (`heuristics._polish`)."""
+
+    def __init__(self, p: Problem):
+        B, D = p.n_blocks, p.n_devices
+        self.p = p
+        self.ct = np.array(masked_ct(p), dtype=float)
+        pu, pb, nb = [], [], []
+        self.pind = np.zeros(B + 1, dtype=np.int64)
+        self.nind = np.zeros(B + 1, dtype=np.int64)
+        for b in range(B):
+            for u, k in p.preds[b]:
+                pu.append(u)
+                pb.append(p.edge_bytes[k])
+            self.pind[b + 1] = len(pu)
+            nb += [u for u, _ in p.preds[b]] + [v for v, _ in p.succs[b]]
+            self.nind[b + 1] = len(nb)
+        self.pu = np.array(pu, dtype=np.int64)
+        self.pbytes = np.array(pb, dtype=float)
+        self.nbr = np.array(nb, dtype=np.int64)
+        self.inp = np.array([p.input_arrival(b) for b in range(B)]).reshape(B, D)
+        self.outd = np.array([p.output_delivery(b) for b in range(B)]).reshape(B, D)
+        self.cap = p.memory * (1 + TOLERANCE)
+        # writable float64 / bool copies: the types the kernels were compiled for
+        self.lat, self.inv = np.array(p.latency, dtype=float), np.array(p.inv_bandwidth, dtype=float)
+        self.allowed = np.array(p.allowed, dtype=np.bool_)
+        self.params, self.act = np.array(p.params, dtype=float), np.array(p.activation, dtype=float)
+        self.work = (np.zeros((D, B)), np.zeros((D, B)), np.zeros((D, B), dtype=np.int64),
+                     np.zeros(D, dtype=np.int64), np.zeros(B), np.zeros(B), np.zeros(B, dtype=np.int64))
+
+    def descend(self, a: np.ndarray, seq: np.ndarray, pairs: bool, max_evals: int):
+        return _polish.descend(a, seq, self.ct, self.pind, self.pu, self.pbytes, self.lat, self.inv,
+                               self.inp, self.outd, self.allowed, self.nind, self.nbr, self.params,
+                               self.act, self.cap, pairs, max_evals, *self.work)
+
+    @property
+    def start(self) -> np.ndarray:
+        """Start times of the last schedule the kernel built."""
+        return self.work[4]
+
+
+def polish(p: Problem, pool: Pool, ctx: Context | None, budget: int, pairs: bool = True) -> dict:
+    """A descent after the constructive variants, for latency-only problems: from the best
+    plan, the best single-device plan and the best list plan (when distinct), move a block
+    of the critical chain -- alone, or with a neighbour on its device -- to another device
+    while that shortens the makespan (first improvement; the chain is recomputed after each
+    move). Candidates are scored by the compiled insertion schedule (`heuristics._polish`)
+    in the start plan's block order, so a block that waits for a moved predecessor leaves
+    its idle gap to later blocks; memory stays within capacity. ``budget`` caps the
+    candidates scored in all (deterministic); the deadline is checked every
+    `POLISH_CHUNK`. Improved plans join the pool, which keeps the best."""
+    out = {"evaluations": 0, "improved": []}
+    if pool.sim is None or budget <= 0 or p.n_blocks == 0:
+        return out
+    entries = [e for e in pool.entries() if e[0][0] == 0]
+    if not entries:
+        return out
+    starts = [entries[0]]
+    for want_single in (True, False):
+        for e in entries[1:]:
+            if e[1].startswith("single-") == want_single:
+                starts.append(e)
+                break
+    kernel = _Kernel(p)
+    pos = topo_position(p)
+    used = 0
+    for (_, value0), label, a0, start0 in starts:
+        seq = np.lexsort((pos, start0)).astype(np.int64)
+        a = np.array(a0, dtype=np.int64)
+        while True:
+            mk, n, converged = kernel.descend(a, seq, pairs, min(POLISH_CHUNK, budget - used))
+            used += n
+            if converged or used >= budget or (ctx is not None and ctx.expired()):
+                break
+        if mk < value0 * (1 - _polish.IMPROVE):
+            value, _ = pool.add_schedule(a, kernel.start.copy(), "polish:" + label)
+            out["improved"].append({"from": label, "start_value": value0, "value": value})
+        if used >= budget or (ctx is not None and ctx.expired()):
+            break
+    out["evaluations"] = used
+    return out
+
+
+def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
+              polish_evals: int | None = None) -> tuple[Pool, dict]:
     """Run the HEFT-family variants that serve ``p``'s objective and keep the best plan
     (scored by the evaluator). Returns the pool and per-variant statistics."""
     ct = masked_ct(p)
@@ -416,11 +518,13 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
     no_room: list[int] = []
 
     def run(label, fn):
-        if ctx is not None and ctx.expired() and pool.best is not None:
+        """``fn`` returns (assignment, start times or a precedence-respecting priority) or
+        (assignment, None) for the evaluator's list rule."""
+        if ctx is not None and ctx.expired() and pool.has_plan:
             return
         t0 = time.perf_counter()
         try:
-            a, order = fn()
+            a, key = fn()
         except _NoRoom as exc:
             no_room.append(exc.block)
             stats[label] = "no room for block " + p.blocks[exc.block].id
@@ -428,9 +532,14 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
         except _Expired:
             stats[label] = "stopped by the time limit"
             return
-        ev = pool.add(a, order, label)
-        stats[label] = {"value": ev.value if ev is not None else None,
-                        "feasible": bool(ev is not None and ev.feasible),
+        if a is None:
+            return
+        if key is None:
+            ev = pool.add(a, None, label)
+            value, feasible = ev.value, ev.feasible
+        else:
+            value, feasible = pool.add_schedule(a, key, label)
+        stats[label] = {"value": value, "feasible": bool(feasible),
                         "time_s": round(time.perf_counter() - t0, 4)}
 
     oct_ = None
@@ -448,9 +557,9 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
             if fc is None and label.startswith("cpop"):
                 continue
             def fn(prio=prio, look=look, fc=fc, tie=tie):
-                deadline = ctx.deadline if (ctx is not None and pool.best is not None) else math.inf
+                deadline = ctx.deadline if (ctx is not None and pool.has_plan) else math.inf
                 a, s, _ = list_schedule(p, ct, prio, tie, lookahead=look, force=fc, deadline=deadline)
-                return a, order_by(a, s, p.n_devices)
+                return a, s
             run(label, fn)
     topo = np.array(p.topo, dtype=np.int64)
     if want_period:
@@ -467,8 +576,12 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all") 
         # one device runs its blocks back to back in any topological order: give one
         # (the evaluator's list rule would find the same latency, at more cost)
         run(f"single-{p.devices[d].id}", lambda d=d: (
-            np.full(p.n_blocks, d, dtype=np.int64),
-            [list(p.topo) if x == d else [] for x in range(p.n_devices)]))
+            np.full(p.n_blocks, d, dtype=np.int64), topo_position(p)))
+    if not (ctx is not None and ctx.expired()):
+        budget = polish_budget(p) if polish_evals is None else int(polish_evals)
+        t0 = time.perf_counter()
+        stats["polish"] = polish(p, pool, ctx, budget)
+        stats["polish"]["time_s"] = round(time.perf_counter() - t0, 4)
     if not pool.feasible:
         run("memory-fill", lambda: (pack_fallback(p, ct, topo), None))
     stats["chosen"] = pool.best_label
@@ -483,14 +596,28 @@ class Heft(Method):
     guarantee = "none (list scheduling); never overflows memory; milliseconds to seconds"
     summary = ("HEFT-family list scheduling: upward/PEFT rank, insertion, earliest finish with "
                "successor-aware ties and lookahead; load balancing for throughput; greedy energy")
-    options = {"variants": "'all' (default) or 'objective' (only the variants of the objective)"}
+    options = {"variants": "'all' (default) or 'objective' (only the variants of the objective)",
+               "polish": "candidate plans the closing descent may score (default "
+                         f"{POLISH_PER_CELL} x blocks x devices, at least {POLISH_MIN}, at most "
+                         f"{POLISH_WORK:,} / blocks; 0 turns it off)"}
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         p = problem
         variants = ctx.options.get("variants", "all")
-        pool, stats = construct(p, ctx, variants=variants)
-        ev = pool.best
-        if ev is None:
+        polish_evals = ctx.options.get("polish")
+        if polish_evals is not None:
+            given = polish_evals
+            try:
+                if isinstance(given, bool) or (isinstance(given, float) and not given.is_integer()):
+                    raise ValueError
+                polish_evals = int(given)
+                if polish_evals < 0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise InputError(f"heft option polish: expected a whole number >= 0, found {given!r}") from None
+        pool, stats = construct(p, ctx, variants=variants, polish_evals=polish_evals)
+        best = pool.best_plan
+        if best is None:
             blocks = stats.get("no_room", [])
             return Candidate(None, status=Status.NO_SOLUTION, stats=stats, message=(
                 "memory leaves no device for block(s) " + ", ".join(map(repr, blocks[:5]))
@@ -499,7 +626,7 @@ class Heft(Method):
         message = f"best variant: {pool.best_label}"
         if ctx.expired():                 # variants were cut or skipped by the limit
             status = Status.TIME_LIMIT
-        return Candidate(ev.assignment, ev.order, status=status, message=message, stats=stats)
+        return Candidate(best[0], best[1], status=status, message=message, stats=stats)
 
 
 __all__ = ["Heft", "construct", "list_schedule", "throughput_greedy", "energy_greedy"]

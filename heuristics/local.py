@@ -57,7 +57,9 @@ from placement.method import Candidate, Context, Method
 from placement.plan import Status
 from placement.problem import Problem
 
-from ._common import Pool, masked_ct, order_by, topo_position, violation_size
+from ._common import Pool, masked_ct, order_by, topo_position, upward_rank_mean, violation_size
+# at import, not inside a timed solve: heft compiles (or loads) its kernels when imported
+from .heft import _NoRoom, construct, list_schedule
 
 #: moves without improvement of the best before the search stops (at least).
 PATIENCE = 5000
@@ -160,7 +162,6 @@ class Scorer:
 
 def _start_plan(p: Problem, ctx: Context) -> tuple[Pool, dict]:
     from .dp import DynamicProgramming
-    from .heft import construct
 
     pool, stats = construct(p, ctx)
     cand_stats = {"heft": pool.best_label}
@@ -419,9 +420,6 @@ def _reschedule(p: Problem, a: np.ndarray, needs_order: bool) -> list:
     schedule with the devices fixed (upward rank, gaps filled). Cheap; sometimes shorter."""
     if not needs_order or p.n_blocks * p.n_devices > 20_000:
         return []
-    from .heft import _NoRoom, list_schedule
-    from ._common import upward_rank_mean
-
     out = [evaluate(p, a)]
     ct = masked_ct(p)
     try:

