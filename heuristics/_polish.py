@@ -108,6 +108,30 @@ def _fits(mp, ma, params, act, cap, d, b, n):
 
 
 @njit(cache=True, nogil=True)
+def _try(a, b, n, d, mk, mp, ma, params, act, seq, ct, pind, pu, pbytes, lat, inv, inp, outd,
+         iv_s, iv_e, iv_b, cnt, start, end, why):
+    """Move block b (and block n when n >= 0) to device d; keep the move, and its memory,
+    if the makespan drops below ``mk``, else undo it. Returns whether it was kept."""
+    old = a[b]
+    a[b] = d
+    if n >= 0:
+        a[n] = d
+    v, _ = schedule(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, iv_s, iv_e, iv_b, cnt, start, end, why)
+    if v < mk * (1 - IMPROVE):
+        w = params[b] + (params[n] if n >= 0 else 0.0)
+        mp[old] -= w
+        mp[d] += w
+        ma[d] = max(ma[d], act[b])
+        if n >= 0:
+            ma[d] = max(ma[d], act[n])
+        return True
+    a[b] = old
+    if n >= 0:
+        a[n] = old
+    return False
+
+
+@njit(cache=True, nogil=True)
 def descend(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, allowed, nind, nbr,
             params, act, cap, pairs, max_evals, iv_s, iv_e, iv_b, cnt, start, end, why):
     """First-improvement descent from assignment ``a`` (changed in place), blocks in ``seq``
@@ -149,18 +173,10 @@ def descend(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, allowed, nind, nb
                         continue
                     if not _fits(mp, ma, params, act, cap, d, b, -1):
                         continue
-                    a[b] = d
-                    v, _ = schedule(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd,
-                                    iv_s, iv_e, iv_b, cnt, start, end, why)
                     evals += 1
-                    if v < mk * (1 - IMPROVE):
-                        improved = True
-                        mp[old] -= params[b]
-                        mp[d] += params[b]
-                        ma[d] = max(ma[d], act[b])
-                        break
-                    a[b] = old
-                    if evals >= max_evals:
+                    improved = _try(a, b, -1, d, mk, mp, ma, params, act, seq, ct, pind, pu, pbytes, lat,
+                                    inv, inp, outd, iv_s, iv_e, iv_b, cnt, start, end, why)
+                    if improved or evals >= max_evals:
                         break
                 if improved or evals >= max_evals:
                     break
@@ -174,20 +190,10 @@ def descend(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, allowed, nind, nb
                             continue
                         if not _fits(mp, ma, params, act, cap, d, b, n):
                             continue
-                        a[b] = d
-                        a[n] = d
-                        v, _ = schedule(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd,
-                                        iv_s, iv_e, iv_b, cnt, start, end, why)
                         evals += 1
-                        if v < mk * (1 - IMPROVE):
-                            improved = True
-                            mp[old] -= params[b] + params[n]
-                            mp[d] += params[b] + params[n]
-                            ma[d] = max(ma[d], max(act[b], act[n]))
-                            break
-                        a[b] = old
-                        a[n] = old
-                        if evals >= max_evals:
+                        improved = _try(a, b, n, d, mk, mp, ma, params, act, seq, ct, pind, pu, pbytes,
+                                        lat, inv, inp, outd, iv_s, iv_e, iv_b, cnt, start, end, why)
+                        if improved or evals >= max_evals:
                             break
                     if improved or evals >= max_evals:
                         break
