@@ -14,7 +14,7 @@ import pytest
 
 import placement
 from placement.errors import InputError
-from profiles import calibration, catalog, make_problem
+from profiles import catalog, make_problem
 from profiles.models import parse_input_shape
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import placement
@@ -19,10 +16,9 @@ from placement import registry
 from placement.comparator import (COLUMNS, KEY, ResultsFile, compare, finish_rows, no_plan_problems,
                                   time_limit_margin)
 from placement.errors import InputError, MethodError
-from placement.method import Candidate, Method
-from placement.plan import Status
+from placement.method import Method
 
-from .conftest import ROOT, diamond_dict
+from .conftest import ROOT
 
 FAST = ("single", "heft", "dp")
 

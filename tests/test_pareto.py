@@ -15,7 +15,7 @@ import placement
 from placement import registry
 from placement.errors import InputError, MethodError
 from placement.evaluator import evaluate
-from placement.pareto_front import METRIC, dominates, non_dominated, pareto, plot_front
+from placement.pareto_front import dominates, non_dominated, pareto, plot_front
 
 from .conftest import ROOT
 
