@@ -97,6 +97,16 @@ def schedule(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, iv_s, iv_e, iv_b
 
 
 @njit(cache=True, nogil=True)
+def _memory(a, params, act, mp, ma):
+    """Per device: the weights (``mp``) and the largest working memory (``ma``) of ``a``."""
+    mp[:] = 0.0
+    ma[:] = 0.0
+    for b in range(a.shape[0]):
+        mp[a[b]] += params[b]
+        ma[a[b]] = max(ma[a[b]], act[b])
+
+
+@njit(cache=True, nogil=True)
 def _fits(mp, ma, params, act, cap, d, b, n):
     """Memory on d after adding block b (and block n when n >= 0)."""
     extra = params[b]
@@ -110,20 +120,15 @@ def _fits(mp, ma, params, act, cap, d, b, n):
 @njit(cache=True, nogil=True)
 def _try(a, b, n, d, mk, mp, ma, params, act, seq, ct, pind, pu, pbytes, lat, inv, inp, outd,
          iv_s, iv_e, iv_b, cnt, start, end, why):
-    """Move block b (and block n when n >= 0) to device d; keep the move, and its memory,
-    if the makespan drops below ``mk``, else undo it. Returns whether it was kept."""
+    """Move block b (and block n when n >= 0) to device d; keep the move (and recount the
+    memory) if the makespan drops below ``mk``, else undo it. Returns whether it was kept."""
     old = a[b]
     a[b] = d
     if n >= 0:
         a[n] = d
     v, _ = schedule(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, iv_s, iv_e, iv_b, cnt, start, end, why)
     if v < mk * (1 - IMPROVE):
-        w = params[b] + (params[n] if n >= 0 else 0.0)
-        mp[old] -= w
-        mp[d] += w
-        ma[d] = max(ma[d], act[b])
-        if n >= 0:
-            ma[d] = max(ma[d], act[n])
+        _memory(a, params, act, mp, ma)
         return True
     a[b] = old
     if n >= 0:
@@ -133,26 +138,29 @@ def _try(a, b, n, d, mk, mp, ma, params, act, seq, ct, pind, pu, pbytes, lat, in
 
 @njit(cache=True, nogil=True)
 def descend(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, allowed, nind, nbr,
-            params, act, cap, pairs, max_evals, iv_s, iv_e, iv_b, cnt, start, end, why):
+            params, act, cap, pairs, max_evals, skip, iv_s, iv_e, iv_b, cnt, start, end, why):
     """First-improvement descent from assignment ``a`` (changed in place), blocks in ``seq``
     order. Moves: one block of the critical chain to another allowed device (devices of its
     neighbours in the block graph first), and with ``pairs`` the block together with a
     neighbour on its device. Memory stays within ``cap`` (weights plus the largest working
     memory per device). Stops at a local optimum or after ``max_evals`` candidates.
-    Returns (makespan, candidates scored, reached a local optimum); ``start`` holds the
-    final schedule."""
+
+    ``skip``: candidates of the first scan already scored, without improvement, by a
+    previous call on the same ``a`` (a run cut into calls to look at the clock scores the
+    same candidates in the same order as one call). Returns (makespan, candidates scored,
+    reached a local optimum, candidates of the current scan scored so far -- the next
+    call's ``skip``); ``start`` holds the final schedule."""
     B = a.shape[0]
     D = ct.shape[1]
     mp = np.zeros(D)
     ma = np.zeros(D)
-    for b in range(B):
-        mp[a[b]] += params[b]
-        ma[a[b]] = max(ma[a[b]], act[b])
+    _memory(a, params, act, mp, ma)
     chain = np.empty(B, dtype=np.int64)
     near = np.zeros(D, dtype=np.bool_)
     evals = 0
     mk, last = schedule(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, iv_s, iv_e, iv_b, cnt, start, end, why)
     while True:
+        scanned = 0
         L = 0
         x = last
         while x >= 0:
@@ -173,6 +181,9 @@ def descend(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, allowed, nind, nb
                         continue
                     if not _fits(mp, ma, params, act, cap, d, b, -1):
                         continue
+                    scanned += 1
+                    if scanned <= skip:
+                        continue
                     evals += 1
                     improved = _try(a, b, -1, d, mk, mp, ma, params, act, seq, ct, pind, pu, pbytes, lat,
                                     inv, inp, outd, iv_s, iv_e, iv_b, cnt, start, end, why)
@@ -190,6 +201,9 @@ def descend(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, allowed, nind, nb
                             continue
                         if not _fits(mp, ma, params, act, cap, d, b, n):
                             continue
+                        scanned += 1
+                        if scanned <= skip:
+                            continue
                         evals += 1
                         improved = _try(a, b, n, d, mk, mp, ma, params, act, seq, ct, pind, pu, pbytes,
                                         lat, inv, inp, outd, iv_s, iv_e, iv_b, cnt, start, end, why)
@@ -199,11 +213,14 @@ def descend(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, allowed, nind, nb
                         break
             if improved or evals >= max_evals:
                 break
+        if improved:
+            skip = 0
+            scanned = 0
         mk, last = schedule(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, iv_s, iv_e, iv_b, cnt, start, end, why)
         if evals >= max_evals:
-            return mk, evals, False
+            return mk, evals, False, scanned
         if not improved:
-            return mk, evals, True
+            return mk, evals, True, scanned
 
 
 def _warm_up() -> None:
@@ -215,7 +232,7 @@ def _warm_up() -> None:
     descend(i.copy(), np.arange(B, dtype=np.int64), f + 1.0, np.zeros(B + 1, dtype=np.int64),
             np.zeros(0, dtype=np.int64), np.zeros(0), f.copy(), f.copy(), f.copy(), f.copy(),
             np.ones((B, D), dtype=np.bool_), np.zeros(B + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
-            np.zeros(B), np.zeros(B), np.ones(D), True, 10,
+            np.zeros(B), np.zeros(B), np.ones(D), True, 10, 0,
             np.zeros((D, B)), np.zeros((D, B)), np.zeros((D, B), dtype=np.int64), np.zeros(D, dtype=np.int64),
             np.zeros(B), np.zeros(B), np.zeros(B, dtype=np.int64))
 

@@ -409,8 +409,8 @@ def cpop_critical_path(p: Problem, ct: np.ndarray, up: np.ndarray):
 POLISH_PER_CELL = 20
 POLISH_MIN = 2_000
 POLISH_WORK = 500_000
-#: candidates scored between two looks at the clock.
-POLISH_CHUNK = 5_000
+#: block schedules (candidates x blocks) between two looks at the clock: ~0.1-0.2 s.
+POLISH_CHUNK_WORK = 100_000
 
 
 def polish_budget(p: Problem) -> int:
@@ -448,10 +448,10 @@ class _Kernel:
         self.work = (np.zeros((D, B)), np.zeros((D, B)), np.zeros((D, B), dtype=np.int64),
                      np.zeros(D, dtype=np.int64), np.zeros(B), np.zeros(B), np.zeros(B, dtype=np.int64))
 
-    def descend(self, a: np.ndarray, seq: np.ndarray, pairs: bool, max_evals: int):
+    def descend(self, a: np.ndarray, seq: np.ndarray, pairs: bool, max_evals: int, skip: int):
         return _polish.descend(a, seq, self.ct, self.pind, self.pu, self.pbytes, self.lat, self.inv,
                                self.inp, self.outd, self.allowed, self.nind, self.nbr, self.params,
-                               self.act, self.cap, pairs, max_evals, *self.work)
+                               self.act, self.cap, pairs, max_evals, skip, *self.work)
 
     @property
     def start(self) -> np.ndarray:
@@ -468,7 +468,8 @@ def polish(p: Problem, pool: Pool, ctx: Context | None, budget: int, pairs: bool
     in the start plan's block order, so a block that waits for a moved predecessor leaves
     its idle gap to later blocks; memory stays within capacity. ``budget`` caps the
     candidates scored in all (deterministic); the deadline is checked every
-    `POLISH_CHUNK`. Improved plans join the pool, which keeps the best."""
+    `POLISH_CHUNK_WORK` / blocks candidates, and a run cut there resumes its scan where it
+    stopped, so the plan does not depend on where the cuts fall. Improved plans join the pool, which keeps the best."""
     out = {"evaluations": 0, "improved": []}
     if pool.sim is None or budget <= 0 or p.n_blocks == 0:
         return out
@@ -483,12 +484,14 @@ def polish(p: Problem, pool: Pool, ctx: Context | None, budget: int, pairs: bool
                 break
     kernel = _Kernel(p)
     pos = topo_position(p)
+    chunk = max(1, POLISH_CHUNK_WORK // p.n_blocks)
     used = 0
     for (_, value0), label, a0, start0 in starts:
         seq = np.lexsort((pos, start0)).astype(np.int64)
         a = np.array(a0, dtype=np.int64)
+        skip = 0
         while True:
-            mk, n, converged = kernel.descend(a, seq, pairs, min(POLISH_CHUNK, budget - used))
+            mk, n, converged, skip = kernel.descend(a, seq, pairs, min(chunk, budget - used), skip)
             used += n
             if converged or used >= budget or (ctx is not None and ctx.expired()):
                 break
