@@ -17,7 +17,12 @@ on the device where it finishes earliest:
   communication then keeps the whole chain there (SAGA's HEFT ends 5x from the optimum);
 * a **lookahead** variant (PEFT selection) minimises finish time plus that optimistic cost.
 
-The variants are computed (vectorised over devices) and the evaluator picks the best.
+The variants are computed (vectorised over devices) and the evaluator picks the best (on a
+latency-only problem its plain-Python twin `LatencySim`, tested equal). Then, for
+latency-only problems, `polish`: a first-improvement descent that moves blocks of the
+critical chain (alone or with a neighbour) between devices, scored by a compiled insertion
+schedule (`heuristics._polish`), from the best, best single-device and best list plans,
+within a deterministic budget of candidates (option ``polish``; 0 turns it off).
 
 Throughput: blocks in topological order and in decreasing work (LPT), each on the device
 that keeps the busiest resource -- device compute or directed link transmission, incl.
@@ -598,7 +603,8 @@ class Heft(Method):
     kind = "heuristic"
     guarantee = "none (list scheduling); never overflows memory; milliseconds to seconds"
     summary = ("HEFT-family list scheduling: upward/PEFT rank, insertion, earliest finish with "
-               "successor-aware ties and lookahead; load balancing for throughput; greedy energy")
+               "successor-aware ties and lookahead, then a compiled critical-chain descent (latency); "
+               "load balancing for throughput; greedy energy")
     options = {"variants": "'all' (default) or 'objective' (only the variants of the objective)",
                "polish": "candidate plans the closing descent may score (default "
                          f"{POLISH_PER_CELL} x blocks x devices, at least {POLISH_MIN}, at most "
