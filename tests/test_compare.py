@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -48,7 +49,7 @@ class _Slow(Method):
     options = {"sleep": "seconds to sleep"}
 
     def solve(self, problem, ctx):
-        time.sleep(float(ctx.options.get("sleep", 0.25)))
+        time.sleep(float(ctx.options.get("sleep", os.environ.get("PLACEMENT_TEST_SLOW_S", 0.25))))
         return registry.get_method("single").solve(problem, ctx)
 
 
@@ -222,7 +223,10 @@ def test_resume_after_kill_gives_the_clean_table_without_duplicates(tmp_path):
     methods = ",".join(["slow"] + fast_methods())
     total = 4 * len(methods.split(","))
     killed = tmp_path / "killed.csv"
-    proc = _cli(["compare", *files, "--methods", methods, "-t", "5", "--csv", str(killed)])
+    # 1 s a `slow` row: the study lasts >= 4 s, so the kill lands mid-study even on a loaded
+    # machine where this poll loop may wait a second for the CPU
+    proc = _cli(["compare", *files, "--methods", methods, "-t", "5", "--csv", str(killed)],
+                env={**os.environ, "PLACEMENT_TEST_SLOW_S": "1.0"})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if killed.exists() and len(ResultsFile(killed).read()) >= 2:
