@@ -82,8 +82,9 @@ class LatencySim:
 
     ``fixed(a, seq)`` is the evaluator's semantics for the per-device orders that ``seq`` (a
     linear extension of the block graph) induces: each block starts when its device is free
-    and its inputs have arrived (tested equal to `placement.evaluator.evaluate`). Returns
-    ``(makespan, start)``."""
+    and its inputs have arrived (tested equal to `placement.evaluator.evaluate`, to the last
+    bit: a transfer's time is summed before it is added, as there). Returns
+    ``(makespan, start, end)``."""
 
     def __init__(self, p: Problem):
         self.D = p.n_devices
@@ -94,7 +95,7 @@ class LatencySim:
         self.inp = [p.input_arrival(b).tolist() if not p.preds[b] else None for b in range(p.n_blocks)]
         self.outs = [(b, p.output_delivery(b).tolist()) for b in p.output_blocks]
 
-    def fixed(self, a, seq) -> tuple[float, list[float]]:
+    def fixed(self, a, seq) -> tuple[float, list[float], list[float]]:
         ct, preds, inp, lat, inv = self.ct, self.preds, self.inp, self.lat, self.inv
         free = [0.0] * self.D
         start = [0.0] * len(a)
@@ -107,12 +108,12 @@ class LatencySim:
                 t = free[d]
             for u, nbytes in preds[b]:
                 du = a[u]
-                x = end[u] if du == d else end[u] + lat[du][d] + nbytes * inv[du][d]
+                x = end[u] if du == d else end[u] + (lat[du][d] + nbytes * inv[du][d])
                 if x > t:
                     t = x
             start[b] = t
             end[b] = free[d] = t + ct[b][d]
-        return max((end[b] + o[a[b]] for b, o in self.outs), default=0.0), start
+        return max((end[b] + o[a[b]] for b, o in self.outs), default=0.0), start, end
 
 
 class Memory:
@@ -144,11 +145,10 @@ class Memory:
         self.act[d] = max(self.act[d], self.p.activation[b])
 
 
-def order_by(a: np.ndarray, key: np.ndarray, D: int, tie: np.ndarray | None = None) -> list[list[int]]:
-    """Per-device orders: each device's blocks sorted by ``key`` (a start time or priority),
-    ties by ``tie`` (give the topological position when a zero-time block and its successor
-    may share a start time), else by index."""
-    idx = np.lexsort((np.arange(len(a)) if tie is None else tie, key))
+def order_by(a: np.ndarray, key: np.ndarray, D: int) -> list[list[int]]:
+    """Per-device orders: each device's blocks sorted by ``key`` (a priority that respects
+    precedence; for a schedule's times use `schedule_order`), ties by index."""
+    idx = np.lexsort((np.arange(len(a)), key))
     order: list[list[int]] = [[] for _ in range(D)]
     for b in idx.tolist():
         order[a[b]].append(b)
@@ -177,10 +177,17 @@ def violation_size(p: Problem, ev: Evaluation) -> float:
 
 
 class _Entry:
-    __slots__ = ("a", "order", "start", "ev")
+    __slots__ = ("a", "order", "start", "end", "ev")
 
-    def __init__(self, a, order, start=None, ev=None):
-        self.a, self.order, self.start, self.ev = a, order, start, ev
+    def __init__(self, a, order, start, end, ev=None):
+        self.a, self.order, self.start, self.end, self.ev = a, order, start, end, ev
+
+
+def schedule_order(start, end, pos: np.ndarray) -> np.ndarray:
+    """Blocks by start time, then end time, then topological position ``pos``: a linear
+    extension of the block graph that reproduces a schedule's per-device orders (a block of
+    zero duration goes before the block that starts when it ends)."""
+    return np.lexsort((pos, np.asarray(end, dtype=float), np.asarray(start, dtype=float)))
 
 
 def latency_only(p: Problem) -> bool:
@@ -259,28 +266,29 @@ class Pool:
             return self._evaluated(seen[2])
         ev = evaluate(self.p, a, order)
         key = (violation_size(self.p, ev), ev.value if math.isfinite(ev.value) else math.inf)
-        self._record(key, label, _Entry(a, order, ev.start, ev), sig)
+        self._record(key, label, _Entry(a, order, ev.start, ev.end, ev), sig)
         return ev
 
-    def add_schedule(self, a: np.ndarray, start, label: str) -> tuple[float, bool]:
-        """Score a plan given by its start times (each device runs its blocks by start,
-        ties in topological order). Returns (value, feasible)."""
+    def add_schedule(self, a: np.ndarray, start, label: str, end=None) -> tuple[float, bool]:
+        """Score a plan given by a schedule's start (and end) times: each device runs its
+        blocks in `schedule_order`. Without ``end``, ``start`` may be any priority that
+        respects precedence. Returns (value, feasible)."""
         p = self.p
         a = np.asarray(a, dtype=np.int64)
-        start = np.asarray(start, dtype=float)
-        if self._sim is None:
-            ev = self.add(a, order_by(a, start, p.n_devices, topo_position(p)), label)
-            return ev.value, ev.feasible
-        seq = np.lexsort((self._pos, start))
+        seq = schedule_order(start, start if end is None else end,
+                             self._pos if self._pos is not None else topo_position(p))
         order: list[list[int]] = [[] for _ in range(p.n_devices)]
         for b in seq.tolist():
             order[a[b]].append(b)
+        if self._sim is None:
+            ev = self.add(a, order, label)
+            return ev.value, ev.feasible
         sig = (a.tobytes(), tuple(map(tuple, order)))
         seen = self._seen.get(sig)
         if seen is not None:
             self.tried[label] = self.tried[seen[0]]
             return seen[1][1], seen[1][0] == 0
-        value, fixed_start = self._sim.fixed(a.tolist(), seq.tolist())
+        value, fixed_start, fixed_end = self._sim.fixed(a.tolist(), seq.tolist())
         mem = np.bincount(a, weights=p.params, minlength=p.n_devices)
         peak = np.zeros(p.n_devices)
         np.maximum.at(peak, a, p.activation)
@@ -289,7 +297,7 @@ class Pool:
                 or value > bound * (1 + TOLERANCE) + 1e-15):
             ev = self.add(a, order, label)          # the evaluator names what breaks
             return ev.value, ev.feasible
-        self._record((0.0, value), label, _Entry(a, order, np.array(fixed_start)), sig)
+        self._record((0.0, value), label, _Entry(a, order, np.array(fixed_start), np.array(fixed_end)), sig)
         return value, True
 
     def ranked(self) -> list:
@@ -304,8 +312,9 @@ class Pool:
         return out
 
     def entries(self) -> list:
-        """Scored plans, best first: (key, label, assignment, start times) -- no evaluation."""
-        return [(key, label, e.a, e.start) for key, _, label, e in sorted(self.plans, key=lambda x: (x[0], x[1]))]
+        """Scored plans, best first: (key, label, assignment, start, end) -- no evaluation."""
+        return [(key, label, e.a, e.start, e.end)
+                for key, _, label, e in sorted(self.plans, key=lambda x: (x[0], x[1]))]
 
     @property
     def feasible(self) -> bool:

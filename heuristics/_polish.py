@@ -25,7 +25,17 @@ from numba import njit
 IMPROVE = 1e-12
 
 
-@njit(cache=True, nogil=True)
+def _jit(fn):
+    """Compile with numba, caching the machine code beside this file or in numba's
+    user-wide cache; where neither can be written, compile in memory (each process then
+    pays the compilation once, at import)."""
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:                 # "cannot cache function ...: no locator available"
+        return njit(nogil=True)(fn)
+
+
+@_jit
 def schedule(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, iv_s, iv_e, iv_b, cnt, start, end, why):
     """Insertion schedule of assignment ``a`` in ``seq`` order; fills ``start``, ``end`` and
     ``why`` (the block each one waited for: a predecessor or the previous block on its
@@ -96,7 +106,7 @@ def schedule(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, iv_s, iv_e, iv_b
     return mk, last
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def _memory(a, params, act, mp, ma):
     """Per device: the weights (``mp``) and the largest working memory (``ma``) of ``a``."""
     mp[:] = 0.0
@@ -106,7 +116,7 @@ def _memory(a, params, act, mp, ma):
         ma[a[b]] = max(ma[a[b]], act[b])
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def _fits(mp, ma, params, act, cap, d, b, n):
     """Memory on d after adding block b (and block n when n >= 0)."""
     extra = params[b]
@@ -117,7 +127,7 @@ def _fits(mp, ma, params, act, cap, d, b, n):
     return mp[d] + extra + peak <= cap[d]
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def _try(a, b, n, d, mk, mp, ma, params, act, seq, ct, pind, pu, pbytes, lat, inv, inp, outd,
          iv_s, iv_e, iv_b, cnt, start, end, why):
     """Move block b (and block n when n >= 0) to device d; keep the move (and recount the
@@ -136,7 +146,7 @@ def _try(a, b, n, d, mk, mp, ma, params, act, seq, ct, pind, pu, pbytes, lat, in
     return False
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def descend(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, allowed, nind, nbr,
             params, act, cap, pairs, max_evals, skip, iv_s, iv_e, iv_b, cnt, start, end, why):
     """First-improvement descent from assignment ``a`` (changed in place), blocks in ``seq``

@@ -51,8 +51,8 @@ from placement.plan import Status
 from placement.problem import Problem
 
 from . import _polish
-from ._common import (Memory, Pool, masked_ct, optimistic_cost_table, pack_fallback, topo_position,
-                      upward_rank_mean)
+from ._common import (Memory, Pool, masked_ct, optimistic_cost_table, pack_fallback, schedule_order,
+                      topo_position, upward_rank_mean)
 
 _EPS = 1e-12
 
@@ -414,8 +414,9 @@ def cpop_critical_path(p: Problem, ct: np.ndarray, up: np.ndarray):
 POLISH_PER_CELL = 20
 POLISH_MIN = 2_000
 POLISH_WORK = 500_000
-#: block schedules (candidates x blocks) between two looks at the clock: ~0.1-0.2 s.
-POLISH_CHUNK_WORK = 100_000
+#: work between two looks at the clock, in candidates x blocks x (1 + blocks / devices) (a
+#: block may scan its device's idle gaps): at most ~0.1 s.
+POLISH_CHUNK_WORK = 2_000_000
 
 
 def polish_budget(p: Problem) -> int:
@@ -463,6 +464,10 @@ class _Kernel:
         """Start times of the last schedule the kernel built."""
         return self.work[4]
 
+    @property
+    def end(self) -> np.ndarray:
+        return self.work[5]
+
 
 def polish(p: Problem, pool: Pool, ctx: Context | None, budget: int, pairs: bool = True) -> dict:
     """A descent after the constructive variants, for latency-only problems: from the best
@@ -472,13 +477,16 @@ def polish(p: Problem, pool: Pool, ctx: Context | None, budget: int, pairs: bool
     move). Candidates are scored by the compiled insertion schedule (`heuristics._polish`)
     in the start plan's block order, so a block that waits for a moved predecessor leaves
     its idle gap to later blocks; memory stays within capacity. ``budget`` caps the
-    candidates scored in all (deterministic); the deadline is checked every
-    `POLISH_CHUNK_WORK` / blocks candidates, and a run cut there resumes its scan where it
-    stopped, so the plan does not depend on where the cuts fall. Improved plans join the pool, which keeps the best."""
+    candidates scored in all (deterministic); the deadline is checked after about
+    `POLISH_CHUNK_WORK` units of work, and a run cut there resumes its scan where it
+    stopped, so the plan does not depend on where the cuts fall. Plans that break only a
+    latency bound are starts too (the descent may bring them under it). Improved plans
+    join the pool, which keeps the best."""
     out = {"evaluations": 0, "improved": []}
     if pool.sim is None or budget <= 0 or p.n_blocks == 0:
         return out
-    entries = [e for e in pool.entries() if e[0][0] == 0]
+    # feasible plans first; plans that break only a latency bound can be mended by the search
+    entries = [e for e in pool.entries() if math.isfinite(e[0][0]) and math.isfinite(e[0][1])]
     if not entries:
         return out
     starts = [entries[0]]
@@ -489,10 +497,11 @@ def polish(p: Problem, pool: Pool, ctx: Context | None, budget: int, pairs: bool
                 break
     kernel = _Kernel(p)
     pos = topo_position(p)
-    chunk = max(1, POLISH_CHUNK_WORK // p.n_blocks)
+    # a candidate costs a pass over the blocks, each scanning its device's idle gaps
+    chunk = max(1, int(POLISH_CHUNK_WORK // (p.n_blocks * (1 + p.n_blocks / p.n_devices))))
     used = 0
-    for (_, value0), label, a0, start0 in starts:
-        seq = np.lexsort((pos, start0)).astype(np.int64)
+    for (_, value0), label, a0, start0, end0 in starts:
+        seq = schedule_order(start0, end0, pos).astype(np.int64)
         a = np.array(a0, dtype=np.int64)
         skip = 0
         while True:
@@ -501,7 +510,7 @@ def polish(p: Problem, pool: Pool, ctx: Context | None, budget: int, pairs: bool
             if converged or used >= budget or (ctx is not None and ctx.expired()):
                 break
         if mk < value0 * (1 - _polish.IMPROVE):
-            value, _ = pool.add_schedule(a, kernel.start.copy(), "polish:" + label)
+            value, _ = pool.add_schedule(a, kernel.start.copy(), "polish:" + label, end=kernel.end.copy())
             out["improved"].append({"from": label, "start_value": value0, "value": value})
         if used >= budget or (ctx is not None and ctx.expired()):
             break
@@ -526,13 +535,14 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
     no_room: list[int] = []
 
     def run(label, fn):
-        """``fn`` returns (assignment, start times or a precedence-respecting priority) or
-        (assignment, None) for the evaluator's list rule."""
+        """``fn`` returns (assignment, start times, end times) of a schedule, (assignment,
+        a precedence-respecting priority, None), or (assignment, None, None) for the
+        evaluator's list rule."""
         if ctx is not None and ctx.expired() and pool.has_plan:
             return
         t0 = time.perf_counter()
         try:
-            a, key = fn()
+            a, key, end = fn()
         except _NoRoom as exc:
             no_room.append(exc.block)
             stats[label] = "no room for block " + p.blocks[exc.block].id
@@ -546,7 +556,7 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
             ev = pool.add(a, None, label)
             value, feasible = ev.value, ev.feasible
         else:
-            value, feasible = pool.add_schedule(a, key, label)
+            value, feasible = pool.add_schedule(a, key, label, end=end)
         stats[label] = {"value": value, "feasible": bool(feasible),
                         "time_s": round(time.perf_counter() - t0, 4)}
 
@@ -566,17 +576,16 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
                 continue
             def fn(prio=prio, look=look, fc=fc, tie=tie):
                 deadline = ctx.deadline if (ctx is not None and pool.has_plan) else math.inf
-                a, s, _ = list_schedule(p, ct, prio, tie, lookahead=look, force=fc, deadline=deadline)
-                return a, s
+                return list_schedule(p, ct, prio, tie, lookahead=look, force=fc, deadline=deadline)
             run(label, fn)
     topo = np.array(p.topo, dtype=np.int64)
     if want_period:
         lpt = np.argsort(-np.nan_to_num(np.nanmin(np.where(np.isfinite(ct), ct, np.nan), axis=1)),
                          kind="stable")
-        run("balance-topo", lambda: (throughput_greedy(p, ct, topo), None))
-        run("balance-lpt", lambda: (throughput_greedy(p, ct, lpt), None))
+        run("balance-topo", lambda: (throughput_greedy(p, ct, topo), None, None))
+        run("balance-lpt", lambda: (throughput_greedy(p, ct, lpt), None, None))
     if want_energy:
-        run("energy-topo", lambda: (energy_greedy(p, ct, topo), None))
+        run("energy-topo", lambda: (energy_greedy(p, ct, topo), None, None))
     # the whole model on one device, where it fits (the `single` plans): cheap and sometimes best
     need = p.params.sum() + p.activation.max(initial=0.0)
     whole = np.nonzero(np.isfinite(ct).all(axis=0) & (p.memory * (1 + 1e-9) >= need))[0]
@@ -584,14 +593,14 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
         # one device runs its blocks back to back in any topological order: give one
         # (the evaluator's list rule would find the same latency, at more cost)
         run(f"single-{p.devices[d].id}", lambda d=d: (
-            np.full(p.n_blocks, d, dtype=np.int64), topo_position(p)))
+            np.full(p.n_blocks, d, dtype=np.int64), topo_position(p), None))
     if not (ctx is not None and ctx.expired()):
         budget = polish_budget(p) if polish_evals is None else int(polish_evals)
         t0 = time.perf_counter()
         stats["polish"] = polish(p, pool, ctx, budget)
         stats["polish"]["time_s"] = round(time.perf_counter() - t0, 4)
     if not pool.feasible:
-        run("memory-fill", lambda: (pack_fallback(p, ct, topo), None))
+        run("memory-fill", lambda: (pack_fallback(p, ct, topo), None, None))
     stats["chosen"] = pool.best_label
     if no_room:
         stats["no_room"] = sorted({p.blocks[b].id for b in no_room})

@@ -57,7 +57,8 @@ from placement.method import Candidate, Context, Method
 from placement.plan import Status
 from placement.problem import Problem
 
-from ._common import Pool, masked_ct, order_by, topo_position, upward_rank_mean, violation_size
+from ._common import (Pool, masked_ct, order_by, schedule_order, topo_position, upward_rank_mean,
+                      violation_size)
 # at import, not inside a timed solve: heft compiles (or loads) its kernels when imported
 from .heft import _NoRoom, construct, list_schedule
 
@@ -257,10 +258,9 @@ def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | 
     pred_l = [[u for u, _ in p.preds[b]] for b in range(B)]
 
     a = np.array(start_ev.assignment, dtype=np.int64)
-    # priority from the start's schedule (start time, then topological position): a linear
+    # priority from the start's schedule (start, end, topological position): a linear
     # extension whose per-device orders are the start's own
-    tpos = topo_position(p)
-    seq = np.lexsort((tpos, start_ev.start))
+    seq = schedule_order(start_ev.start, start_ev.end, topo_position(p))
     prio = np.empty(B)
     prio[seq] = np.arange(B, dtype=float)
 
@@ -423,8 +423,9 @@ def _reschedule(p: Problem, a: np.ndarray, needs_order: bool) -> list:
     out = [evaluate(p, a)]
     ct = masked_ct(p)
     try:
-        _, s, _ = list_schedule(p, ct, upward_rank_mean(p, ct), None, force=a)
-        out.append(evaluate(p, a, order_by(a, s, p.n_devices)))
+        _, s, e = list_schedule(p, ct, upward_rank_mean(p, ct), None, force=a)
+        out.append(evaluate(p, a, order_by(a, np.argsort(schedule_order(s, e, topo_position(p))),
+                                           p.n_devices)))
     except _NoRoom:
         pass
     return out

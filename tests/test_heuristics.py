@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import placement
-from heuristics._common import masked_ct, order_by, topo_position
+from heuristics._common import masked_ct, order_by, schedule_order, topo_position
 from heuristics.dp import is_chain, linear_order, pipeline_dp
 from heuristics.local import Scorer
 from placement.evaluator import evaluate
@@ -272,7 +272,7 @@ def test_heft_list_schedule_small_and_vectorised_agree(seed, monkeypatch):
 @pytest.mark.parametrize("seed", range(10))
 def test_latency_sim_equals_evaluator(seed):
     """`LatencySim.fixed` (how `heft` scores its variants of a latency-only problem) gives the
-    evaluator's latency and start times for random plans and orders -- input from source,
+    evaluator's latency and start and end times, bit for bit, for random plans and orders -- input from source,
     output to sink, link latency, unreachable pairs (inf) and zero-cost blocks included."""
     from heuristics._common import LatencySim
 
@@ -288,13 +288,14 @@ def test_latency_sim_equals_evaluator(seed):
     for _ in range(8):
         a = np.array([rng.choice(np.nonzero(p.allowed[b])[0]) for b in range(p.n_blocks)])
         seq = _random_linear_extension(p, rng)
-        value, start = sim.fixed(a.tolist(), seq.tolist())
+        value, start, end = sim.fixed(a.tolist(), seq.tolist())
         ev = evaluate(p, a, order_by(a, np.argsort(seq), p.n_devices))
         if math.isinf(ev.latency_s):
             assert math.isinf(value)
             continue
-        assert value == pytest.approx(ev.latency_s, rel=1e-12)
-        np.testing.assert_allclose(start, ev.start, rtol=1e-12, atol=1e-15)
+        # to the last bit: a plan at a latency bound must be feasible for both or neither
+        assert value == ev.latency_s
+        assert start == ev.start.tolist() and end == ev.end.tolist()
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -307,6 +308,9 @@ def test_polish_schedule_is_a_feasible_plan_the_evaluator_scores_no_higher(seed)
 
     d = placement.generate(("dag", "hybrid", "chain")[seed % 3], 16, (3, 4, 6)[seed % 3],
                            device_set=SETS[seed % 3], network=NETWORKS[seed // 3 % 3], seed=seed)
+    for blk in d["model"]["blocks"][seed % 3::3]:      # zero-duration blocks tie on start times
+        blk["flops"] = 0.0
+        blk.pop("time_s", None)
     p = placement.load(d)
     k = _Kernel(p)
     rng = np.random.default_rng(seed)
@@ -315,12 +319,57 @@ def test_polish_schedule_is_a_feasible_plan_the_evaluator_scores_no_higher(seed)
         seq = _random_linear_extension(p, rng).astype(np.int64)
         mk, _ = _polish.schedule(a, seq, k.ct, k.pind, k.pu, k.pbytes, k.lat, k.inv, k.inp, k.outd, *k.work)
         start = k.start.copy()
-        ev = evaluate(p, a, order_by(a, start, p.n_devices, topo_position(p)))
+        seq_out = schedule_order(start, k.end, topo_position(p))
+        ev = evaluate(p, a, order_by(a, np.argsort(seq_out), p.n_devices))
         assert not [v for v in ev.violations if v.kind == "order"]
         if math.isinf(mk):
             continue
         assert ev.latency_s <= mk * (1 + 1e-12)
         assert np.all(ev.start <= start + 1e-12)
+
+
+def test_polish_kernels_compile_where_no_cache_can_be_written():
+    """numba refuses cache=True for code it cannot cache (here: source with no file; also a
+    read-only install with no writable user cache): the kernels then compile in memory."""
+    from numba import njit
+
+    from heuristics._polish import _jit
+
+    ns: dict = {}
+    exec("def f(x):\n    return x + 1\n", ns)
+    with pytest.raises(RuntimeError, match="cannot cache"):
+        njit(cache=True)(ns["f"])
+    assert _jit(ns["f"])(1) == 2
+
+
+def test_zero_duration_block_runs_before_the_block_that_starts_when_it_ends():
+    """Hand-worked (found in review): Y (5 s on d1) and Z (0 s, after A, 4 s on d0) are both
+    on d1; the insertion schedule runs Z at [4, 4] and Y at [4, 9], then W (after Z) at
+    [4, 14] on d0: makespan 14. Ordering d1 by start with ties in topological order would
+    run Y first and push Z, then W, back by 5 s (15); ties by end time keep Z first."""
+    from heuristics import _polish
+    from heuristics._common import Pool
+    from heuristics.heft import _Kernel
+
+    times = {"Y": (100, 5), "A": (4, 100), "Z": (0, 0), "W": (10, 100)}
+    d = {"objective": "latency",
+         "model": {"input_bytes": 0.0, "edges": [["A", "Z"], ["Z", "W"]],
+                   "blocks": [{"id": b, "flops": 1.0, "time_s": {"d0": float(t0), "d1": float(t1)}}
+                              for b, (t0, t1) in times.items()]},
+         "devices": [{"id": "d0", "flops_per_s": 1.0, "memory_bytes": 1e9},
+                     {"id": "d1", "flops_per_s": 1.0, "memory_bytes": 1e9}],
+         "network": {"links": [{"src": "d0", "dst": "d1", "bandwidth_bytes_per_s": 1e9, "latency_s": 0.0}]},
+         "source": "d0"}
+    p = placement.load(d)
+    k = _Kernel(p)
+    a = np.array([1, 0, 1, 0], dtype=np.int64)
+    mk, _ = _polish.schedule(a, np.array([1, 2, 0, 3], dtype=np.int64), k.ct, k.pind, k.pu, k.pbytes,
+                             k.lat, k.inv, k.inp, k.outd, *k.work)
+    assert mk == 14.0 and list(k.start) == [4.0, 0.0, 4.0, 4.0]
+    value, feasible = Pool(p).add_schedule(a, k.start.copy(), "x", end=k.end.copy())
+    assert (value, feasible) == (14.0, True)
+    assert evaluate(p, a, [[1, 3], [2, 0]]).latency_s == 14.0
+    assert evaluate(p, a, [[1, 3], [0, 2]]).latency_s == 15.0
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -370,6 +419,21 @@ def test_polish_honours_the_time_limit_with_a_huge_budget():
     assert got.status.has_plan and not got.violations
     assert got.solve_time_s <= 1.0 + 1.0 and wall <= 1.0 + 2.0
     assert got.status == Status.TIME_LIMIT
+
+
+def test_polish_mends_plans_that_only_break_a_latency_bound():
+    """Every list variant of this problem ends at 5.61 s or later (test above); under a 5.4 s
+    latency bound none is feasible, and the descent, started from them, meets the bound."""
+    from benchmarks.bench_saga import random_layered_dag
+
+    d = random_layered_dag(20, 3, 1.0, 0)
+    d["constraints"] = {"latency_s": 5.4}
+    p = placement.load(d)
+    without = placement.solve(p, "heft", time_limit=20, polish=0)
+    got = placement.solve(p, "heft", time_limit=20)
+    assert without.status == Status.NO_SOLUTION
+    assert got.status.has_plan and not got.violations and got.value <= 5.4
+    assert got.stats["chosen"].startswith("polish:")
 
 
 @pytest.mark.parametrize("bad", [-1, "x", 2.5])
