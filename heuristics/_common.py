@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from placement.evaluator import TOLERANCE, Evaluation, evaluate
+from placement.evaluator import TOLERANCE, Evaluation, evaluate, memory_bytes
 from placement.problem import Problem
 
 
@@ -289,11 +289,8 @@ class Pool:
             self.tried[label] = self.tried[seen[0]]
             return seen[1][1], seen[1][0] == 0
         value, fixed_start, fixed_end = self._sim.fixed(a.tolist(), seq.tolist())
-        mem = np.bincount(a, weights=p.params, minlength=p.n_devices)
-        peak = np.zeros(p.n_devices)
-        np.maximum.at(peak, a, p.activation)
         bound = p.constraints.get("latency_s", math.inf)
-        if (not math.isfinite(value) or np.any(mem + peak > p.memory * (1 + TOLERANCE))
+        if (not math.isfinite(value) or np.any(memory_bytes(p, a) > p.memory * (1 + TOLERANCE))
                 or value > bound * (1 + TOLERANCE) + 1e-15):
             ev = self.add(a, order, label)          # the evaluator names what breaks
             return ev.value, ev.feasible

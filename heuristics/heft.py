@@ -88,6 +88,22 @@ def _ready_order(p: Problem, priority: np.ndarray, deadline: float):
                 heapq.heappush(heap, (-prio[v], pos[v], v))
 
 
+def _occupy(intervals: list, avail, maxgap, d: int, s: float, e: float) -> None:
+    """Record [s, e) on device d: its busy intervals (sorted), the end of the last one
+    (``avail``) and the longest idle gap before it (``maxgap``, to skip devices where no
+    gap can fit a block). ``avail`` and ``maxgap`` are lists or arrays."""
+    iv = intervals[d]
+    iv.append((s, e))
+    if s < avail[d]:
+        iv.sort()
+    avail[d] = max(avail[d], e)
+    prev, g = 0.0, 0.0
+    for x, y in iv:
+        g = max(g, x - prev)
+        prev = y
+    maxgap[d] = g
+
+
 def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
                   lookahead: bool = False, insertion: bool = True, force: np.ndarray | None = None,
                   deadline: float = math.inf):
@@ -155,16 +171,7 @@ def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.nda
         d = int(ties[0])
         a[b], start[b], end[b] = d, est[d], eft[d]
         mem.add(b, d)
-        iv = intervals[d]
-        iv.append((est[d], eft[d]))
-        if est[d] < avail[d]:
-            iv.sort()
-        avail[d] = max(avail[d], eft[d])
-        prev, g = 0.0, 0.0
-        for s, e in iv:
-            g = max(g, s - prev)
-            prev = e
-        maxgap[d] = g
+        _occupy(intervals, avail, maxgap, d, est[d], eft[d])
     return a, start, end
 
 
@@ -264,16 +271,7 @@ def _list_schedule_small(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_:
         if not reserved[b]:
             mp[d] += params[b]
         ma[d] = max(ma[d], actb)
-        iv = intervals[d]
-        iv.append((est[d], eft[d]))
-        if est[d] < avail[d]:
-            iv.sort()
-        avail[d] = max(avail[d], eft[d])
-        prev, g = 0.0, 0.0
-        for s_, e_ in iv:
-            g = max(g, s_ - prev)
-            prev = e_
-        maxgap[d] = g
+        _occupy(intervals, avail, maxgap, d, est[d], eft[d])
     return np.array(a, dtype=np.int64), np.array(start), np.array(end)
 
 

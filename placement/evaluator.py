@@ -105,6 +105,15 @@ class Costs:
     has_out: np.ndarray        # (B,) bool: sends an output to sink
 
 
+def memory_bytes(p: Problem, a: np.ndarray) -> np.ndarray:
+    """(D,) memory each device needs for assignment ``a``: its blocks' weights plus the
+    largest working memory among them (SPEC section 4)."""
+    mem = np.bincount(a, weights=p.params, minlength=p.n_devices)
+    peak = np.zeros(p.n_devices)
+    np.maximum.at(peak, a, p.activation)
+    return mem + peak
+
+
 def plan_costs(p: Problem, a: np.ndarray) -> Costs:
     """Everything about assignment ``a`` that no order changes: compute and transfer times,
     device and link loads (period), compute and radio energy, memory per device."""
@@ -138,12 +147,9 @@ def plan_costs(p: Problem, a: np.ndarray) -> Costs:
     energy += float(np.sum((p.tx_power[p.source] + p.rx_power[a[src_cross]]) * in_tx[src_cross]))
     energy += float(np.sum((p.tx_power[a[snk_cross]] + p.rx_power[p.sink]) * out_tx[snk_cross]))
 
-    mem = np.bincount(a, weights=p.params, minlength=D)
-    peak = np.zeros(D)
-    np.maximum.at(peak, a, p.activation)
     transfer_bytes = float(eb[cross].sum() + p.in_bytes[src_cross].sum() + p.out_bytes[snk_cross].sum())
     return Costs(ct=ct, edge_time=edge_time, in_time=in_time, out_time=out_time, load=load,
-                 period_s=period, energy_j=energy, memory_bytes=mem + peak,
+                 period_s=period, energy_j=energy, memory_bytes=memory_bytes(p, a),
                  transfer_bytes=transfer_bytes, edge_ends=(ea, ec), has_in=has_in, has_out=has_out)
 
 

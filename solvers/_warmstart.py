@@ -10,6 +10,7 @@ never worse than it.
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,9 +25,7 @@ from placement.problem import Problem
 
 # imported with the solver, not inside a timed solve: heft compiles (or loads) its kernels
 # when imported
-import heuristics.heft as _heft  # noqa: E402
-
-_ = _heft
+importlib.import_module("heuristics.heft")
 
 #: heuristics tried for the warm start, with the share of the time left each gets.
 WARM_METHODS: tuple[tuple[str, float], ...] = (("single", 0.02), ("heft", 0.05), ("dp", 0.05),
