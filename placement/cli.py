@@ -24,19 +24,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("placement.cli", "re-score a plan on a problem, report violations"),
     "methods": ("placement.cli", "list the methods and what each guarantees"),
     "generate": ("placement.cli", "write a reproducible synthetic problem"),
-    "compare": ("placement.comparator", "run methods on problems: value, bound, gap, time"),
+    "compare": ("placement.compare_cli", "run methods on problems: value, bound, gap, time"),
     "pareto": ("placement.pareto_front", "the Pareto front of plans over two or three metrics"),
     "show": ("placement.plots", "draw a plan: Gantt chart and the block graph by device"),
     "profile": ("profiles.cli", "measure a torch model's blocks into a problem file"),
+    "schema": ("placement.cli", "print the JSON Schema of problem or plan files (for editors)"),
 }
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_NO_PLAN = 0, 1, 2, 3
+#: Ctrl-C (128 + SIGINT), and a closed pipe on stdout (128 + SIGPIPE), as a shell reports them
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's own exit code is 2 too; keep its text short
         self.print_usage(sys.stderr)
         self.exit(EXIT_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def check_output_path(path: str, what: str) -> None:
+    from .plan import check_output_path as check
+    check(path, what=what)
 
 
 def _method_options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -73,13 +81,13 @@ def _objective_arg(text: str | None):
 def configure_solve(p: argparse.ArgumentParser) -> None:
     from .api import DEFAULT_METHOD, DEFAULT_TIME_LIMIT_S
     p.add_argument("problem", help="problem file (JSON, SPEC section 3)")
-    p.add_argument("-m", "--method", default=DEFAULT_METHOD,
+    p.add_argument("-m", "--method", "--methods", dest="method", default=DEFAULT_METHOD,
                    help=f"method name (see 'placement methods'; default {DEFAULT_METHOD})")
     p.add_argument("-t", "--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S,
                    help=f"wall-clock limit in seconds (default {DEFAULT_TIME_LIMIT_S:g})")
     p.add_argument("--objective", help="latency, throughput, energy, or JSON weights; "
                    "default: the problem's own")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", "--seeds", dest="seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="a method option (repeatable), e.g. --option backend=highs")
     p.add_argument("--backend", help="shorthand for --option backend=... (milp: cbc, highs, scip)")
@@ -93,6 +101,8 @@ def run_solve(args: argparse.Namespace) -> int:
     from .report import console, plan_report, solving_status
 
     problem = load(args.problem)
+    if args.output:
+        check_output_path(args.output, what="plan file")  # before the solve, not after
     options = _method_options(args.option)
     if args.backend:
         options["backend"] = args.backend
@@ -133,6 +143,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     objective = _objective_arg(args.objective)
     problem = load(args.problem).with_objective(objective)
+    if args.output:
+        check_output_path(args.output, what="plan file")
     plan = api.evaluate(problem, args.plan)
     if args.output:
         plan.save(args.output)
@@ -184,6 +196,8 @@ def configure_generate(p: argparse.ArgumentParser) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     from .generator import generate
     from .plan import write_json_atomic
+    if args.output:
+        check_output_path(args.output, what="problem file")
     problem = generate(args.shape, args.blocks, args.devices, device_set=args.device_set,
                        network=args.network, seed=args.seed, split=args.split,
                        objective=_objective_arg(args.objective), name=args.name)
@@ -197,10 +211,31 @@ def run_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- schema
+def configure_schema(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", nargs="?", choices=("problem", "plan"), default="problem",
+                   help="which file format (default problem)")
+    p.add_argument("-o", "--output", help="write the schema here instead of stdout")
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    from .schema import json_schema
+    text = json.dumps(json_schema(args.kind), indent=2) + "\n"
+    if args.output:
+        from .plan import write_text_atomic
+        check_output_path(args.output, what="schema file")
+        write_text_atomic(args.output, text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 configure = {"solve": configure_solve, "evaluate": configure_evaluate,
-             "methods": configure_methods, "generate": configure_generate}
+             "methods": configure_methods, "generate": configure_generate,
+             "schema": configure_schema}
 run = {"solve": run_solve, "evaluate": run_evaluate, "methods": run_methods,
-       "generate": run_generate}
+       "generate": run_generate, "schema": run_schema}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -254,7 +289,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("placement: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away ('placement generate | head'): stop quietly, as Unix tools do.
+        # Python would complain again when it flushes stdout at exit: point it at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (PlacementError, Exception) as exc:  # our bug: say so in one line, exit 1
         if debug:
             raise

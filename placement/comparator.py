@@ -10,25 +10,22 @@ method's row of the same problem:
   everybody's proofs (``gap`` uses only the method's own bound);
 - ``ratio_best = value / best value`` over the methods of that (problem, objective).
 
-Results file (``--csv FILE``, ``--json FILE``, ``--resume FILE``; CSV or JSON Lines by the
-file's extension): the **whole file is rewritten atomically after every row** (temporary
-file beside it, fsync, ``os.replace``), so a reader, a crash or a ``kill -9`` never leaves
-half a row, and the cross-row columns (``best_bound``, ``gap_best``, ``ratio_best``) in the
-file are always up to date. ``--resume FILE`` reads the rows already there and skips every
-(problem, method, objective, time_limit, seed) they cover; a file written by another tool
-with a torn last line is tolerated (that line is dropped with a warning).
+Results file (``-o FILE``; CSV, or JSON Lines for ``.jsonl``, by the extension;
+`placement.results`): the **whole file is rewritten atomically after every row**, so a
+reader, a crash or a ``kill -9`` never leaves half a row, and the cross-row columns in the
+file are always up to date. A path that exists and is not a results file of this tool is
+never overwritten (exit 2 naming it); one that holds rows is added to only with
+``--resume``, which skips every (problem, method, objective, time_limit, seed) already
+there. A row cut by Ctrl-C is written as ``interrupted``, the study stops, and ``--resume``
+runs that row again.
 
-Executors: ``--workers 1`` (default) runs in this process, one solve at a time, so that a
-time limit measures the method and not a neighbour; ``--workers N`` uses a local
-``ProcessPoolExecutor``; ``--executor ray --address auto|local|ray://host:port`` runs the
-same tasks on a Ray cluster (the ``cluster`` extra; Ray is imported only on that path).
+Executors (`placement.executors`): in this process (default), a process pool
+(``--workers N``) or a Ray cluster (``--executor ray``). The command line is in
+`placement.compare_cli`.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
 import json
 import math
 import os
@@ -39,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .errors import InputError, MethodError
+from . import executors, results
 from .method import TIME_LIMIT_MARGIN_FRACTION, TIME_LIMIT_MARGIN_S
 
 #: the columns of a row, in file order, with their types (for reading a CSV back).
@@ -54,8 +52,12 @@ COLUMNS: dict[str, type] = {
 KEY = ("problem", "method", "objective", "time_limit", "seed")
 #: statuses that carry a plan (Status.has_plan).
 PLAN_STATUSES = ("optimal", "feasible", "time_limit")
-#: a row for a method that cannot run that task (objective not supported, size refused).
+#: a row for a method that does not support the task's objective or a feature of its problem.
+UNSUPPORTED = "unsupported"
+#: a row for a method that refused the task's problem (e.g. brute above its size limit).
 SKIPPED = "skipped"
+#: a row cut by Ctrl-C: written, and run again by ``--resume``.
+INTERRUPTED = "interrupted"
 #: |gap_best| below this is float noise and written as 0.
 _EPS = 1e-9
 
@@ -126,8 +128,11 @@ def run_task(task: Task) -> dict[str, Any]:
         row.update(n_blocks=problem.n_blocks, n_devices=problem.n_devices)
         plan = api.solve(problem, task.method, objective=_objective_value(task.objective),
                          time_limit=task.time_limit, seed=task.seed, **dict(task.options))
-    except MethodError as exc:          # objective not supported, unknown option
-        row.update(status=SKIPPED, message=str(exc), wall_s=time.perf_counter() - t0)
+    except KeyboardInterrupt:
+        row.update(status=INTERRUPTED, message="interrupted (Ctrl-C)", wall_s=time.perf_counter() - t0)
+        return row
+    except MethodError as exc:          # objective or problem feature not supported
+        row.update(status=UNSUPPORTED, message=str(exc), wall_s=time.perf_counter() - t0)
         return row
     except InputError as exc:           # e.g. brute refusing a problem above its size
         row.update(status=SKIPPED, message=str(exc), wall_s=time.perf_counter() - t0)
@@ -150,6 +155,8 @@ def run_task(task: Task) -> dict[str, Any]:
         transfer_bytes=m.get("transfer_bytes") if plan.feasible else None,
         devices_used=len(set(plan.assignment.values())) if plan.feasible else None,
         message=(plan.message or "").splitlines()[0][:300] if plan.message else "")
+    if "interrupted" in (plan.message or ""):
+        row["status"] = INTERRUPTED
     for k in ("value", "bound", "gap", "latency_s", "period_s", "throughput_per_s", "energy_j"):
         if isinstance(row[k], float) and not math.isfinite(row[k]):
             row[k] = None
@@ -206,163 +213,19 @@ def sort_rows(rows: Sequence[dict[str, Any]], problems: Sequence[str] = (),
 
 
 # ------------------------------------------------------------------------- the file
-class ResultsFile:
-    """A results file (``.csv``, or JSON Lines for ``.jsonl``/``.json``), rewritten atomically
-    with every row. See the module docstring for why rewriting rather than appending."""
+class ResultsFile(results.ResultsFile):
+    """The comparator's results file: `COLUMNS`, keyed by `KEY`."""
 
     def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in (".csv", ".jsonl", ".json", ".ndjson"):
-            raise InputError(f"{path}: expected a results file ending in .csv or .jsonl, found '{suffix or 'no extension'}'")
-        self.format = "csv" if suffix == ".csv" else "jsonl"
-
-    def read(self, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-        """The rows already in the file ([] when it does not exist). A torn or malformed line
-        (left by an appending writer that was killed) is dropped, with a warning."""
-        self._clean_stale_temporaries()
-        if not self.path.exists():
-            return []
-        text = self.path.read_text(encoding="utf-8")
-        rows, dropped = [], 0
-        if self.format == "jsonl":
-            for line in text.splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    raw = json.loads(line)
-                    if not isinstance(raw, dict):
-                        raise ValueError("not an object")
-                    rows.append(_typed(raw))
-                except (ValueError, KeyError):
-                    dropped += 1
-        else:
-            complete = text if text.endswith("\n") or not text else text[: text.rfind("\n") + 1]
-            dropped += text != complete
-            reader = csv.DictReader(io.StringIO(complete))
-            missing = [k for k in KEY if k not in (reader.fieldnames or [])]
-            if reader.fieldnames and missing:
-                raise InputError(f"{self.path}: expected a results file with columns {', '.join(KEY)}, "
-                                 f"missing {', '.join(missing)}")
-            for raw in reader:
-                if None in raw or any(raw.get(k) in (None, "") for k in ("problem", "method")):
-                    dropped += 1
-                    continue
-                try:
-                    rows.append(_typed(raw))
-                except (ValueError, KeyError):
-                    dropped += 1
-        if dropped and warn:
-            warn(f"{self.path}: dropped {dropped} incomplete line(s)")
-        return rows
-
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        from .plan import write_text_atomic
-        if self.format == "jsonl":
-            text = "".join(json.dumps({k: _jsonable(r.get(k)) for k in COLUMNS}) + "\n" for r in rows)
-        else:
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: _csv_cell(r.get(k)) for k in COLUMNS})
-            text = buf.getvalue()
-        write_text_atomic(self.path, text)
-
-    def _clean_stale_temporaries(self) -> None:
-        # write_text_atomic's temporaries are ".<name>.<random>.tmp"; a kill -9 can leave one
-        if self.path.parent.is_dir():
-            for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-                try:
-                    tmp.unlink()
-                except OSError:
-                    pass
+        super().__init__(path, COLUMNS, KEY)
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def _csv_cell(x: Any) -> Any:
-    if x is None:
-        return ""
-    if isinstance(x, float):
-        return repr(x) if math.isfinite(x) else ""
-    return x
-
-
-def _typed(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A row read back from a file, with the types of `COLUMNS` (floats round-trip exactly)."""
-    out: dict[str, Any] = {}
-    for k, t in COLUMNS.items():
-        x = raw.get(k)
-        if x is None or x == "":
-            out[k] = "" if t is str and k in ("file", "message") else None
-        elif t is bool:
-            out[k] = x if isinstance(x, bool) else str(x).lower() == "true"
-        elif t is str:
-            out[k] = str(x)
-        else:
-            out[k] = t(float(x)) if t is int else float(x)
-    for k in ("problem", "method", "objective", "status"):
-        if not out.get(k):
-            raise KeyError(k)
-    return out
-
-
-# -------------------------------------------------------------------------- executors
-def _iter_local(tasks: Sequence[Task]) -> Iterator[tuple[Task, dict]]:
-    for t in tasks:
-        yield t, run_task(t)
-
-
-def _iter_pool(tasks: Sequence[Task], workers: int) -> Iterator[tuple[Task, dict]]:
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(run_task, t): t for t in tasks}
-        try:
-            for f in as_completed(futures):
-                yield futures[f], f.result()
-        finally:
-            for f in futures:
-                f.cancel()
-
-
-def _iter_ray(tasks: Sequence[Task], address: str | None) -> Iterator[tuple[Task, dict]]:
-    try:
-        import ray  # the ``cluster`` extra; imported only here
-    except ImportError as exc:
-        raise InputError(f"--executor ray: Ray is not installed ({exc}); install the cluster extra: "
-                         "pip install 'placement[cluster]'") from None
-    started_here = False
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address in (None, "", "local"):
-            ray.init(**kwargs)
-        else:
-            ray.init(address=address, **kwargs)
-        started_here = True
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
-        pending = {remote.remote(t): t for t in tasks}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                t = pending.pop(ref)
-                try:
-                    row = ray.get(ref)
-                except Exception as exc:  # a worker died: an error row, the study goes on
-                    row = {k: None for k in COLUMNS}
-                    row.update(problem=t.problem, file=t.file, problem_sha=t.sha, method=t.method,
-                               objective=t.objective,
-                               time_limit=_tl(t.time_limit), seed=t.seed, status="error",
-                               message=f"ray: {type(exc).__name__}: {exc}"[:300])
-                yield t, row
-    finally:
-        if started_here:
-            ray.shutdown()
+def _error_row(task: Task, message: str) -> dict[str, Any]:
+    row: dict[str, Any] = {k: None for k in COLUMNS}
+    row.update(problem=task.problem, file=task.file, problem_sha=task.sha, method=task.method,
+               objective=task.objective, time_limit=_tl(task.time_limit), seed=task.seed,
+               status="error", message=message)
+    return row
 
 
 # ------------------------------------------------------------------------------- API
@@ -469,14 +332,22 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
     store = ResultsFile(results) if results is not None else None
     if resume and store is None:
         raise InputError("resume: needs a results file (results=... or resume=PATH)")
+    warn = (lambda msg: print(f"placement compare: warning: {msg}", file=sys.stderr))
+    rows: list[dict[str, Any]] = []
     if store is not None:
         target = store.path.resolve()
         clash = [f for _, f, _, _ in loaded if f and Path(f).resolve() == target]
         if clash:
-            raise InputError(f"results file {store.path} is also a problem file: give the results another "
-                             "name (with --json, put FILE right after it: --json rows.jsonl)")
-    warn = (lambda msg: print(f"placement compare: warning: {msg}", file=sys.stderr))
-    rows: list[dict[str, Any]] = store.read(warn) if (store is not None and resume) else []
+            raise InputError(f"{store.path}: the results file is also a problem file; refusing to "
+                             "overwrite it: give the results another name")
+        store.check_writable()  # a folder, a foreign file, an unwritable place: before any solve
+        rows = store.read(warn)
+        if rows and not resume:
+            raise InputError(f"{store.path}: already holds {len(rows)} row{'s' if len(rows) != 1 else ''}; "
+                             "pass --resume to add to them, or give a new file")
+        cut = [r for r in rows if r["status"] == INTERRUPTED]
+        if cut:
+            rows = [r for r in rows if r["status"] != INTERRUPTED]  # run again
     file_order = [r["problem"] for r in rows]
     if rows:
         # a problem whose content changed since its rows were written: those rows are stale
@@ -511,12 +382,8 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
                         tasks.append(t)
                         done.add(t.key)
 
-    if executor == "ray":
-        stream = _iter_ray(tasks, address)
-    elif workers > 1:
-        stream = _iter_pool(tasks, workers)
-    else:
-        stream = _iter_local(tasks)
+    stream = executors.stream(tasks, run_task, executor=executor, workers=workers, address=address,
+                              error_row=_error_row)
 
     # file order: what the file already had (its order), then the new problems / methods
     order_p = list(dict.fromkeys(file_order + [n for n, _, _, _ in loaded]))
@@ -529,6 +396,9 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
             store.write(sort_rows(finish_rows(rows), order_p, names, order_o))
         if on_row is not None:
             on_row(row)
+        if row["status"] == INTERRUPTED:
+            # the row is saved as interrupted; --resume runs it again
+            raise KeyboardInterrupt
 
     if progress and tasks:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -557,113 +427,3 @@ def no_plan_problems(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [p for p, ok in has.items() if not ok]
 
 
-# ------------------------------------------------------------------------------- CLI
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("problems", nargs="+", metavar="PROBLEM", help="problem files (JSON)")
-    p.add_argument("-m", "--methods", required=True,
-                   help="comma-separated method names (see 'placement methods')")
-    p.add_argument("-t", "--time-limit", type=float, default=60.0,
-                   help="wall-clock limit per solve, seconds (default 60)")
-    p.add_argument("--objective", help="latency, throughput, energy, JSON weights, or a comma list "
-                   "of names for several (default: each problem's own)")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    p.add_argument("--option", action="append", metavar="METHOD.KEY=VALUE",
-                   help="a method option, e.g. --option milp.backend=highs (repeatable)")
-    p.add_argument("-w", "--workers", type=int, default=1,
-                   help="parallel solves (default 1: in this process, honest time limits)")
-    p.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local process pool (default) or a Ray cluster (cluster extra)")
-    p.add_argument("--address", default=None,
-                   help="Ray address: auto, local (start one here), or ray://host:port")
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", nargs="?", const="-", metavar="FILE",
-                     help="results as JSON Lines in FILE (rewritten atomically per row); "
-                     "without FILE: print the rows as JSON on stdout at the end")
-    out.add_argument("--csv", metavar="FILE", help="results as CSV in FILE (rewritten atomically per row)")
-    p.add_argument("--resume", metavar="FILE",
-                   help="skip the rows already in FILE and add the new ones to it")
-
-
-def _cli_options(pairs: Sequence[str] | None) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for pair in pairs or ():
-        if "=" not in pair or "." not in pair.split("=", 1)[0]:
-            raise InputError(f"--option: expected METHOD.KEY=VALUE, found '{pair}'")
-        key, value = pair.split("=", 1)
-        method, name = key.split(".", 1)
-        try:
-            out.setdefault(method, {})[name] = json.loads(value)
-        except json.JSONDecodeError:
-            out.setdefault(method, {})[name] = value
-    return out
-
-
-def run(args: argparse.Namespace) -> int:
-    from .cli import EXIT_NO_PLAN, EXIT_OK
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise InputError(f"--seeds: expected comma-separated integers, found '{args.seeds}'") from None
-    stdout_json = args.json == "-"
-    results = args.csv or (args.json if args.json not in (None, "-") else None)
-    if args.resume and results and Path(results).resolve() != Path(args.resume).resolve():
-        raise InputError("--resume FILE is the results file too: give either --resume or --csv/--json FILE, "
-                         "or the same file to both")
-    rows = compare(args.problems, args.methods, time_limit=args.time_limit, objective=args.objective,
-                   seeds=seeds, workers=args.workers, executor=args.executor, address=args.address,
-                   results=results or args.resume, resume=bool(args.resume),
-                   options=_cli_options(args.option), progress=not stdout_json)
-    if stdout_json:
-        print(json.dumps([{k: _jsonable(r[k]) for k in COLUMNS} for r in rows], indent=2))
-    else:
-        from .report import console
-        console().print(table(rows))
-        if results or args.resume:
-            console().print(f"{len(rows)} rows in {results or args.resume}")
-    missing = no_plan_problems(rows)
-    if missing:
-        print(f"placement compare: no method found a plan for {', '.join(missing)}", file=sys.stderr)
-        return EXIT_NO_PLAN
-    return EXIT_OK
-
-
-def table(rows: Sequence[Mapping[str, Any]], title: str = "placement compare"):
-    """A rich table of rows: value, bound, gaps, ratio to the best, time, metrics."""
-    from rich.table import Table
-    from .report import _STATUS_STYLE
-    from .plan import Status
-
-    from rich import box
-    t = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
-
-    def fmt(x: Any) -> str:
-        return "-" if x is None else f"{x:.3g}"
-
-    for col, just in (("problem", "left"), ("obj", "left"), ("method", "left"), ("status", "left"),
-                      ("value", "right"), ("bound", "right"), ("gap", "right"), ("gap*", "right"),
-                      ("×best", "right"), ("time s", "right")):
-        if col == "problem":  # on a narrow terminal, shorten the name rather than fold it
-            t.add_column(col, justify=just, overflow="ellipsis", no_wrap=True, min_width=12)
-        else:
-            t.add_column(col, justify=just, overflow="fold", no_wrap=True)
-    t.caption_justify = "left"
-    t.caption = ("gap: own bound · gap*: best bound of any method\n×best: value / best value · !: past limit + margin")
-    def pct(x: Any) -> str:
-        if x is None:
-            return "-"
-        return f"[red]{100 * x:.1f}%[/]" if x < 0 else f"{100 * x:.1f}%"
-
-    for r in rows:
-        try:
-            style = _STATUS_STYLE.get(Status(r["status"]), "")
-        except ValueError:
-            style = "dim"
-        status = f"[{style}]{r['status']}[/]" if style else r["status"]
-        limit_ok = r.get("within_limit")
-        st = r.get("solve_time_s")
-        tm = ("-" if st is None else f"{st:.2f}") + ("" if limit_ok in (None, True) else " [red]![/]")
-        t.add_row(r["problem"], r["objective"], r["method"], status, fmt(r.get("value")),
-                  fmt(r.get("bound")), pct(r.get("gap")), pct(r.get("gap_best")),
-                  "-" if r.get("ratio_best") is None else f"{r['ratio_best']:.3f}",
-                  tm)
-    return t

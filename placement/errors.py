@@ -76,6 +76,34 @@ def did_you_mean(word: str, choices) -> str | None:
     return f"did you mean '{best}'?" if best else None
 
 
+class JsonKind(str):
+    """A JSON type word (``an array``) shown as found, unquoted."""
+
+
+def json_kind(value: object) -> JsonKind:
+    """What a value is, in JSON's words: an object, an array, a string, a number, true/false, null."""
+    if value is None:
+        return JsonKind("null")
+    if isinstance(value, bool):
+        return JsonKind("true" if value else "false")
+    if isinstance(value, (int, float)):
+        return JsonKind("a number")
+    if isinstance(value, str):
+        return JsonKind("a string")
+    if isinstance(value, (list, tuple)):
+        return JsonKind("an array")
+    if isinstance(value, dict):
+        return JsonKind("an object")
+    return JsonKind(type(value).__name__)
+
+
 def _short(value: object, limit: int = 80) -> str:
-    text = repr(value)
+    """A found value as JSON writes it (true, null, "text", [1, 2]), cut to ``limit``."""
+    import json
+    if isinstance(value, JsonKind):
+        return str(value)
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

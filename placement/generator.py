@@ -42,6 +42,10 @@ import numpy as np
 SHAPES = ("chain", "dag", "hybrid")
 DEVICE_SETS = ("homogeneous", "iot", "edge")
 NETWORKS = ("star", "mesh", "tiers")
+#: the largest problems the generator writes: beyond these a problem file is tens of MB and
+#: no method here plans it in useful time (a mesh of 512 devices has 261,632 links).
+MAX_BLOCKS = 20_000
+MAX_DEVICES = 512
 
 # type: flops_per_s (effective), memory factor (x model bytes), active, idle, tx, rx (W),
 # efficiency per kind
@@ -244,14 +248,16 @@ def generate(shape: str = "hybrid", blocks: int = 20, devices: int = 4, *,
     mesh, tiers; ``split`` is the fraction of the heaviest blocks given a ``split`` entry.
     The same arguments give the same problem on every machine.
     """
-    from .errors import InputError
+    from .errors import InputError, _short
 
     for value, allowed, what in ((shape, SHAPES, "shape"), (device_set, DEVICE_SETS, "device_set"),
                                  (network, NETWORKS, "network")):
         if value not in allowed:
-            raise InputError(f"{what}: expected one of {', '.join(allowed)}, found '{value}'")
-    if blocks < 1 or devices < 1:
-        raise InputError(f"blocks and devices: expected at least 1 each, found {blocks} and {devices}")
+            raise InputError(f"{what}: expected one of {', '.join(allowed)}, found {_short(value)}")
+    if not 1 <= blocks <= MAX_BLOCKS:
+        raise InputError(f"blocks: expected 1 to {MAX_BLOCKS:,}, found {blocks:,}")
+    if not 1 <= devices <= MAX_DEVICES:
+        raise InputError(f"devices: expected 1 to {MAX_DEVICES:,}, found {devices:,}")
     if not 0.0 <= split <= 1.0:
         raise InputError(f"split: expected a fraction in [0, 1], found {split}")
     rng = np.random.default_rng([seed, SHAPES.index(shape), blocks, devices])

@@ -16,7 +16,7 @@ import networkx as nx
 import numpy as np
 
 from . import schema, split
-from .errors import ProblemError, did_you_mean
+from .errors import ProblemError, did_you_mean, json_kind
 from .problem import Block, Device, Objective, Problem
 
 
@@ -35,7 +35,7 @@ def load(source: Any) -> Problem:
             return from_dict(_parse_json(text, "<string>"), file="<string>")
         return from_dict(read_json(text, what="problem"), file=text)
     raise ProblemError("(argument)", "a Problem, a dict, or a path to a JSON file",
-                       type(source).__name__)
+                       json_kind(source))
 
 
 def read_json(path: str, what: str = "file") -> Any:

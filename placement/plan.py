@@ -7,6 +7,7 @@ Everything in ``metrics``, ``value`` and ``schedule`` comes from the evaluator; 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import math
@@ -14,9 +15,9 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
-from .errors import PlanError
+from .errors import PlanError, _short, json_kind
 
 
 class Status(str, enum.Enum):
@@ -109,7 +110,7 @@ class Plan:
         just that); everything else has a neutral default."""
         where = f"{file}: " if file else ""
         if not isinstance(d, Mapping):
-            raise PlanError(f"{where}(top level): expected a JSON object, found {type(d).__name__}")
+            raise PlanError(f"{where}(top level): expected a JSON object, found {json_kind(d)}")
         assignment = d.get("assignment")
         if not isinstance(assignment, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in assignment.items()):
@@ -123,7 +124,7 @@ class Plan:
             status = Status(status)
         except ValueError:
             raise PlanError(f"{where}status: expected one of {[s.value for s in Status]}, "
-                            f"found {status!r}") from None
+                            f"found {_short(status)}") from None
         return cls(problem=str(d.get("problem", "")), method=str(d.get("method", "")),
                    objective=d.get("objective", "latency"), status=status,
                    value=d.get("value"), bound=d.get("bound"),
@@ -153,15 +154,64 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     write_text_atomic(path, json.dumps(_clean(data), indent=2) + "\n")
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_output_path(path: str | os.PathLike[str], what: str = "output") -> None:
+    """Raise `InputError` unless a file can be written at ``path``: not a folder, and its
+    nearest existing parent folder accepts a new file (tried for real, so that read-only
+    mounts and root's permissions are judged as the write will be). Called before any work
+    whose result would otherwise be lost."""
+    from .errors import InputError
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if str(path) == "" or target.is_dir():
+        raise InputError(f"{path or '(empty)'}: the {what} path is a folder; expected a file name")
+    parent = target.parent
+    while not parent.exists():
+        if parent == parent.parent:
+            break
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{path}: cannot write the {what}: {parent} is a file, not a folder")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write the {what} in {parent}: "
+                         f"{exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, fsync, then rename over it. The
+    file gets the permissions a plain ``open(path, "w")`` would give (0666 less the umask)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[str]:
+    """Yield a temporary path beside ``path`` for a writer (a figure's ``savefig``, say); on
+    success it gets an ordinary file's mode (0666 less the umask; ``mkstemp`` makes 0600) and
+    is renamed over ``path``, so a reader never sees half a file; on failure it is removed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix,
+                               dir=target.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         try:

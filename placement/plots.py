@@ -111,16 +111,9 @@ def show(problem: Any, plan: Any, output: str | os.PathLike[str], *, dag: bool =
 
 
 def _save_atomic(fig, out: Path, fmt: str, dpi: int) -> None:
-    import tempfile
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".{fmt}", dir=out.parent)
-    os.close(fd)
-    try:
+    from .plan import atomic_output
+    with atomic_output(out) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _strip_xml_header(svg: str) -> str:

@@ -34,47 +34,106 @@ def fmt(x: float | None, unit: str = "") -> str:
     return f"{x:.4g}{unit}"
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows`` (``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def fmt_bytes(n: float) -> str:
+    """Bytes in decimal units (kB, MB, GB), as everywhere the package prints memory."""
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n:.0f} B"
 
 
+def time_unit(largest_s: float) -> tuple[float, str]:
+    """(factor, unit) to show times whose largest is ``largest_s``: ms below a second, else s."""
+    return (1e3, "ms") if largest_s < 1.0 else (1.0, "s")
+
+
+#: the unit of each objective's value
+OBJECTIVE_UNITS = {"latency": "s", "throughput": "s", "energy": "J", "weighted": ""}
+_METRIC_OF = {"latency": "latency_s", "throughput": "period_s", "energy": "energy_j"}
+
+
+def describe_objective(objective) -> str:
+    """``latency (s)``, ``throughput (period, s)``, ``energy (J)``, or a weighted sum written
+    out: ``1·latency_s + 0.2·energy_j``."""
+    if isinstance(objective, dict):
+        return " + ".join(f"{w:g}·{_METRIC_OF.get(k, k)}" for k, w in objective.items())
+    return {"latency": "latency (s)", "throughput": "throughput (minimise the period, s)",
+            "energy": "energy (J)"}.get(str(objective), str(objective))
+
+
+def _objective_name(objective) -> str:
+    return "weighted" if isinstance(objective, dict) else str(objective)
+
+
+def bound_source(problem: Problem, plan: Plan) -> str:
+    """Which bound ``plan.bound`` is: the package's cheap bound (`placement.bounds`), or a
+    stronger one the method proved."""
+    if plan.bound is None:
+        return ""
+    from . import bounds
+    cheap = bounds.lower_bound(problem)
+    if abs(plan.bound - cheap) <= 1e-12 * max(1.0, abs(cheap)):
+        return "cheap bound"
+    return f"proven by {plan.method}" if plan.method else "proven"
+
+
 def plan_report(problem: Problem, plan: Plan, out: Console) -> None:
     """Summary of a plan: status, value, bound, gap; one row per device; the metrics."""
     style = _STATUS_STYLE.get(plan.status, "")
-    gap = plan.gap
-    out.print(f"[bold]{plan.problem}[/] · method [bold]{plan.method}[/] · objective "
-              f"{plan.objective} · status [{style}]{plan.status.value}[/]")
-    out.print(f"value {fmt(plan.value)}   bound {fmt(plan.bound)}   gap "
-              f"{'-' if gap is None else f'{100 * gap:.2f}%'}   solve time {plan.solve_time_s:.3g} s")
+    method = plan.method or "(plan file)"
+    out.print(f"[bold]{plan.problem}[/] · method [bold]{method}[/] · objective "
+              f"{describe_objective(plan.objective)} · status [{style}]{plan.status.value}[/]")
+    unit = OBJECTIVE_UNITS.get(_objective_name(plan.objective), "")
+    u = f" {unit}" if unit else ""
+    solve = f"   solve time {plan.solve_time_s:.3g} s" if plan.method else ""
+    if plan.value is not None and not plan.feasible:
+        out.print(f"value {fmt(plan.value)}{u} [red](infeasible plan: no bound, no gap)[/]{solve}")
+    elif plan.value is not None:
+        gap = plan.gap
+        src = bound_source(problem, plan)
+        out.print(f"value {fmt(plan.value)}{u}   bound {fmt(plan.bound)}{u if plan.bound is not None else ''}"
+                  f"{f' ({src})' if src else ''}   gap "
+                  f"{'-' if gap is None else f'{100 * gap:.2f}%'}{solve}")
+    elif plan.method:
+        out.print(f"no plan{solve}")
     if plan.message:
         out.print(f"[dim]{plan.message}[/]")
     if plan.assignment:
-        table = Table(show_edge=False, pad_edge=False)
-        for col, just in (("device", "left"), ("blocks", "right"), ("busy s", "right"),
-                          ("memory", "right"), ("of", "right"), ("runs", "left")):
-            table.add_column(col, justify=just, overflow="fold")
+        busy_of = {}
         for dev in problem.devices:
             blocks = (plan.order or {}).get(dev.id) or [b for b, d in plan.assignment.items() if d == dev.id]
-            if not blocks:
+            if blocks:
+                busy_of[dev.id] = (blocks, sum(plan.schedule[b]["end_s"] - plan.schedule[b]["start_s"]
+                                               for b in blocks if b in plan.schedule))
+        factor, tu = time_unit(max((b for _, b in busy_of.values()), default=0.0))
+        table = Table(show_edge=False, pad_edge=False)
+        for col, just in (("device", "left"), ("blocks", "right"), (f"busy {tu}", "right"),
+                          ("memory", "right"), ("capacity", "right"), ("runs", "left")):
+            table.add_column(col, justify=just, overflow="fold")
+        for dev in problem.devices:
+            if dev.id not in busy_of:
                 continue
-            busy = sum(plan.schedule[b]["end_s"] - plan.schedule[b]["start_s"] for b in blocks
-                       if b in plan.schedule)
+            blocks, busy = busy_of[dev.id]
             shown = ", ".join(blocks[:8]) + (f", ... (+{len(blocks) - 8})" if len(blocks) > 8 else "")
-            table.add_row(dev.id, str(len(blocks)), f"{busy:.4g}",
+            table.add_row(dev.id, str(len(blocks)), f"{busy * factor:.3f}",
                           fmt_bytes(plan.metrics.get("memory_bytes", {}).get(dev.id, 0.0)),
                           fmt_bytes(dev.memory_bytes), shown)
         out.print(table)
         m = plan.metrics
+        unused = problem.n_devices - len(busy_of)
         out.print(f"latency {fmt(m.get('latency_s'), ' s')} · period {fmt(m.get('period_s'), ' s')} "
                   f"({fmt(m.get('throughput_per_s'), '/s')}) · energy {fmt(m.get('energy_j'), ' J')} · "
-                  f"transfers {fmt_bytes(m.get('transfer_bytes') or 0.0)}")
+                  f"transfers {fmt_bytes(m.get('transfer_bytes') or 0.0)}"
+                  + (f" · {plural(unused, 'device')} unused" if unused else ""))
     for v in plan.violations[:10]:
         out.print(f"[red]violation[/] {v}")
     if len(plan.violations) > 10:
-        out.print(f"[red]... and {len(plan.violations) - 10} more violations[/]")
+        out.print(f"[red]... and {plural(len(plan.violations) - 10, 'more violation')}[/]")
 
 
 @contextlib.contextmanager

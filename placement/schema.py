@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ProblemError, did_you_mean
+from .errors import ProblemError, did_you_mean, json_kind
 
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -165,6 +165,49 @@ class ProblemSpec(_Strict):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+# ------------------------------------------------------------------ the plan file
+class ScheduledBlock(BaseModel):
+    device: str
+    start_s: float
+    end_s: float
+
+
+class PlanSpec(BaseModel):
+    """The plan file (SPEC section 7), as `placement.plan.Plan.to_dict` writes it. Reading is
+    lenient (`Plan.from_dict` needs only ``assignment``); this model documents the whole file
+    and gives ``placement schema plan``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    problem: str = Field("", description="the problem's name")
+    method: str = Field("", description="the method that made the plan (see 'placement methods')")
+    objective: Union[ObjectiveName, dict[ObjectiveName, float]] = "latency"
+    status: Literal["optimal", "feasible", "infeasible", "time_limit", "no_solution", "error"] = "feasible"
+    value: float | None = Field(None, description="the objective's value, from the evaluator (s, or J for energy)")
+    bound: float | None = Field(None, description="a proven lower bound on the objective, from the package")
+    gap: float | None = Field(None, description="(value - bound) / value")
+    solve_time_s: float = 0.0
+    assignment: dict[str, str] = Field(description="block id -> device id (the only required key)")
+    order: dict[str, list[str]] | None = Field(None, description="device id -> its blocks in run order")
+    schedule: dict[str, ScheduledBlock] = Field(default_factory=dict,
+                                                description="block id -> device, start_s, end_s (one inference)")
+    metrics: dict[str, Any] = Field(default_factory=dict, description=(
+        "latency_s, period_s, throughput_per_s, energy_j, memory_bytes (per device), transfer_bytes"))
+    violations: list[str] = Field(default_factory=list)
+    message: str = ""
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+def json_schema(kind: str = "problem") -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a problem file or a plan file, from the pydantic
+    models that check them, so that an editor validates a file as it is typed."""
+    model = {"problem": ProblemSpec, "plan": PlanSpec}[kind]
+    schema = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema.setdefault("title", f"placement {kind} file")
+    return schema
+
+
 def field_path(loc: tuple) -> str:
     """``('model', 'blocks', 3, 'flops')`` -> ``model.blocks[3].flops``."""
     out = ""
@@ -174,6 +217,10 @@ def field_path(loc: tuple) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
+
+
+def _items(n: Any) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
 
 
 def _expected(err: dict) -> str:
@@ -186,12 +233,12 @@ def _expected(err: dict) -> str:
         "string_type": "a string",
         "bool_type": "true or false",
         "dict_type": "an object",
-        "list_type": "a list",
         "model_type": "an object",
         "model_attributes_type": "an object",
         "literal_error": f"one of {ctx.get('expected', '')}",
-        "too_short": f"at least {ctx.get('min_length')} item(s)",
-        "too_long": f"at most {ctx.get('max_length')} item(s)",
+        "list_type": "an array",
+        "too_short": f"at least {_items(ctx.get('min_length'))}",
+        "too_long": f"at most {_items(ctx.get('max_length'))}",
         "string_too_short": "a non-empty string",
     }
     if kind == "greater_than_equal":
@@ -207,9 +254,36 @@ def _expected(err: dict) -> str:
 
 # pydantic's loc for a Union member names the member type (e.g. 'list[...]', 'EdgeSpec',
 # 'function-after[...]'); these parts are not field names and are dropped from the path.
+def _is_member(part: Any) -> bool:
+    return not isinstance(part, int) and (
+        part[:1].isupper() or "[" in part or part in ("str", "int", "float", "bool", "function-after"))
+
+
 def _clean_loc(loc: tuple) -> tuple:
-    return tuple(p for p in loc if isinstance(p, int) or not (
-        p[:1].isupper() or "[" in p or p in ("str", "int", "float", "bool", "function-after")))
+    return tuple(p for p in loc if not _is_member(p))
+
+
+def _union_root(loc: tuple) -> tuple | None:
+    """The path of the Union field an error is about (its alternatives each report one)."""
+    for i, part in enumerate(loc):
+        if _is_member(part):
+            return loc[:i]
+    return None
+
+
+def _other_problems(errors: list[dict], picked: dict) -> int:
+    """How many other fields are wrong: each Union field's alternatives count once, and the
+    alternatives of the field already reported not at all."""
+    root = _union_root(picked["loc"])
+    others = set()
+    for err in errors:
+        if err is picked:
+            continue
+        r = _union_root(err["loc"])
+        if root is not None and r == root:
+            continue
+        others.add(r if r is not None else tuple(err["loc"]))
+    return len(others)
 
 
 def _pick(errors: list[dict]) -> dict:
@@ -224,21 +298,25 @@ def _pick(errors: list[dict]) -> dict:
 def validate(raw: Any, file: str | None = None) -> ProblemSpec:
     """Check the shape of a problem dict; raise `ProblemError` naming the first bad field."""
     if not isinstance(raw, dict):
-        raise ProblemError("(top level)", "a JSON object", type(raw).__name__, file=file)
+        raise ProblemError("(top level)", "a JSON object", json_kind(raw), file=file)
     try:
         return ProblemSpec.model_validate(raw)
     except ValidationError as exc:
-        err = _pick(exc.errors())
+        errors = exc.errors()
+        err = _pick(errors)
         loc = _clean_loc(err["loc"])
         found = err.get("input")
-        if err["type"] in ("missing", "value_error") or isinstance(found, (dict, list)):
+        if err["type"] in ("missing", "value_error"):
             found = None
+        elif isinstance(found, (dict, list)):
+            found = json_kind(found)
         expected, details = _expected(err), []
         rule = (err.get("ctx") or {}).get("error")
         if isinstance(rule, SchemaRule):
             expected, found = rule.expected, rule.found
             details.append(rule.detail)
-        if len(exc.errors()) > 1:
-            details.append(f"{len(exc.errors()) - 1} more problem(s) after this one")
+        more = _other_problems(errors, err)
+        if more:
+            details.append(f"and {more} more wrong field{'s' if more != 1 else ''} after this one")
         raise ProblemError(field_path(loc), expected, found, file=file,
                            detail="; ".join(d for d in details if d) or None) from None

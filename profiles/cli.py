@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from typing import Any
 
 from . import GRANULARITIES, catalog
@@ -48,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
     types = catalog.parse_device_list(args.devices)
     catalog.network_spec(args.network)  # unknown network: InputError before any work
+    if args.output:
+        from placement.plan import check_output_path
+        check_output_path(args.output, what="problem file")  # before minutes of profiling
     if args.threads < 1 or args.warmup < 0 or args.repeats < 1:
         raise InputError("--threads and --repeats must be >= 1, --warmup >= 0")
     shape = parse_input_shape(args.input_shape) if args.input_shape else None
@@ -82,21 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".profile-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600: give it an ordinary file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` atomically, with an ordinary file's mode."""
+    from placement.plan import write_text_atomic
+    write_text_atomic(path, text)
 
 
 def main(argv: Any = None) -> int:  # pragma: no cover - convenience: python -m profiles.cli

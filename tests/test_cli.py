@@ -68,7 +68,7 @@ def test_infeasible_plan_on_evaluate_exits_3(diamond_file, tmp_path, capsys):
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d["model"]["blocks"][0].update(flops=-1), "model.blocks[0].flops: expected a finite number >= 0, found -1"),
     (lambda d: d["model"]["edges"].append(["t", "s"]), "expected an acyclic block graph (cycle:"),
-    (lambda d: d.update(sourc="A"), "expected only known keys, found 'sourc' (did you mean 'source'?"),
+    (lambda d: d.update(sourc="A"), "expected only known keys, found \"sourc\" (did you mean 'source'?"),
 ])
 def test_bad_problem_exits_2_without_traceback(tmp_path, capsys, edit, message):
     d = diamond_dict()

@@ -95,31 +95,31 @@ def test_no_default_means_unreachable(diamond):
 # ------------------------------------------------------------------ each rule's message
 @pytest.mark.parametrize("edit, match", [
     (lambda d: d["model"]["blocks"][1].update(id="s"),
-     r"model\.blocks\[1\]\.id: expected a unique id, found 's' \(also model\.blocks\[0\]\.id\)"),
+     r"model\.blocks\[1\]\.id: expected a unique id, found \"s\" \(also model\.blocks\[0\]\.id\)"),
     (lambda d: d["devices"][1].update(id="A"),
-     r"devices\[1\]\.id: expected a unique id, found 'A'"),
+     r"devices\[1\]\.id: expected a unique id, found \"A\""),
     (lambda d: d["model"]["blocks"][0].update(id=""),
      r"model\.blocks\[0\]\.id: expected a non-empty string"),
     (lambda d: d["model"]["edges"].append(["t", "x"]),
-     r"model\.edges\[4\]\[1\]: expected the id of a block, found 'x'"),
+     r"model\.edges\[4\]\[1\]: expected the id of a block, found \"x\""),
     (lambda d: d["model"]["edges"].append({"src": "ss", "dst": "t"}),
-     r"model\.edges\[4\]\.src: expected the id of a block, found 'ss' \(did you mean 's'\?\)"),
+     r"model\.edges\[4\]\.src: expected the id of a block, found \"ss\" \(did you mean 's'\?\)"),
     (lambda d: d["model"]["edges"].append(["t", "s"]),
      r"model\.edges: expected an acyclic block graph \(cycle: s -> \w -> t -> s\)"),
     (lambda d: d["model"]["edges"].append(["s", "s"]),
      r"model\.edges: expected an acyclic block graph \(cycle: s -> s\)"),
     (lambda d: d["model"]["edges"].append(["s", "l"]),
-     r"model\.edges\[4\]: expected each edge once, found \['s', 'l'\] \(repeats model\.edges\[0\]\)"),
+     r"model\.edges\[4\]: expected each edge once, found \[\"s\", \"l\"\] \(repeats model\.edges\[0\]\)"),
     (lambda d: d["model"]["blocks"][3].update(flops=-1.0),
      r"model\.blocks\[3\]\.flops: expected a finite number >= 0, found -1"),
     (lambda d: d["model"]["blocks"][3].update(flops=float("nan")),
-     r"model\.blocks\[3\]\.flops: expected a finite number, found nan"),
+     r"model\.blocks\[3\]\.flops: expected a finite number, found NaN"),
     (lambda d: d["model"]["blocks"][3].update(output_bytes=float("inf")),
-     r"model\.blocks\[3\]\.output_bytes: expected a finite number, found inf"),
+     r"model\.blocks\[3\]\.output_bytes: expected a finite number, found Infinity"),
     (lambda d: d["model"]["blocks"][3].update(flops="1e8"),
-     r"model\.blocks\[3\]\.flops: expected a number, found '1e8'"),
+     r"model\.blocks\[3\]\.flops: expected a number, found \"1e8\""),
     (lambda d: d["model"]["blocks"][3].update(flops=True),
-     r"model\.blocks\[3\]\.flops: expected a number, found True"),
+     r"model\.blocks\[3\]\.flops: expected a number, found true"),
     (lambda d: d["model"]["blocks"][3].pop("flops"),
      r"model\.blocks\[3\]\.flops: expected a value \(the field is required\)"),
     (lambda d: d["devices"][0].update(flops_per_s=0),
@@ -129,35 +129,35 @@ def test_no_default_means_unreachable(diamond):
     (lambda d: d["network"]["default"].update(bandwidth_bytes_per_s=0),
      r"network\.default\.bandwidth_bytes_per_s: expected a finite number > 0, found 0"),
     (lambda d: d["network"]["default"].update(bandwidth_bytes_per_s="100Mbps"),
-     r"network\.default\.bandwidth_bytes_per_s: expected a number, found '100Mbps'"),
+     r"network\.default\.bandwidth_bytes_per_s: expected a number, found \"100Mbps\""),
     (lambda d: d["network"].update(contention="wifi"),
-     r"network: expected no 'contention' key, found 'contention' \(links are contention-free"),
-    (lambda d: d.update(source="X"), r"source: expected the id of a device, found 'X'"),
-    (lambda d: d.update(sink="b"), r"sink: expected the id of a device, found 'b' \(did you mean 'B'\?\)"),
-    (lambda d: d.update(pinned={"q": "A"}), r"pinned\.q: expected the id of a block \(as key\), found 'q'"),
-    (lambda d: d.update(pinned={"s": "Z"}), r"pinned\.s: expected the id of a device, found 'Z'"),
+     r"network: expected no 'contention' key, found \"contention\" \(links are contention-free"),
+    (lambda d: d.update(source="X"), r"source: expected the id of a device, found \"X\""),
+    (lambda d: d.update(sink="b"), r"sink: expected the id of a device, found \"b\" \(did you mean 'B'\?\)"),
+    (lambda d: d.update(pinned={"q": "A"}), r"pinned\.q: expected the id of a block \(as key\), found \"q\""),
+    (lambda d: d.update(pinned={"s": "Z"}), r"pinned\.s: expected the id of a device, found \"Z\""),
     (lambda d: d["network"].update(links=[{"src": "A", "dst": "Q", "bandwidth_bytes_per_s": 1.0}]),
-     r"network\.links\[0\]\.dst: expected the id of a device, found 'Q'"),
+     r"network\.links\[0\]\.dst: expected the id of a device, found \"Q\""),
     (lambda d: d["network"].update(links=[{"src": "A", "dst": "A", "bandwidth_bytes_per_s": 1.0}]),
-     r"network\.links\[0\]: expected a link between two different devices, found 'A'"),
+     r"network\.links\[0\]: expected a link between two different devices, found \"A\""),
     (lambda d: d["network"].update(links=[{"src": "A", "dst": "B", "bandwidth_bytes_per_s": 1.0},
                                           {"src": "A", "dst": "B", "bandwidth_bytes_per_s": 2.0}]),
      r"network\.links\[1\]: expected one entry per directed device pair"),
     (lambda d: d["model"]["blocks"][0].update(flop=1),
-     r"model\.blocks\[0\]: expected only known keys, found 'flop' \(did you mean 'flops'\?"),
-    (lambda d: d.update(devicez=[]), r"\(top level\): expected only known keys, found 'devicez' \(did you mean 'devices'\?"),
-    (lambda d: d["devices"][0].update(memory=1), r"devices\[0\]: expected only known keys, found 'memory' \(did you mean 'memory_bytes'\?"),
+     r"model\.blocks\[0\]: expected only known keys, found \"flop\" \(did you mean 'flops'\?"),
+    (lambda d: d.update(devicez=[]), r"\(top level\): expected only known keys, found \"devicez\" \(did you mean 'devices'\?"),
+    (lambda d: d["devices"][0].update(memory=1), r"devices\[0\]: expected only known keys, found \"memory\" \(did you mean 'memory_bytes'\?"),
     (lambda d: d["model"]["blocks"][0].update(allowed_devices=["C"]),
-     r"model\.blocks\[0\]\.allowed_devices\[0\]: expected the id of a device, found 'C'"),
+     r"model\.blocks\[0\]\.allowed_devices\[0\]: expected the id of a device, found \"C\""),
     (lambda d: d["model"]["blocks"][0].update(time_s={"jetsn": 0.1}),
-     r"model\.blocks\[0\]\.time_s: expected keys that are device ids or types, found 'jetsn' \(did you mean 'jetson'\?\)"),
+     r"model\.blocks\[0\]\.time_s: expected keys that are device ids or types, found \"jetsn\" \(did you mean 'jetson'\?\)"),
     (lambda d: d["model"]["blocks"][0].update(split={"ways": [2], "mode": "pipeline"}),
      r"model\.blocks\[0\]\.split\.mode: expected one of 'tensor' or 'spatial'"),
     (lambda d: d["model"]["blocks"][0].update(split={"ways": [0]}),
      r"model\.blocks\[0\]\.split\.ways\[0\]: expected a finite number >= 1"),
     (lambda d: d.update(objective="speed"), r"objective: expected one of 'latency', 'throughput' or 'energy'"),
     (lambda d: d.update(objective={"latency": 0}), r"objective: expected at least one positive weight"),
-    (lambda d: d.update(constraints={"latency": 1}), r"constraints: expected only known keys, found 'latency' \(did you mean 'latency_s'\?"),
+    (lambda d: d.update(constraints={"latency": 1}), r"constraints: expected only known keys, found \"latency\" \(did you mean 'latency_s'\?"),
     (lambda d: d["model"].update(blocks=[]), r"model\.blocks: expected at least 1 item"),
     (lambda d: d.update(devices=[]), r"devices: expected at least 1 item"),
 ])
@@ -170,7 +170,7 @@ def test_shard_id_collision_is_reported(diamond):
     diamond["model"]["blocks"][1]["id"] = "s#0"
     diamond["model"]["edges"] = [["s", "s#0"], ["s", "r"], ["s#0", "t"], ["r", "t"]]
     diamond["model"]["blocks"][0]["split"] = {"ways": 2}
-    with pytest.raises(ProblemError, match=r"model\.blocks: expected shard ids '<id>#<k>' not already used, found 's#0'"):
+    with pytest.raises(ProblemError, match=r"model\.blocks: expected shard ids '<id>#<k>' not already used, found \"s#0\""):
         placement.load(diamond)
 
 
@@ -190,7 +190,7 @@ def test_file_errors_name_the_file(tmp_path):
         placement.load(str(wrong))
     top = tmp_path / "list.json"
     top.write_text("[1, 2]")
-    with pytest.raises(ProblemError, match=r"list\.json: \(top level\): expected a JSON object, found 'list'"):
+    with pytest.raises(ProblemError, match=r"list\.json: \(top level\): expected a JSON object, found an array"):
         placement.load(top)
 
 

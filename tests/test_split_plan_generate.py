@@ -105,7 +105,7 @@ def test_json_has_no_infinities(tmp_path):
 def test_plan_file_errors(tmp_path):
     with pytest.raises(placement.PlanError, match=r"assignment: expected an object of block id -> device id"):
         Plan.from_dict({"assignment": ["s"]})
-    with pytest.raises(placement.PlanError, match=r"status: expected one of \[.*'optimal'.*\], found 'great'"):
+    with pytest.raises(placement.PlanError, match=r"status: expected one of \[.*'optimal'.*\], found \"great\""):
         Plan.from_dict({"assignment": {}, "status": "great"})
     with pytest.raises(placement.PlanError, match=r"order: expected an object of device id -> list of block ids"):
         Plan.from_dict({"assignment": {}, "order": {"A": "s"}})
@@ -166,10 +166,15 @@ def test_hybrid_has_attention_and_skip_edges():
 
 
 def test_generator_errors():
-    with pytest.raises(placement.InputError, match=r"shape: expected one of chain, dag, hybrid, found 'tree'"):
+    with pytest.raises(placement.InputError, match=r"shape: expected one of chain, dag, hybrid, found \"tree\""):
         placement.generate("tree")
-    with pytest.raises(placement.InputError, match=r"blocks and devices: expected at least 1 each"):
+    with pytest.raises(placement.InputError, match=r"blocks: expected 1 to 20,000, found 0"):
         placement.generate("chain", 0, 2)
+    # a size that would hang the generator (and no method could plan) is refused at once
+    with pytest.raises(placement.InputError, match=r"blocks: expected 1 to 20,000, found 100,000,000"):
+        placement.generate("chain", 10**8, 2)
+    with pytest.raises(placement.InputError, match=r"devices: expected 1 to 512, found 100,000"):
+        placement.generate("chain", 3, 100_000)
     with pytest.raises(placement.InputError, match=r"split: expected a fraction in \[0, 1\], found 2"):
         placement.generate("chain", 3, 2, split=2)
 
