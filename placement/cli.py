@@ -274,7 +274,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # problem files may come anywhere ('compare P1 --methods a P2'); argparse takes only
+        # the first run of them, so the rest arrive here. Anything else is an error.
+        if isinstance(getattr(args, "problems", None), list) and not any(a.startswith("-") for a in extra):
+            args.problems.extend(extra)
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     debug = bool(os.environ.get("PLACEMENT_DEBUG"))
     try:
         if getattr(args, "_unavailable", None):

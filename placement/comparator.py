@@ -329,17 +329,17 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
 
     if resume not in (False, None, True) and results is None:
         results = resume
-    store = ResultsFile(results) if results is not None else None
-    if resume and store is None:
+    if resume and results is None:
         raise InputError("resume: needs a results file (results=... or resume=PATH)")
+    if results is not None:
+        target = Path(results).resolve()
+        if any(f and Path(f).resolve() == target for _, f, _, _ in loaded):
+            raise InputError(f"{results}: the results file is also a problem file; refusing to "
+                             "overwrite it: give the results another name")
+    store = ResultsFile(results) if results is not None else None
     warn = (lambda msg: print(f"placement compare: warning: {msg}", file=sys.stderr))
     rows: list[dict[str, Any]] = []
     if store is not None:
-        target = store.path.resolve()
-        clash = [f for _, f, _, _ in loaded if f and Path(f).resolve() == target]
-        if clash:
-            raise InputError(f"{store.path}: the results file is also a problem file; refusing to "
-                             "overwrite it: give the results another name")
         store.check_writable()  # a folder, a foreign file, an unwritable place: before any solve
         rows = store.read(warn)
         if rows and not resume:

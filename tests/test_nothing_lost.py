@@ -1,0 +1,147 @@
+"""Nothing lost (issue 18): no command overwrites a file it does not own, an output path
+that cannot be written is refused before the work, files follow the umask, a closed pipe
+ends quietly, and the schemas the package prints accept the files it writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+import placement
+from placement.cli import main
+from placement.errors import InputError
+from placement.plan import check_output_path, write_json_atomic
+
+from .conftest import ROOT
+
+
+def _files(tmp_path, diamond, n=2):
+    out = []
+    for i in range(n):
+        d = json.loads(json.dumps(diamond))
+        d["name"] = f"p{i}"
+        f = tmp_path / f"P{i}.json"
+        f.write_text(json.dumps(d, indent=2))
+        out.append(f)
+    return out
+
+
+def test_compare_json_is_a_flag_and_never_swallows_a_problem_file(tmp_path, diamond, capsys):
+    p1, p2 = _files(tmp_path, diamond)
+    before = p1.read_text(), p2.read_text()
+    # before the fix, --json took P1.json as its FILE and wrote a results row over it
+    assert main(["compare", "--json", str(p1), "--methods", "single", str(p2), "-t", "5"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["problem"] for r in rows} == {"p0", "p1"}
+    assert (p1.read_text(), p2.read_text()) == before
+
+
+@pytest.mark.parametrize("flag", ["--csv", "-o", "--resume"])
+def test_compare_never_overwrites_a_file_that_is_not_its_results(tmp_path, diamond, capsys, flag):
+    p1, p2 = _files(tmp_path, diamond)
+    foreign = tmp_path / "notes.csv"
+    foreign.write_text("name,score\nalice,3\n")
+    for target in (p1, foreign):
+        before = target.read_text()
+        code = main(["compare", str(p2), "--methods", "single", "-t", "5", flag, str(target)])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert str(target) in err and "Traceback" not in err
+        assert target.read_text() == before
+
+
+def test_compare_keeps_existing_rows_unless_resumed(tmp_path, diamond, capsys):
+    (p1,) = _files(tmp_path, diamond, n=1)
+    rows = tmp_path / "rows.csv"
+    assert main(["compare", str(p1), "--methods", "single", "-t", "5", "-o", str(rows)]) == 0
+    before = rows.read_text()
+    assert main(["compare", str(p1), "--methods", "heft", "-t", "5", "-o", str(rows)]) == 2
+    assert "pass --resume" in capsys.readouterr().err and rows.read_text() == before
+    assert main(["compare", str(p1), "--methods", "heft", "-t", "5", "-o", str(rows), "--resume"]) == 0
+    assert [r["method"] for r in placement.comparator.ResultsFile(rows).read()] == ["single", "heft"]
+
+
+def test_interrupted_rows_run_again_on_resume(tmp_path, diamond):
+    (p1,) = _files(tmp_path, diamond, n=1)
+    rows = tmp_path / "rows.jsonl"
+    store = placement.comparator.ResultsFile(rows)
+    placement.compare([str(p1)], ["single", "heft"], time_limit=5, results=rows)
+    cut = [dict(r, status="interrupted", value=None) if r["method"] == "heft" else r for r in store.read()]
+    store.write(cut)
+    again = placement.compare([str(p1)], ["single", "heft"], time_limit=5, results=rows, resume=True)
+    assert {r["method"]: r["status"] for r in again} == {"single": "feasible", "heft": "feasible"} or \
+        all(r["status"] in ("feasible", "optimal") for r in again)
+    assert len(again) == 2
+
+
+@pytest.mark.parametrize("make", ["file-as-folder", "folder", "proc"])
+def test_unwritable_output_paths_are_refused_before_solving(tmp_path, diamond, capsys, make):
+    (p1,) = _files(tmp_path, diamond, n=1)
+    if make == "file-as-folder":
+        target = p1 / "plan.json"           # a problem file used as a folder
+    elif make == "folder":
+        target = tmp_path                    # a folder
+    else:
+        target = "/proc/placement-plan.json"  # no file can be made there, not even by root
+    for cmd in (["solve", str(p1), "-m", "single", "-o", str(target)],
+                ["generate", "--blocks", "3", "-o", str(target)],
+                ["compare", str(p1), "--methods", "single", "-o", str(target) + ".csv"]):
+        if make == "folder" and cmd[0] == "compare":
+            continue  # 'folder.csv' is a fine new file name
+        code = main(cmd)
+        err = capsys.readouterr().err
+        assert code == 2, (cmd, err)
+        assert str(target) in err and "internal error" not in err
+    # the check itself: a new file in a new folder is fine and leaves nothing behind
+    check_output_path(tmp_path / "new" / "deeper" / "plan.json")
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(InputError, match="is a folder"):
+        check_output_path(tmp_path)
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask(tmp_path, diamond, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_json_atomic(tmp_path / "a.json", {"x": 1})
+        plan = placement.solve(diamond, method="single", time_limit=5)
+        plan.save(tmp_path / "plan.json")
+        placement.compare([diamond], ["single"], time_limit=5, results=tmp_path / "rows.csv")
+    finally:
+        os.umask(old)
+    for name in ("a.json", "plan.json", "rows.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+
+
+def test_a_closed_pipe_ends_quietly():
+    cmd = [sys.executable, "-m", "placement.cli", "generate", "--blocks", "2000", "--devices", "8"]
+    gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    gen.stdout.read(100)
+    gen.stdout.close()                  # what 'head' does
+    _, err = gen.communicate(timeout=60)
+    assert gen.returncode == 141, err
+    assert b"BrokenPipe" not in err and b"internal error" not in err
+
+
+def test_the_printed_schemas_accept_the_files_the_package_writes(tmp_path, capsys):
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema validates the printed schema")
+    assert main(["schema", "problem"]) == 0
+    problem_schema = json.loads(capsys.readouterr().out)
+    assert main(["schema", "plan"]) == 0
+    plan_schema = json.loads(capsys.readouterr().out)
+    quick = json.loads((ROOT / "examples" / "quickstart.json").read_text())
+    jsonschema.validate(quick, problem_schema)
+    for f in sorted((ROOT / "examples" / "models").glob("*.json"))[:4]:
+        jsonschema.validate(json.loads(f.read_text()), problem_schema)
+    bad = dict(quick, objectiv="latency")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, problem_schema)
+    plan = placement.solve(quick, method="heft", time_limit=5).to_dict()
+    jsonschema.validate(plan, plan_schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"status": "optimal"}, plan_schema)  # no assignment
