@@ -1,9 +1,10 @@
 """``placement show``: pictures of a plan.
 
-Two panels in one figure (``-o plan.png`` or ``.svg``; ``--no-dag`` keeps the Gantt only):
+Two panels in one figure (``-o plan.png``, ``.svg`` or ``.pdf``; ``--no-dag`` keeps the Gantt
+only; ``--hide-idle`` drops the rows of devices that run nothing):
 
 - **Gantt chart** of the schedule: one row per device (every device of the problem, so an
-  idle one is visible), one bar per block from its start to its end, coloured by the
+  idle one is visible, unless ``--hide-idle``), the time axis in ms below a second, one bar per block from its start to its end, coloured by the
   block's ``kind`` (legend); block ids are written in the bars wide enough to hold them.
   Every edge between two devices is an arrow from the producer's end (on its row) to the
   moment the data has arrived (producer end + transfer time, on the consumer's row); the
@@ -11,10 +12,13 @@ Two panels in one figure (``-o plan.png`` or ``.svg``; ``--no-dag`` keeps the Ga
   marker when it is already there), and each output is an arrow to ``sink`` ending when it
   is delivered. A dashed line marks the latency. Title: method, objective value, latency.
 - **Block graph** (DAG) laid out by topological depth (left to right), nodes coloured by
-  device, edges that cross devices drawn in red.
+  device, edges that cross devices drawn in red. Devices have their own palette (square
+  markers), apart from the block kinds' colours of the Gantt chart, so that no colour means two
+  things.
 
-``.html`` writes a self-contained page (the figure as inline SVG, then the schedule as a
-table): no script, no network.
+``.html`` writes a self-contained page: the figure as inline SVG with a tooltip on every block
+and transfer, then tables of the schedule, the transfers and each device's memory; one header,
+no script, no network.
 
 The schedule comes from the evaluator: the plan is re-scored with `placement.evaluate`
 before drawing (a plan file with only an ``assignment`` is drawn with the list rule's order).
@@ -52,10 +56,21 @@ def _kind_colours(kinds: list[str]) -> dict[str, str]:
     return out
 
 
+#: devices' colours: none of them is a block kind's colour (Tableau 10 above), so the block
+#: graph (by device) and the Gantt chart (by kind) never share a meaning for one colour.
+DEVICE_COLOURS = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#8ca252",
+                  "#bd9e39", "#ad494a", "#a55194", "#6b6ecf", "#b5cf6b", "#e7ba52", "#d6616b",
+                  "#ce6dbd", "#9c9ede", "#cedb9c", "#e7cb94", "#e7969c", "#de9ed6"]
+
+
 def _device_colours(n: int) -> list:
-    import matplotlib
-    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
+    return [DEVICE_COLOURS[i % len(DEVICE_COLOURS)] for i in range(n)]
+
+
+def time_axis(horizon_s: float) -> tuple[float, str]:
+    """(factor, unit) for a time axis that ends at ``horizon_s``: ms below a second, else s."""
+    from .report import time_unit
+    return time_unit(horizon_s)
 
 
 def _rescored(problem: Any, plan: Any):
@@ -76,33 +91,42 @@ def _rescored(problem: Any, plan: Any):
     return p, api.evaluate(p, plan)
 
 
+#: picture formats by extension
+FORMATS = (".png", ".svg", ".pdf", ".html", ".htm")
+
+
 def show(problem: Any, plan: Any, output: str | os.PathLike[str], *, dag: bool = True,
-         title: str | None = None, dpi: int = 120) -> dict[str, Any]:
-    """Draw ``plan`` on ``problem`` to ``output`` (.png, .svg or .html; see the module doc).
+         title: str | None = None, dpi: int = 120, hide_idle: bool = False) -> dict[str, Any]:
+    """Draw ``plan`` on ``problem`` to ``output`` (.png, .svg, .pdf or .html; see the module doc).
 
     ``problem``/``plan``: objects, dicts or file paths. Returns what was drawn:
     ``{"files": [...], "bars": blocks drawn, "transfers": cross-device edge arrows, "inputs":
     input arrows or markers, "outputs": output arrows or markers, "dag_nodes", "dag_edges",
-    "dag_cross_edges", "devices": rows}``. Raises `InputError` for an unknown extension.
+    "dag_cross_edges", "devices": rows drawn, "devices_used": devices that run a block}``.
+    ``hide_idle`` drops the rows of devices that run nothing (source and sink stay). Raises
+    `InputError` for an unknown extension or a path that cannot be written.
     """
+    from .plan import check_output_path
     out = Path(output)
     ext = out.suffix.lower()
-    if ext not in (".png", ".svg", ".html", ".htm"):
-        raise InputError(f"-o {output}: expected a file ending in .png, .svg or .html, found "
+    if ext not in FORMATS:
+        raise InputError(f"-o {output}: expected a file ending in .png, .svg, .pdf or .html, found "
                          f"'{ext or 'no extension'}'")
+    check_output_path(out, what="picture")
     p, scored = _rescored(problem, plan)
     import matplotlib
     matplotlib.use("Agg", force=False)
-    fig, info = _figure(p, scored, dag=dag, title=title)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    page = ext in (".html", ".htm")
+    fig, info = _figure(p, scored, dag=dag, title=title, hide_idle=hide_idle, page=page)
     try:
-        if ext in (".png", ".svg"):
+        if not page:
             _save_atomic(fig, out, ext[1:], dpi)
         else:
             buf = io.StringIO()
             fig.savefig(buf, format="svg", bbox_inches="tight")
             from .plan import write_text_atomic
-            write_text_atomic(out, _html_page(p, scored, _strip_xml_header(buf.getvalue())))
+            svg = _with_tooltips(p, scored, _strip_xml_header(buf.getvalue()))
+            write_text_atomic(out, _html_page(p, scored, svg))
     finally:
         import matplotlib.pyplot as plt
         plt.close(fig)
@@ -121,9 +145,19 @@ def _strip_xml_header(svg: str) -> str:
     return svg[start:] if start >= 0 else svg
 
 
-def _figure(p, plan, *, dag: bool, title: str | None):
+def _rows(p, plan, hide_idle: bool) -> list[int]:
+    """The devices drawn as Gantt rows, in problem order: all, or those that run a block plus
+    source and sink."""
+    if not hide_idle:
+        return list(range(p.n_devices))
+    used = {p.device_index[d] for d in plan.assignment.values()} | {p.source, p.sink}
+    return [d for d in range(p.n_devices) if d in used]
+
+
+def _figure(p, plan, *, dag: bool, title: str | None, hide_idle: bool = False, page: bool = False):
     import matplotlib.pyplot as plt
-    D = p.n_devices
+    rows = _rows(p, plan, hide_idle)
+    D = len(rows)
     h_gantt = min(2.0 + 0.45 * D, 18.0)
     widest = max(np.bincount([int(x) for x, _ in dag_layout(p).values()]).max(initial=1), 1) if p.n_blocks else 1
     h_dag = min(2.2 + 0.3 * widest, 8.0) if dag else 0.0
@@ -134,7 +168,7 @@ def _figure(p, plan, *, dag: bool, title: str | None):
     else:
         fig, ax_g = plt.subplots(1, 1, figsize=(width, h_gantt))
         ax_d = None
-    info = _gantt(ax_g, p, plan, width_pt=width * 72 * 0.85)
+    info = _gantt(ax_g, p, plan, width_pt=width * 72 * 0.85, rows=rows)
     if ax_d is not None:
         info.update(_dag(ax_d, p, plan))
     m = plan.metrics
@@ -145,17 +179,23 @@ def _figure(p, plan, *, dag: bool, title: str | None):
                      f"{m.get('period_s', math.nan):.4g} s · energy {m.get('energy_j', math.nan):.4g} J")
     if plan.violations:
         head += f"\nINFEASIBLE: {plan.violations[0]}"
-    ax_g.set_title(head, fontsize=10, loc="left", color="black" if not plan.violations else "red")
+    if not page or title:  # the HTML page has its own header with these facts
+        ax_g.set_title(head, fontsize=10, loc="left", color="black" if not plan.violations else "red")
     fig.tight_layout()
     return fig, info
 
 
-def _gantt(ax, p, plan, width_pt: float) -> dict[str, Any]:
+def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None) -> dict[str, Any]:
     from matplotlib.lines import Line2D
     from matplotlib.patches import FancyArrowPatch, Patch
+    from matplotlib.ticker import FuncFormatter
 
+    rows = list(range(p.n_devices)) if rows is None else rows
+    row_of = np.full(p.n_devices, -1, dtype=np.int64)
+    row_of[rows] = np.arange(len(rows))
     blocks = [b.id for b in p.blocks]
-    a = np.array([p.device_index[plan.assignment[b]] for b in blocks], dtype=np.int64)
+    dev = np.array([p.device_index[plan.assignment[b]] for b in blocks], dtype=np.int64)
+    a = row_of[dev]  # the Gantt row of each block
     start = np.array([plan.schedule[b]["start_s"] for b in blocks], dtype=float)
     end = np.array([plan.schedule[b]["end_s"] for b in blocks], dtype=float)
     latency = float(plan.metrics.get("latency_s", float(end.max(initial=0.0))))
@@ -189,16 +229,16 @@ def _gantt(ax, p, plan, width_pt: float) -> dict[str, Any]:
     n_tr = 0
     for k in range(p.n_edges):
         u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-        if a[u] == a[v]:
+        if dev[u] == dev[v]:
             continue
-        arrival = end[u] + p.transfer_time(float(p.edge_bytes[k]), int(a[u]), int(a[v]))
+        arrival = end[u] + p.transfer_time(float(p.edge_bytes[k]), int(dev[u]), int(dev[v]))
         arrow(end[u], a[u], arrival, a[v], f"transfer:{blocks[u]}--{blocks[v]}", "#333333")
         n_tr += 1
     n_in = n_out = 0
-    src, snk = p.source, p.sink
+    src, snk = int(row_of[p.source]), int(row_of[p.sink])
     for b in p.input_blocks:
-        if a[b] != src:
-            arrival = float(p.input_arrival(b)[a[b]])
+        if dev[b] != p.source:
+            arrival = float(p.input_arrival(b)[dev[b]])
             arrow(0.0, src, arrival, a[b], f"input:{blocks[b]}", "#2ca02c", "--")
         else:
             mk = ax.plot([0.0], [src], marker=">", color="#2ca02c", markersize=7, zorder=6,
@@ -206,8 +246,8 @@ def _gantt(ax, p, plan, width_pt: float) -> dict[str, Any]:
             mk.set_gid(f"input:{blocks[b]}")
         n_in += 1
     for b in p.output_blocks:
-        delivered = end[b] + float(p.output_delivery(b)[a[b]])
-        if a[b] != snk:
+        delivered = end[b] + float(p.output_delivery(b)[dev[b]])
+        if dev[b] != p.sink:
             arrow(end[b], a[b], delivered, snk, f"output:{blocks[b]}", "#d62728", "--")
         else:
             mk = ax.plot([end[b]], [snk], marker="s", color="#d62728", markersize=5, zorder=6)[0]
@@ -215,16 +255,20 @@ def _gantt(ax, p, plan, width_pt: float) -> dict[str, Any]:
         n_out += 1
     if math.isfinite(latency):
         ax.axvline(latency, color="#d62728", linestyle=":", linewidth=1.0, zorder=2)
-    ax.set_yticks(range(p.n_devices))
+    ax.set_yticks(range(len(rows)))
     labels = []
-    for i, d in enumerate(p.devices):
-        tag = " (source)" if i == src and i == snk else (" (source)" if i == src else (" (sink)" if i == snk else ""))
+    for i in rows:
+        d = p.devices[i]
+        tag = " (source, sink)" if i == p.source == p.sink else (
+            " (source)" if i == p.source else (" (sink)" if i == p.sink else ""))
         shown = d.type and d.type != d.id and not d.id.startswith(d.type)
         labels.append(f"{d.id} [{d.type}]{tag}" if shown else f"{d.id}{tag}")
     ax.set_yticklabels(labels, fontsize=8)
-    ax.set_ylim(p.n_devices - 0.5, -0.5)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlim(-0.01 * horizon, horizon * 1.04)
-    ax.set_xlabel("time (s)")
+    factor, unit = time_axis(horizon)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x * factor:g}"))
+    ax.set_xlabel(f"time ({unit})")
     ax.grid(axis="x", linestyle=":", linewidth=0.5, zorder=0)
     handles = [Patch(facecolor=c, edgecolor="black", linewidth=0.4, label=k) for k, c in colours.items()]
     handles += [Line2D([], [], color="#333333", marker=">", markersize=5, label="transfer (arrival)"),
@@ -233,7 +277,7 @@ def _gantt(ax, p, plan, width_pt: float) -> dict[str, Any]:
                 Line2D([], [], color="#d62728", linestyle=":", label="latency")]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
     return {"bars": n_bars, "transfers": n_tr, "inputs": n_in, "outputs": n_out,
-            "devices": p.n_devices}
+            "devices": len(rows), "devices_used": len(set(dev.tolist()))}
 
 
 def dag_layout(p) -> dict[int, tuple[float, float]]:
@@ -299,9 +343,9 @@ def _dag(ax, p, plan) -> dict[str, Any]:
             continue
         xy = np.array([pos[b] for b in members])
         sc = ax.scatter(xy[:, 0], xy[:, 1], s=size, color=cols[d], edgecolors="black",
-                        linewidths=0.4, zorder=3)
+                        linewidths=0.4, zorder=3, marker="s")
         sc.set_gid(f"dag-nodes:{p.devices[d].id}")
-        handles.append(Line2D([], [], marker="o", linestyle="", color=cols[d], markeredgecolor="black",
+        handles.append(Line2D([], [], marker="s", linestyle="", color=cols[d], markeredgecolor="black",
                               label=p.devices[d].id))
     if p.n_blocks <= 40:
         for b in range(p.n_blocks):
@@ -324,27 +368,85 @@ def _dag(ax, p, plan) -> dict[str, Any]:
     return {"dag_nodes": p.n_blocks, "dag_edges": p.n_edges, "dag_cross_edges": int(n_cross)}
 
 
+def _transfers(p, plan) -> list[dict[str, Any]]:
+    """Every transfer between devices, with its bytes, start (producer's end) and arrival."""
+    a = {b.id: p.device_index[plan.assignment[b.id]] for b in p.blocks}
+    out = []
+    for k in range(p.n_edges):
+        u, v = p.blocks[int(p.edge_src[k])].id, p.blocks[int(p.edge_dst[k])].id
+        if a[u] == a[v]:
+            continue
+        t0 = plan.schedule[u]["end_s"]
+        n = float(p.edge_bytes[k])
+        out.append({"id": f"transfer:{u}--{v}", "src": u, "dst": v, "from": p.devices[a[u]].id,
+                    "to": p.devices[a[v]].id, "bytes": n, "start_s": t0,
+                    "arrival_s": t0 + p.transfer_time(n, a[u], a[v])})
+    return out
+
+
+def _with_tooltips(p, plan, svg: str) -> str:
+    """Add an SVG ``<title>`` (a browser's tooltip) to every block bar and transfer arrow."""
+    import re
+    from .report import fmt_bytes
+    tips: dict[str, str] = {}
+    for b in p.blocks:
+        s = plan.schedule[b.id]
+        tips[f"block:{b.id}"] = (f"{b.id} ({b.kind}) on {s['device']}: {s['start_s'] * 1e3:.4g} to "
+                                 f"{s['end_s'] * 1e3:.4g} ms ({(s['end_s'] - s['start_s']) * 1e3:.4g} ms)")
+    for t in _transfers(p, plan):
+        tips[t["id"]] = (f"{t['src']} -> {t['dst']}: {fmt_bytes(t['bytes'])} from {t['from']} to {t['to']}, "
+                         f"{t['start_s'] * 1e3:.4g} to {t['arrival_s'] * 1e3:.4g} ms")
+
+    def add(m: "re.Match[str]") -> str:
+        tip = tips.get(html.unescape(m.group(2)))
+        return m.group(0) + (f"<title>{html.escape(tip)}</title>" if tip else "")
+    return re.sub(r'(<g id="([^"]+)"[^>]*>)', add, svg)
+
+
 def _html_page(p, plan, svg: str) -> str:
+    from .report import describe_objective, fmt_bytes
     m = plan.metrics
     rows = []
     for b in p.blocks:
         s = plan.schedule[b.id]
         rows.append(f"<tr><td>{html.escape(b.id)}</td><td>{html.escape(b.kind)}</td>"
-                    f"<td>{html.escape(s['device'])}</td><td>{s['start_s']:.6g}</td>"
-                    f"<td>{s['end_s']:.6g}</td></tr>")
-    facts = (f"method <b>{html.escape(str(plan.method))}</b> · status {plan.status.value} · "
-             f"value {plan.value:.6g} · latency {m.get('latency_s', math.nan):.6g} s · period "
+                    f"<td>{html.escape(s['device'])}</td><td>{s['start_s'] * 1e3:.6g}</td>"
+                    f"<td>{s['end_s'] * 1e3:.6g}</td><td>{(s['end_s'] - s['start_s']) * 1e3:.6g}</td></tr>")
+    transfers = [f"<tr><td>{html.escape(t['src'])}</td><td>{html.escape(t['dst'])}</td>"
+                 f"<td>{html.escape(t['from'])}</td><td>{html.escape(t['to'])}</td>"
+                 f"<td>{fmt_bytes(t['bytes'])}</td><td>{t['start_s'] * 1e3:.6g}</td>"
+                 f"<td>{t['arrival_s'] * 1e3:.6g}</td></tr>" for t in _transfers(p, plan)]
+    memory = [f"<tr><td>{html.escape(d.id)}</td><td>{html.escape(d.type or '')}</td>"
+              f"<td>{fmt_bytes(m.get('memory_bytes', {}).get(d.id, 0.0))}</td>"
+              f"<td>{fmt_bytes(d.memory_bytes)}</td></tr>"
+              for d in p.devices if d.id in m.get("memory_bytes", {})]
+    value = "-" if plan.value is None else f"{plan.value:.6g}"
+    facts = (f"method <b>{html.escape(str(plan.method or '(plan file)'))}</b> · objective "
+             f"{html.escape(describe_objective(plan.objective))} · status {plan.status.value} · "
+             f"value {value} · latency {m.get('latency_s', math.nan):.6g} s · period "
              f"{m.get('period_s', math.nan):.6g} s · energy {m.get('energy_j', math.nan):.6g} J")
+    if plan.violations:
+        facts += "<br><b>infeasible</b>: " + html.escape(plan.violations[0])
+    none = "<tr><td colspan=7>none: every block's input is on its device</td></tr>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(p.name)}: plan</title>
-<style>body{{font-family:sans-serif;margin:1.5em}} table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}} td:first-child{{text-align:left}}
+<style>body{{font-family:sans-serif;margin:1.5em}} table{{border-collapse:collapse;font-size:12px;margin-bottom:1.5em}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}} td:first-child,th:first-child{{text-align:left}}
 svg{{max-width:100%;height:auto}}</style></head>
 <body><h1>{html.escape(p.name)}</h1><p>{facts}</p>
+<p>Hover over a block or a transfer for its times.</p>
 {svg}
 <h2>Schedule (from the evaluator)</h2>
-<table><tr><th>block</th><th>kind</th><th>device</th><th>start s</th><th>end s</th></tr>
+<table><tr><th>block</th><th>kind</th><th>device</th><th>start ms</th><th>end ms</th><th>duration ms</th></tr>
 {''.join(rows)}
+</table>
+<h2>Transfers between devices</h2>
+<table><tr><th>from block</th><th>to block</th><th>from device</th><th>to device</th><th>bytes</th><th>start ms</th><th>arrival ms</th></tr>
+{''.join(transfers) or none}
+</table>
+<h2>Memory</h2>
+<table><tr><th>device</th><th>type</th><th>used</th><th>capacity</th></tr>
+{''.join(memory)}
 </table></body></html>
 """
 
@@ -354,15 +456,21 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("problem", help="problem file (JSON)")
     p.add_argument("plan", help="plan file (JSON; only 'assignment' is required)")
     p.add_argument("-o", "--output", required=True,
-                   help="picture to write: .png or .svg (Gantt above, block graph below) or .html "
-                   "(self-contained page)")
+                   help="picture to write: .png, .svg or .pdf (Gantt above, block graph below) or "
+                   ".html (self-contained page with tooltips and tables)")
     p.add_argument("--no-dag", action="store_true", help="draw the Gantt chart only")
+    p.add_argument("--hide-idle", action="store_true",
+                   help="leave out the rows of devices that run no block (source and sink stay)")
+    p.add_argument("--dpi", type=int, default=120, help="resolution of a .png (default 120)")
     p.add_argument("--title", help="title instead of the default (method, value, latency)")
 
 
 def run(args: argparse.Namespace) -> int:
     from .cli import EXIT_OK
-    info = show(args.problem, args.plan, args.output, dag=not args.no_dag, title=args.title)
-    print(f"wrote {args.output}: {info['bars']} blocks on {info['devices']} devices, "
-          f"{info['transfers']} transfers between devices")
+    from .report import plural
+    info = show(args.problem, args.plan, args.output, dag=not args.no_dag, title=args.title,
+                dpi=args.dpi, hide_idle=args.hide_idle)
+    print(f"wrote {args.output}: {plural(info['bars'], 'block')} on "
+          f"{plural(info['devices_used'], 'device')} (of {info['devices']} drawn), "
+          f"{plural(info['transfers'], 'transfer')} between devices")
     return EXIT_OK
