@@ -80,7 +80,7 @@ def _objective_arg(text: str | None):
 # ---------------------------------------------------------------------------- solve
 def configure_solve(p: argparse.ArgumentParser) -> None:
     from .api import DEFAULT_METHOD, DEFAULT_TIME_LIMIT_S
-    p.add_argument("problem", help="problem file (JSON, SPEC section 3)")
+    p.add_argument("problem", help="problem file (JSON; format: docs/format.md, or 'placement schema problem')")
     p.add_argument("-m", "--method", "--methods", dest="method", default=DEFAULT_METHOD,
                    help=f"method name (see 'placement methods'; default {DEFAULT_METHOD})")
     p.add_argument("-t", "--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S,
@@ -130,7 +130,7 @@ def exit_code(plan) -> int:
 # ------------------------------------------------------------------------- evaluate
 def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("problem", help="problem file (JSON)")
-    p.add_argument("plan", help="plan file (JSON, SPEC section 7); only 'assignment' is required")
+    p.add_argument("plan", help="plan file (JSON; only 'assignment' is required; format: docs/format.md)")
     p.add_argument("--objective", help="score for this objective instead of the problem's own")
     p.add_argument("-o", "--output", help="write the re-scored plan here (JSON, atomically)")
     p.add_argument("--json", action="store_true", help="print the re-scored plan as JSON on stdout")
