@@ -145,3 +145,79 @@ def test_the_printed_schemas_accept_the_files_the_package_writes(tmp_path, capsy
     jsonschema.validate(plan, plan_schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"status": "optimal"}, plan_schema)  # no assignment
+
+
+# ------------------------------------------------------------- exit 1 and the study's rows
+class _Crash(placement.method.Method):
+    """A method with a bug: it raises."""
+
+    name = "crash"
+    kind = "baseline"
+    guarantee = "none"
+    summary = "raises ZeroDivisionError"
+
+    def solve(self, problem, ctx):
+        return 1 / 0
+
+
+class _LatencyOnly(_Crash):
+    name = "latency-only"
+    objectives = frozenset({"latency"})
+
+    def solve(self, problem, ctx):
+        from placement import registry
+        return registry.get_method("single").solve(problem, ctx)
+
+
+_CRASH_CLI = ("import sys; from placement import registry; "
+              "registry.METHODS['crash'] = 'tests.test_nothing_lost:_Crash'; "
+              "from placement.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def test_a_bug_exits_1_in_one_line_and_placement_debug_shows_the_traceback(tmp_path, diamond):
+    (p1,) = _files(tmp_path, diamond, n=1)
+    env = {k: v for k, v in os.environ.items() if k != "PLACEMENT_DEBUG"}
+    res = subprocess.run([sys.executable, "-c", _CRASH_CLI, "solve", str(p1), "-m", "crash"],
+                         capture_output=True, text=True, cwd=ROOT, env=env)
+    assert res.returncode == 1, res.stderr
+    assert "ZeroDivisionError" in res.stdout + res.stderr and "Traceback" not in res.stderr
+    dbg = subprocess.run([sys.executable, "-c", _CRASH_CLI, "solve", str(p1), "-m", "crash"],
+                         capture_output=True, text=True, cwd=ROOT, env={**env, "PLACEMENT_DEBUG": "1"})
+    assert dbg.returncode != 0 and "Traceback" in dbg.stderr and "ZeroDivisionError" in dbg.stderr
+
+
+def test_compare_rows_for_errors_unsupported_objectives_and_refused_sizes(tmp_path, diamond, monkeypatch):
+    from placement import registry
+    monkeypatch.setitem(registry.METHODS, "crash", "tests.test_nothing_lost:_Crash")
+    registry._cache.pop("crash", None)
+    rows = placement.compare([diamond], ["crash", "single"], time_limit=5)
+    by = {r["method"]: r for r in rows}
+    assert by["crash"]["status"] == "error" and "ZeroDivisionError" in by["crash"]["message"]
+    assert by["single"]["status"] in ("feasible", "optimal")
+    # an objective a method does not declare is an 'unsupported' row naming it
+    monkeypatch.setitem(registry.METHODS, "latency-only", "tests.test_nothing_lost:_LatencyOnly")
+    registry._cache.pop("latency-only", None)
+    rows = placement.compare([diamond], ["latency-only", "single"], objective="energy", time_limit=5)
+    row = next(r for r in rows if r["method"] == "latency-only")
+    assert row["status"] == "unsupported" and "energy" in row["message"]
+    assert next(r for r in rows if r["method"] == "single")["status"] in ("feasible", "optimal")
+    # brute refuses a size: 'skipped' with the reason
+    big = placement.generate("chain", 40, 6, seed=0, name="big")
+    row = placement.compare([big], ["brute"], time_limit=5)[0]
+    assert row["status"] == "skipped" and row["message"]
+
+
+def test_compare_seeds_workers_and_per_method_options(tmp_path, diamond, capsys):
+    p1, p2 = _files(tmp_path, diamond)
+    out = tmp_path / "rows.csv"
+    assert main(["compare", str(p1), str(p2), "--methods", "single,local", "--seeds", "0,1",
+                 "--option", "local.patience=50", "-w", "2", "-t", "5", "-o", str(out)]) == 0
+    rows = placement.comparator.ResultsFile(out).read()
+    assert sorted((r["problem"], r["method"], r["seed"]) for r in rows) == sorted(
+        (p, m, s) for p in ("p0", "p1") for m in ("single", "local") for s in (0, 1))
+    capsys.readouterr()
+    # an option for every listed method that takes it; one none takes is exit 2 naming it
+    assert main(["compare", str(p1), "--methods", "single", "--option", "patience=5"]) == 2
+    assert "patience" in capsys.readouterr().err
+    assert main(["compare", str(p1), "--methods", "single", "--seeds", "a,b"]) == 2
+    assert "--seeds: expected comma-separated integers" in capsys.readouterr().err
