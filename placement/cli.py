@@ -106,9 +106,13 @@ def run_solve(args: argparse.Namespace) -> int:
     options = _method_options(args.option)
     if args.backend:
         options["backend"] = args.backend
-    with solving_status(args.method, args.time_limit, quiet=args.json) as progress:
+    from . import interrupt
+    with interrupt.handling_sigint(), solving_status(args.method, args.time_limit,
+                                                     quiet=args.json) as progress:
+        # Ctrl-C: the method stops as at its time limit and its best plan is kept (interrupt.py)
         plan = api.solve(problem, args.method, objective=_objective_arg(args.objective),
                          time_limit=args.time_limit, seed=args.seed, progress=progress, **options)
+        interrupted = interrupt.requested()
     if args.output:
         plan.save(args.output)
     if args.json:
@@ -117,6 +121,9 @@ def run_solve(args: argparse.Namespace) -> int:
         plan_report(problem.with_objective(_objective_arg(args.objective)), plan, console())
         if args.output:
             console().print(f"plan written to {args.output}")
+    if interrupted:
+        print("placement: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return exit_code(plan)
 
 

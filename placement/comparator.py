@@ -356,8 +356,10 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
                  and r["problem_sha"] != shas[r["problem"]]]
         if stale:
             names_stale = sorted({r["problem"] for r in stale})
-            warn(f"{', '.join(names_stale)} changed since {len(stale)} of its rows were written: "
-                 "those rows are dropped and run again")
+            n = len(stale)
+            warn(f"{', '.join(names_stale)} changed since {n} row{'s' if n != 1 else ''} "
+                 f"{'was' if n == 1 else 'were'} written: {'it is' if n == 1 else 'they are'} "
+                 "dropped and run again")
             rows = [r for r in rows if r not in stale]
     done = {(r["problem"], r["method"], r["objective"], _tl(r["time_limit"]), r["seed"]) for r in rows}
 

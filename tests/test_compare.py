@@ -341,7 +341,7 @@ def test_resume_reruns_the_rows_of_a_problem_that_changed(tmp_path, capsys):
     Path(files[0]).write_text(json.dumps(d))
     redone = []
     rows2 = compare(files, ["single"], time_limit=5, resume=out, on_row=redone.append)
-    assert "g0 changed since 1 row(s) were written" in capsys.readouterr().err
+    assert "g0 changed since 1 row was written: it is dropped" in capsys.readouterr().err
     assert [r["problem"] for r in redone] == ["g0"]
     assert len(rows2) == 2 and rows2[0]["value"] < rows[0]["value"] and rows2[1] == rows[1]
     assert ResultsFile(out).read() == rows2
