@@ -65,15 +65,24 @@ def _objective_arg(text: str | None):
     """``latency`` or a JSON weighted sum ``{"latency": 1, "energy": 0.2}``."""
     if text is None or not text.lstrip().startswith("{"):
         return text
-    from .errors import InputError
+    from .errors import InputError, _short, did_you_mean
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"--objective: expected a name or a JSON object of weights ({exc.msg})") from None
-    if not isinstance(value, dict) or not value or not all(
-            k in ("latency", "throughput", "energy") and isinstance(w, (int, float)) and w >= 0
-            for k, w in value.items()):
-        raise InputError("--objective: expected weights like {\"latency\": 1.0, \"energy\": 0.2}")
+    names = ("latency", "throughput", "energy")
+    if not isinstance(value, dict) or not value:
+        raise InputError("--objective: expected weights like {\"latency\": 1.0, \"energy\": 0.2}, "
+                         f"found {_short(value)}")
+    for k, w in value.items():
+        if k not in names:
+            hint = did_you_mean(k, names) or f"expected one of {', '.join(names)}"
+            raise InputError(f"--objective: unknown metric {_short(k)} ({hint})")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 or w == float("inf"):
+            raise InputError(f"--objective: the weight of {k}: expected a finite number >= 0, found {_short(w)}")
+    if not any(w > 0 for w in value.values()):
+        raise InputError(f"--objective: expected at least one positive weight, found {_short(value)} "
+                         "(every plan would score 0)")
     return value
 
 

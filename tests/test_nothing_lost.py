@@ -221,3 +221,34 @@ def test_compare_seeds_workers_and_per_method_options(tmp_path, diamond, capsys)
     assert "patience" in capsys.readouterr().err
     assert main(["compare", str(p1), "--methods", "single", "--seeds", "a,b"]) == 2
     assert "--seeds: expected comma-separated integers" in capsys.readouterr().err
+
+
+def test_objective_weights_are_checked_by_name(tmp_path, diamond, capsys):
+    (p1,) = _files(tmp_path, diamond, n=1)
+    assert main(["solve", str(p1), "-m", "single", "--objective", '{"energi": 0.2}']) == 2
+    assert "unknown metric \"energi\" (did you mean 'energy'?)" in capsys.readouterr().err
+    assert main(["solve", str(p1), "-m", "single", "--objective", '{"energy": 0, "latency": 0}']) == 2
+    assert "at least one positive weight" in capsys.readouterr().err
+    assert main(["solve", str(p1), "-m", "single", "--objective", '{"energy": true}']) == 2
+    assert "expected a finite number >= 0, found true" in capsys.readouterr().err
+
+
+def test_the_report_names_units_the_bound_and_an_infeasible_plan(tmp_path, diamond, capsys):
+    (p1,) = _files(tmp_path, diamond, n=1)
+    assert main(["solve", str(p1), "-m", "single", "--objective", "throughput"]) == 0
+    out = capsys.readouterr().out
+    assert "objective throughput (minimise the period, s)" in out
+    assert " s   bound " in out and ("(cheap bound)" in out or "(proven by single)" in out)
+    assert main(["solve", str(p1), "-m", "single", "--objective", '{"latency": 1, "energy": 0.5}']) == 0
+    assert "1·latency_s + 0.5·energy_j" in capsys.readouterr().out
+    # a hand-written plan that overflows memory: no gap, no empty method name, no solve time
+    d = json.loads(p1.read_text())
+    for dev in d["devices"]:
+        dev["memory_bytes"] = 1500.0
+    p1.write_text(json.dumps(d))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"assignment": {"s": "A", "l": "A", "r": "A", "t": "A"}}))
+    assert main(["evaluate", str(p1), str(plan)]) == 3
+    out = capsys.readouterr().out
+    assert "infeasible plan: no bound, no gap" in out and "gap 0.00%" not in out
+    assert "method (plan file)" in out and "solve time" not in out
