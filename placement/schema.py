@@ -92,12 +92,21 @@ class EdgeSpec(_Strict):
     bytes: NonNeg | None = None
 
 
+class ScenarioSpec(_Strict):
+    """One way an inference can go: the blocks that do NOT run (SPEC section 10)."""
+    name: Id
+    probability: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    skip: list[Id] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
 class ModelSpec(_Strict):
     name: str = "model"
     input_bytes: NonNeg = 0.0
     blocks: list[BlockSpec] = Field(min_length=1)
     edges: list[Union[Annotated[list[Id], Field(min_length=2, max_length=2)], EdgeSpec]] = Field(
         default_factory=list)
+    scenarios: list[ScenarioSpec] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -127,17 +136,26 @@ class LinkSpec(_Strict):
     symmetric: bool = True
 
 
+class MediumSpec(_Strict):
+    """Devices that share the air (one WiFi channel, one access point): transfers between two
+    of them are sent one at a time (SPEC section 5a)."""
+    id: Id
+    devices: list[Id] = Field(min_length=2)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
 class NetworkSpec(_Strict):
     default: LinkDefault | None = None
     links: list[LinkSpec] = Field(default_factory=list)
+    media: list[MediumSpec] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _no_contention(cls, data: Any) -> Any:
         if isinstance(data, dict) and "contention" in data:
-            raise SchemaRule("no 'contention' key", "contention", "links are contention-free "
-                             "until a shared-medium model exists (SPEC section 5); remove the key")
+            raise SchemaRule("no 'contention' key", "contention", "shared air is declared as "
+                             "'media': [{\"id\": \"wifi\", \"devices\": [...]}]; see docs/format.md")
         return data
 
 

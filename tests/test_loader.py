@@ -131,7 +131,7 @@ def test_no_default_means_unreachable(diamond):
     (lambda d: d["network"]["default"].update(bandwidth_bytes_per_s="100Mbps"),
      r"network\.default\.bandwidth_bytes_per_s: expected a number, found \"100Mbps\""),
     (lambda d: d["network"].update(contention="wifi"),
-     r"network: expected no 'contention' key, found \"contention\" \(links are contention-free"),
+     r"network: expected no 'contention' key, found \"contention\" \(shared air is declared as 'media'"),
     (lambda d: d.update(source="X"), r"source: expected the id of a device, found \"X\""),
     (lambda d: d.update(sink="b"), r"sink: expected the id of a device, found \"b\" \(did you mean 'B'\?\)"),
     (lambda d: d.update(pinned={"q": "A"}), r"pinned\.q: expected the id of a block \(as key\), found \"q\""),
