@@ -13,7 +13,7 @@ from . import GRANULARITIES, catalog
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``placement profile``."""
-    parser.add_argument("model", metavar="MODEL",
+    parser.add_argument("model", metavar="MODEL", nargs="?",
                         help="a timm model name (created with pretrained=False: nothing is downloaded) "
                              "or 'package.module:callable' returning your torch.nn.Module")
     parser.add_argument("--devices", default="rpi4,jetson-nano,laptop",
@@ -31,6 +31,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per block, median kept (default 10)")
     parser.add_argument("--name", default=None, help="problem name (default MODEL-NDEV)")
     parser.add_argument("-o", "--output", default=None, help="problem file to write (default: stdout)")
+    cond = parser.add_argument_group("conditional execution (scenarios; docs/profiles.md)")
+    cond.add_argument("--generalist", metavar="MODEL",
+                      help="a generalist model on the edge (instead of MODEL), with --experts and --route")
+    cond.add_argument("--experts", metavar="MODEL[:COUNT],...",
+                      help="expert models, e.g. deit_small_patch16_224:4")
+    cond.add_argument("--route", metavar="P0,P1,...",
+                      help="the edge-only probability, then each expert's (sum 1)")
+    cond.add_argument("--exits", metavar="BLOCK:P,...",
+                      help="early-exit heads after these blocks, with the probability of exiting there")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,15 +70,49 @@ def run(args: argparse.Namespace) -> int:
     from .models import load_model
     from .profile import profile_model
 
-    model, model_name = load_model(args.model)
-    shape = shape or default_input_shape(model)
-    try:
-        section = profile_model(model, shape, args.granularity, name=model_name, threads=args.threads,
-                                warmup=args.warmup, repeats=args.repeats)
-    except TraceError as exc:
-        raise InputError(f"MODEL '{args.model}': {exc}") from None
-    except RuntimeError as exc:  # e.g. the input shape does not fit the model
-        raise InputError(f"MODEL '{args.model}' failed on input {'x'.join(map(str, shape))}: {exc}") from None
+    from . import conditional as C
+
+    def profiled(spec: str):
+        model, model_name = load_model(spec)
+        shp = shape or default_input_shape(model)
+        try:
+            return model, model_name, shp, profile_model(model, shp, args.granularity, name=model_name,
+                                                         threads=args.threads, warmup=args.warmup,
+                                                         repeats=args.repeats)
+        except TraceError as exc:
+            raise InputError(f"MODEL '{spec}': {exc}") from None
+        except RuntimeError as exc:  # e.g. the input shape does not fit the model
+            raise InputError(f"MODEL '{spec}' failed on input {'x'.join(map(str, shp))}: {exc}") from None
+
+    if args.generalist:
+        if args.model or args.exits:
+            raise InputError("--generalist: give either MODEL (with --exits) or --generalist with --experts")
+        if not args.experts or not args.route:
+            raise InputError("--generalist: needs --experts and --route")
+        experts = C.parse_experts(args.experts)
+        route = C.parse_route(args.route, len(experts))
+        _, gname, _, gsec = profiled(args.generalist)
+        cache: dict[str, dict] = {}
+        for e in experts:  # the same model twice is profiled once
+            if e not in cache:
+                cache[e] = profiled(e)[3]
+        section = C.combine_experts(gsec, [cache[e] for e in experts], route)
+        model_name = section["name"]
+    else:
+        if not args.model:
+            raise InputError("MODEL: expected a timm name or 'package.module:callable' (or --generalist)")
+        if args.experts or args.route:
+            raise InputError("--experts and --route go with --generalist")
+        model, model_name, shp, section = profiled(args.model)
+        if args.exits:
+            exits = C.parse_exits(args.exits)
+            ids = [b["id"] for b in section["blocks"]]
+            for x in exits:
+                if x not in ids:
+                    C.add_exits(section, {x: exits[x]}, {})  # raises, naming the block and the valid ones
+            heads = C.exit_head_costs(model, section, list(exits), shp, threads=args.threads,
+                                      warmup=args.warmup, repeats=args.repeats)
+            section = C.add_exits(section, exits, heads)
     reference = measure_host_reference(args.threads, args.warmup, args.repeats)
     problem = make_problem(section, types, args.network, reference=reference, name=args.name)
     text = json.dumps(problem, indent=1)
