@@ -206,6 +206,8 @@ def configure_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", default="latency", help="latency, throughput, energy, or JSON weights")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--name", help="problem name (default: from the arguments)")
+    p.add_argument("--no-media", dest="media", action="store_false", default=None,
+                   help="star network: no shared air at the access point (links contention-free)")
     p.add_argument("-o", "--output", help="write the problem here (default: stdout)")
 
 
@@ -216,7 +218,7 @@ def run_generate(args: argparse.Namespace) -> int:
         check_output_path(args.output, what="problem file")
     problem = generate(args.shape, args.blocks, args.devices, device_set=args.device_set,
                        network=args.network, seed=args.seed, split=args.split,
-                       objective=_objective_arg(args.objective), name=args.name)
+                       objective=_objective_arg(args.objective), name=args.name, media=args.media)
     from .loader import load
     load(problem)  # the generator's output always loads; fail here, not in the user's solve
     if args.output:

@@ -24,7 +24,9 @@ Device sets
 
 Networks
   ``star``   every pair talks through one Wi-Fi access point: two hops, so half the
-             AP's bandwidth and twice its latency (one ``network.default``).
+             AP's bandwidth and twice its latency (one ``network.default``); the devices
+             share the AP's air (one medium ``ap``, SPEC 5a) when the package models shared
+             media, unless ``media=False`` (``--no-media``).
   ``mesh``   a listed, symmetric link for every pair, bandwidths and latencies drawn per pair.
   ``tiers``  two tiers: a fast LAN inside each tier, a slower uplink between them (with the
              ``edge`` set the server is the upper tier, reached over a 5G-class uplink).
@@ -212,9 +214,12 @@ def _devices(rng, kind: str, n: int, total_params: float, max_act: float, max_bl
     return out
 
 
-def _network(rng, kind: str, devices: list[dict], device_set: str) -> dict[str, Any]:
+def _network(rng, kind: str, devices: list[dict], device_set: str, media: bool) -> dict[str, Any]:
     if kind == "star":
-        return {"default": {"bandwidth_bytes_per_s": 1.5e7, "latency_s": 0.004}}
+        net: dict[str, Any] = {"default": {"bandwidth_bytes_per_s": 1.5e7, "latency_s": 0.004}}
+        if media and len(devices) >= 2:  # one access point: one channel, shared air
+            net["media"] = [{"id": "ap", "devices": [d["id"] for d in devices]}]
+        return net
     if kind == "mesh":
         links = []
         for i in range(len(devices)):
@@ -240,7 +245,7 @@ def _network(rng, kind: str, devices: list[dict], device_set: str) -> dict[str, 
 def generate(shape: str = "hybrid", blocks: int = 20, devices: int = 4, *,
              device_set: str = "edge", network: str = "star", seed: int = 0,
              split: float = 0.0, objective: str | dict[str, float] = "latency",
-             name: str | None = None) -> dict[str, Any]:
+             name: str | None = None, media: bool | None = None) -> dict[str, Any]:
     """A synthetic problem as a dict (a problem file's content; `placement.load` takes it).
 
     ``shape`` in chain, dag, hybrid; ``blocks`` >= 1 and ``devices`` >= 1 are exact counts
@@ -272,7 +277,9 @@ def generate(shape: str = "hybrid", blocks: int = 20, devices: int = 4, *,
     max_act = max(b["activation_bytes"] for b in blks)
     max_block = max(b["params_bytes"] + b["activation_bytes"] for b in blks)
     devs = _devices(rng, device_set, devices, total_params, max_act, max_block)
-    net = _network(rng, network, devs, device_set)
+    from .loader import MODELLED_FEATURES
+    media = ("media" in MODELLED_FEATURES) if media is None else media
+    net = _network(rng, network, devs, device_set, media)
     return {
         "name": name or f"{shape}-{blocks}b-{devices}d-{device_set}-{network}-s{seed}",
         "objective": objective,

@@ -150,9 +150,22 @@ def _host_memory() -> float:
         return 8.0e9
 
 
-def network(name: str, devs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def media_by_default() -> bool:
+    """Whether a shared network puts its devices on a medium when not told: yes exactly when
+    the package models shared media (a medium that nothing models would be refused on load)."""
+    try:
+        from placement.loader import MODELLED_FEATURES
+    except ImportError:  # pragma: no cover - profiles used without the core
+        return False
+    return "media" in MODELLED_FEATURES
+
+
+def network(name: str, devs: Sequence[dict[str, Any]], media: bool | None = None) -> dict[str, Any]:
     """The ``network`` section: ``name``'s default link, and one link per device pair whose
-    radio (either end) is slower than that default, at the slower radio's rate."""
+    radio (either end) is slower than that default, at the slower radio's rate. A network
+    with ``shared_medium`` (Wi-Fi) also puts all its devices on one medium named after it
+    (SPEC section 5a); ``media=False`` leaves them contention-free, ``None`` follows
+    `media_by_default`."""
     spec = network_spec(name)
     bw = float(spec["bandwidth_bytes_per_s"])
     lat = float(spec["latency_s"])
@@ -169,9 +182,13 @@ def network(name: str, devs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             if cap < bw:
                 links.append({"src": a, "dst": b, "bandwidth_bytes_per_s": cap, "latency_s": lat,
                               "symmetric": True})
+    out_media = []
+    if (media_by_default() if media is None else media) and spec.get("shared_medium") and len(ids) >= 2:
+        out_media = [{"id": name, "devices": ids}]
     return {
         "default": {"bandwidth_bytes_per_s": bw, "latency_s": lat},
         "links": links,
+        **({"media": out_media} if out_media else {}),
         "meta": {"catalog": "profiles/catalog/networks.json", "network": name, "name": spec["name"],
                  "sources": spec["sources"],
                  "radio_caps": "links touching a device whose radio is slower than the network run at that "

@@ -31,6 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per block, median kept (default 10)")
     parser.add_argument("--name", default=None, help="problem name (default MODEL-NDEV)")
     parser.add_argument("-o", "--output", default=None, help="problem file to write (default: stdout)")
+    parser.add_argument("--no-media", dest="media", action="store_false", default=None,
+                        help="a Wi-Fi network without a shared medium (transfers do not contend)")
     cond = parser.add_argument_group("conditional execution (scenarios; docs/profiles.md)")
     cond.add_argument("--generalist", metavar="MODEL",
                       help="a generalist model on the edge (instead of MODEL), with --experts and --route")
@@ -114,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
                                       warmup=args.warmup, repeats=args.repeats)
             section = C.add_exits(section, exits, heads)
     reference = measure_host_reference(args.threads, args.warmup, args.repeats)
-    problem = make_problem(section, types, args.network, reference=reference, name=args.name)
+    problem = make_problem(section, types, args.network, reference=reference, name=args.name,
+                           media=args.media)
     text = json.dumps(problem, indent=1)
     if args.output:
         write_atomic(args.output, text + "\n")

@@ -12,7 +12,8 @@ HOST_TIME_KEY = "time_host_s"
 
 def make_problem(model: Mapping[str, Any], device_types: Sequence[str], network: str = "wifi5", *,
                  reference: Mapping[str, Any] | None = None, name: str | None = None,
-                 source: str | None = None, objective: Any = "latency") -> dict[str, Any]:
+                 source: str | None = None, objective: Any = "latency",
+                 media: bool | None = None) -> dict[str, Any]:
     """Assemble a problem (SPEC section 3) from the ``model`` section `profile_model` returned.
 
     ``device_types`` are catalog types (repeats allowed: ids become ``rpi4-0``, ``rpi4-1``).
@@ -20,7 +21,9 @@ def make_problem(model: Mapping[str, Any], device_types: Sequence[str], network:
     with it, every block gets ``time_s[type]``, its calibrated time on each device type in
     the problem; without it (or for blocks profiled without timing), devices fall back to
     ``flops / (flops_per_s * efficiency[kind])``. ``source`` is the id of the camera device
-    (default: the first device); the sink is the source. The input is not changed.
+    (default: the first device); the sink is the source. ``media``: see `catalog.network`
+    (a Wi-Fi network shares its air when the package models shared media). The input is not
+    changed.
     """
     model = copy.deepcopy(dict(model))
     host_rate = float(reference["rate_flops_per_s"]) if reference else None
@@ -29,7 +32,7 @@ def make_problem(model: Mapping[str, Any], device_types: Sequence[str], network:
     src = source or ids[0]
     if src not in ids:
         raise catalog._input_error(f"source '{src}' is not one of the devices: {', '.join(ids)}")
-    net = catalog.network(network, devs)
+    net = catalog.network(network, devs, media=media)
 
     types_seen: list[dict[str, Any]] = []
     for d in devs:

@@ -74,3 +74,24 @@ def test_valid_scenarios_are_refused_until_modelled_not_ignored(diamond):
                                {"name": "full", "probability": 0.4 + 1e-12}]
     with pytest.raises(ProblemError, match=r"model\.scenarios: expected a problem without scenarios"):
         placement.load(d)
+
+
+def test_generator_and_catalog_put_wifi_devices_on_one_medium_when_media_are_modelled(monkeypatch):
+    from placement import loader
+    from profiles import catalog
+    devs = catalog.devices(["rpi4", "jetson-nano", "laptop"])
+    # today: media are not modelled, so nothing is put on a medium by default
+    assert "media" not in loader.MODELLED_FEATURES
+    assert "media" not in placement.generate("chain", 4, 3, network="star")["network"]
+    assert "media" not in catalog.network("wifi5", devs)
+    # asked for, or once modelled: Wi-Fi and the star's access point share the air; wired does not
+    ids = [d["id"] for d in devs]
+    assert catalog.network("wifi5", devs, media=True)["media"] == [{"id": "wifi5", "devices": ids}]
+    assert "media" not in catalog.network("ethernet", devs, media=True)
+    monkeypatch.setattr(loader, "MODELLED_FEATURES", frozenset({"media"}))
+    star = placement.generate("chain", 4, 3, network="star")
+    assert star["network"]["media"] == [{"id": "ap", "devices": [d["id"] for d in star["devices"]]}]
+    assert "media" not in placement.generate("chain", 4, 3, network="star", media=False)["network"]
+    assert "media" not in placement.generate("chain", 4, 3, network="mesh")["network"]
+    assert catalog.network("wifi4", devs)["media"][0]["devices"] == ids
+    placement.load(star)  # loads once the gate is open
