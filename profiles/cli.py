@@ -31,6 +31,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per block, median kept (default 10)")
     parser.add_argument("--name", default=None, help="problem name (default MODEL-NDEV)")
     parser.add_argument("-o", "--output", default=None, help="problem file to write (default: stdout)")
+    parser.add_argument("--splits", choices=("none", "auto"), default="none",
+                        help="auto: mark the blocks that can run as shards (conv blocks by rows, attention "
+                        "by heads, MLP by hidden units) with their real halo and gather costs (default none)")
     parser.add_argument("--no-media", dest="media", action="store_false", default=None,
                         help="a Wi-Fi network without a shared medium (transfers do not contend)")
     cond = parser.add_argument_group("conditional execution (scenarios; docs/profiles.md)")
@@ -46,6 +49,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Profile, build the problem, write it (atomically). Returns the exit code (0)."""
+    for name, default in (("generalist", None), ("experts", None), ("route", None), ("exits", None),
+                          ("splits", "none"), ("media", None)):
+        if not hasattr(args, name):  # a Namespace built by a caller that predates these options
+            setattr(args, name, default)
     import warnings
 
     from placement.errors import InputError
@@ -106,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         if args.experts or args.route:
             raise InputError("--experts and --route go with --generalist")
         model, model_name, shp, section = profiled(args.model)
+        if args.splits == "auto":
+            from .splits import add_splits, split_candidates
+            section = add_splits(section, split_candidates(model, section, shp))
         if args.exits:
             exits = C.parse_exits(args.exits)
             ids = [b["id"] for b in section["blocks"]]

@@ -81,15 +81,28 @@ def trace(model: nn.Module) -> fx.GraphModule:
     """
     leaves, autowrap = _timm_leaves()
     tracer = _Tracer(leaves, autowrap)
+    _clear_caches(model)
     try:
         graph = tracer.trace(model, concrete_args=_default_args(model) or None)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, ...)
         raise TraceError(f"torch.fx cannot trace {type(model).__name__}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        _clear_caches(model)
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
     _inline_placeholders(gm, _default_args(model))
     gm.graph.eliminate_dead_code()
     gm.recompile()
     return gm
+
+
+def _clear_caches(model: nn.Module) -> None:
+    """Empty the eval-mode caches some models keep (timm's LeViT caches its attention biases
+    per device): a trace would leave its symbolic values there, and the next trace of the
+    same model would find another graph's nodes in its own."""
+    for m in model.modules():
+        for name, value in list(vars(m).items()):
+            if name.endswith("_cache") and isinstance(value, dict):
+                value.clear()
 
 
 def _inline_placeholders(gm: fx.GraphModule, constants: dict[str, Any]) -> None:

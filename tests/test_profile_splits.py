@@ -1,0 +1,63 @@
+"""Split candidates from real shapes (issue 13's profiler part, `profiles/splits.py`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from profiles.splits import spatial_split, tensor_split
+
+
+def test_spatial_split_hand_worked():
+    # two 3x3 convs, stride 1 then 2, on a 1x8x32x32 input: receptive field 1 + 2 + 2*1 = 5
+    # rows, stride 2: each band needs 5 - 2 = 3 extra input rows (32 wide, 8 channels, fp32)
+    layers = [(3, 1, 1, 1000.0, 32), (3, 2, 1, 500.0, 16)]
+    s = spatial_split(layers, (1, 8, 32, 32), out_rows=16)
+    assert s["mode"] == "spatial" and s["ways"] == [1, 2, 4, 8]
+    assert s["meta"]["receptive_field_rows"] == 5 and s["meta"]["stride_rows"] == 2
+    assert s["halo_bytes"] == 3 * 32 * 8 * 4
+    # the first conv recomputes (3 - 2) = 1 extra row of its 32 at each band edge; the last none
+    assert s["overhead_flops"] == pytest.approx(1000.0 * 1 / 32)
+    # a map too short to cut into bands of two rows
+    assert spatial_split([(3, 1, 1, 10.0, 3)], (1, 1, 3, 3), out_rows=3) is None
+    assert spatial_split([(3, 1, 1, 10.0, 6)], (1, 1, 6, 6), out_rows=6)["ways"] == [1, 2]
+
+
+def test_tensor_split_follows_the_divisors():
+    assert tensor_split(3, "heads")["ways"] == [1, 3]
+    assert tensor_split(12, "heads")["ways"] == [1, 2, 3, 4, 6]
+    assert tensor_split(7, "heads") is None or tensor_split(7, "heads")["ways"] == [1, 7]
+    assert tensor_split(5, "x") == {"ways": [1, 5], "mode": "tensor", "overhead_flops": 0.0,
+                                    "meta": {"split_by": "x", "units": 5}}
+
+
+def test_real_models_get_candidates_that_load():
+    torch = pytest.importorskip("torch", reason="the 'profile' extra (torch) is not installed")
+    timm = pytest.importorskip("timm", reason="the 'profile' extra (timm) is not installed")
+    from torch import nn
+
+    import placement
+    from profiles import make_problem, profile_model
+    from profiles.splits import add_splits, split_candidates
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+                                      nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU())
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+        def forward(self, x):
+            return self.head(self.stem(x))
+
+    model = Tiny().eval()
+    sec = profile_model(model, (1, 3, 32, 32), "stage", warmup=0, repeats=1, measure_time=False)
+    cands = split_candidates(model, sec, (1, 3, 32, 32))
+    assert set(cands) == {"stem"}
+    assert cands["stem"]["halo_bytes"] == (5 - 2) * 32 * 3 * 4  # input: 3 channels, 32 wide
+    deit = timm.create_model("deit_tiny_patch16_224", pretrained=False).eval()
+    dsec = profile_model(deit, (1, 3, 224, 224), "block", warmup=0, repeats=1, measure_time=False)
+    dc = split_candidates(deit, dsec, (1, 3, 224, 224))
+    assert {k: v["ways"] for k, v in dc.items()} == {f"blocks.{i}": [1, 3] for i in range(12)}  # 3 heads
+    problem = make_problem(add_splits(dsec, dc), ["rpi4", "laptop"], "ethernet")
+    p = placement.load(problem)
+    assert p.n_blocks > len(dsec["blocks"])  # the split blocks are shards now
