@@ -20,7 +20,7 @@ DATA = ROOT / "tests" / "data"
 def test_spec_example_as_written_is_rejected_for_the_missing_block():
     d = json.loads((DATA / "spec_example.json").read_text())
     d["model"]["blocks"] = [b for b in d["model"]["blocks"] if b["id"] != "head"]
-    with pytest.raises(placement.ProblemError, match=r"model\.edges\[1\]\.dst: expected the id of a block, found 'head'"):
+    with pytest.raises(placement.ProblemError, match=r"model\.edges\[1\]\.dst: expected the id of a block, found \"head\""):
         placement.load(d)
 
 
