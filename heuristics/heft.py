@@ -18,10 +18,11 @@ on the device where it finishes earliest:
 * a **lookahead** variant (PEFT selection) minimises finish time plus that optimistic cost.
 
 The variants are computed (vectorised over devices) and the evaluator picks the best (on a
-latency-only problem its plain-Python twin `LatencySim`, tested equal). Then, for
-latency-only problems, `polish`: a first-improvement descent that moves blocks of the
-critical chain (alone or with a neighbour) between devices, scored by a compiled insertion
-schedule (`heuristics._polish`), from the best, best single-device and best list plans,
+latency-only problem through the one simulator's `placement.simulator.SequenceSim`, the
+evaluator's own rule without numpy per call). Then, for latency-only problems, `polish`: a
+first-improvement descent that moves blocks of the critical chain (alone or with a
+neighbour) between devices, scored by the compiled twin (`heuristics._polish`) of the
+simulator's insertion rule, from the best, best single-device and best list plans,
 within a deterministic budget of candidates (option ``polish``; 0 turns it off).
 
 Throughput: blocks in topological order and in decreasing work (LPT), each on the device
@@ -44,17 +45,16 @@ import time
 
 import numpy as np
 
-from placement.errors import InputError
-from placement.evaluator import TOLERANCE
-from placement.method import Candidate, Context, Method
+from placement.method import Candidate, Context, Method, Option
 from placement.plan import Status
 from placement.problem import Problem
+from placement.simulator import GAP_SLACK
 
 from . import _polish
 from ._common import (Memory, Pool, masked_ct, optimistic_cost_table, pack_fallback, schedule_order,
                       topo_position, upward_rank_mean)
 
-_EPS = 1e-12
+_EPS = GAP_SLACK        # a block fits an idle gap up to float noise (the simulator's rule)
 
 
 class _Expired(Exception):
@@ -444,7 +444,7 @@ class _Kernel:
         self.nbr = np.array(nb, dtype=np.int64)
         self.inp = np.array([p.input_arrival(b) for b in range(B)]).reshape(B, D)
         self.outd = np.array([p.output_delivery(b) for b in range(B)]).reshape(B, D)
-        self.cap = p.memory * (1 + TOLERANCE)
+        self.cap = np.array(p.memory_cap, dtype=float)
         # writable float64 / bool copies: the types the kernels were compiled for
         self.lat, self.inv = np.array(p.latency, dtype=float), np.array(p.inv_bandwidth, dtype=float)
         self.allowed = np.array(p.allowed, dtype=np.bool_)
@@ -586,7 +586,7 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
         run("energy-topo", lambda: (energy_greedy(p, ct, topo), None, None))
     # the whole model on one device, where it fits (the `single` plans): cheap and sometimes best
     need = p.params.sum() + p.activation.max(initial=0.0)
-    whole = np.nonzero(np.isfinite(ct).all(axis=0) & (p.memory * (1 + 1e-9) >= need))[0]
+    whole = np.nonzero(np.isfinite(ct).all(axis=0) & (p.memory_cap >= need))[0]
     for d in whole[np.argsort(ct[:, whole].sum(axis=0))][:2].tolist():
         # one device runs its blocks back to back in any topological order: give one
         # (the evaluator's list rule would find the same latency, at more cost)
@@ -612,25 +612,19 @@ class Heft(Method):
     summary = ("HEFT-family list scheduling: upward/PEFT rank, insertion, earliest finish with "
                "successor-aware ties and lookahead, then a compiled critical-chain descent (latency); "
                "load balancing for throughput; greedy energy")
-    options = {"variants": "'all' (default) or 'objective' (only the variants of the objective)",
-               "polish": "candidate plans the closing descent may score (default "
-                         f"{POLISH_PER_CELL} x blocks x devices, at least {POLISH_MIN}, at most "
-                         f"{POLISH_WORK:,} / blocks; 0 turns it off)"}
+    options = (Option("variants", str, "all", "'all' or 'objective' (only the variants of the objective)",
+                      choices=("all", "objective")),
+               Option("polish", int, None, "candidate plans the closing descent may score (none: "
+                      f"{POLISH_PER_CELL} x blocks x devices, at least {POLISH_MIN}, at most "
+                      f"{POLISH_WORK:,} / blocks; 0 turns it off)", low=0))
+
+    def warm_up(self) -> None:
+        _polish.warm_up()
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         p = problem
-        variants = ctx.options.get("variants", "all")
-        polish_evals = ctx.options.get("polish")
-        if polish_evals is not None:
-            given = polish_evals
-            try:
-                if isinstance(given, bool) or (isinstance(given, float) and not given.is_integer()):
-                    raise ValueError
-                polish_evals = int(given)
-                if polish_evals < 0:
-                    raise ValueError
-            except (TypeError, ValueError):
-                raise InputError(f"heft option polish: expected a whole number >= 0, found {given!r}") from None
+        variants = self.option(ctx, "variants")
+        polish_evals = self.option(ctx, "polish")
         pool, stats = construct(p, ctx, variants=variants, polish_evals=polish_evals)
         best = pool.best_plan
         if best is None:

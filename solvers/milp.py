@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from placement import bounds
-from placement.method import Candidate, Context, Method
+from placement.method import Candidate, Context, Method, Option
 from placement.plan import Status
 from placement.problem import Problem
 
@@ -92,22 +92,24 @@ class Milp(Method):
     guarantee = ("optimal when it says so (MILP with gap 1e-9); else best plan and the backend's "
                  "proven bound at the time limit")
     summary = "MILP: assignment, pair linearisation, disjunctive ordering; PuLP/CBC or HiGHS/SCIP"
-    options = {
-        "backend": "cbc (PuLP, default), highs or scip (OR-Tools MPSolver)",
-        "warm": "run the heuristics for a warm start (default true)",
-        "cbc_options": "extra CBC options, e.g. 'preprocess off' (cbc backend)",
-    }
+    options = (
+        Option("backend", str, "cbc", "cbc (PuLP), highs or scip (OR-Tools MPSolver)", choices=BACKENDS),
+        Option("warm", bool, True, "run the heuristics for a warm start"),
+        Option("cbc_options", str, "", "extra CBC options, e.g. 'preprocess off' (cbc backend)"),
+    )
+
+    def warm_up(self) -> None:
+        ws.warm_up()
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
-        from placement.errors import InputError
-
         t0 = time.monotonic()
         p = problem
-        backend = str(ctx.options.get("backend", "cbc")).lower()
-        if backend not in BACKENDS:
-            raise InputError(f"--backend: expected one of {', '.join(BACKENDS)}, found '{backend}'")
-        warm = ws.warm_start(p, ctx) if ctx.options.get("warm", True) else ws.WarmStart(None)
+        backend = self.option(ctx, "backend")
+        warm = ws.warm_start(p, ctx) if self.option(ctx, "warm") else ws.WarmStart(None)
         inc = warm.best
+        if ctx.expired():                   # e.g. --time-limit 0: the best so far, at once
+            return ws.stopped_early(inc, {"backend": backend, "warm_start": warm.source or None,
+                                          "warm_tried": warm.tried})
         mb = time.monotonic()
         m = _Model(p, inc)
         stats = {"backend": backend, "warm_start": warm.source or None,
@@ -117,7 +119,7 @@ class Milp(Method):
                  "time_unit_s": m.tau, "energy_unit_j": m.eps, "objective_unit": m.v_unit,
                  "horizon_s": m.horizon_s}
         if backend == "cbc":
-            res = _solve_cbc(m.rows, ctx.deadline, ctx.seed, str(ctx.options.get("cbc_options", "")))
+            res = _solve_cbc(m.rows, ctx.deadline, ctx.seed, self.option(ctx, "cbc_options"))
         else:
             res = _solve_mpsolver(m.rows, ctx.deadline, backend)
         stats.update(res.stats)
@@ -173,7 +175,7 @@ class _Model:
         en_ref = max(bounds.energy_bound(p) if energy else 0.0,
                      inc.energy_j if (inc is not None and energy) else 0.0, 1e-12)
         self.eps = en_ref / 1000.0
-        v_ref = max(bounds.lower_bound(p), inc.value if inc is not None else 0.0, 1e-12)
+        v_ref = max(p.lower_bound(), inc.value if inc is not None else 0.0, 1e-12)
         self.v_unit = v_ref / 1000.0
         tau, eps = self.tau, self.eps
         mem_unit = float(max(p.memory.max(), 1.0))

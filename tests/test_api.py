@@ -7,7 +7,7 @@ import pytest
 
 import placement
 from placement import registry
-from placement.method import Candidate, Method
+from placement.method import Candidate, Method, Option
 from placement.plan import Status
 
 from .conftest import diamond_dict
@@ -20,10 +20,11 @@ class _Fake(Method):
     kind = "heuristic"
     guarantee = "none"
     summary = "test double"
-    options = {"answer": "the Candidate to return", "boom": "raise this"}
+    options = (Option("answer", object, None, "the Candidate to return"),
+               Option("boom", str, None, "raise this"))
 
     def solve(self, problem, ctx):
-        if "boom" in ctx.options:
+        if ctx.options["boom"]:
             raise RuntimeError(ctx.options["boom"])
         return ctx.options["answer"]
 
@@ -106,22 +107,35 @@ def test_a_plan_that_meets_the_proven_bound_is_optimal(fake):
 
 
 def test_evaluate_does_not_trust_a_plan_files_bound_or_status():
-    d = placement.generate("chain", 3, 2, seed=1)
+    d = placement.generate("dag", 4, 3, seed=0)
+    p = placement.load(d)
     claimed = placement.solve(d, "single").to_dict()
-    claimed["status"], claimed["bound"] = "optimal", 1e9            # a lie
-    r = placement.evaluate(d, claimed)
-    assert r.bound <= r.value and "bound 1e+09 is above its value and was ignored" in r.message
-    assert r.status == (Status.OPTIMAL if r.gap <= 1e-6 else Status.FEASIBLE)
+    assert claimed["value"] > p.lower_bound() * (1 + 1e-3)         # single is not provably optimal here
+    for lie in (1e9, claimed["value"]):                              # above the value, and at it
+        claimed["status"], claimed["bound"] = "optimal", lie
+        r = placement.evaluate(d, claimed)
+        assert r.bound == p.lower_bound()                            # the package's own bound only
+        assert r.status == Status.FEASIBLE
 
 
 def test_an_optimal_claim_does_not_survive_a_change_of_objective():
     d = placement.generate("dag", 4, 3, seed=0)
     best_latency = placement.solve(d, "brute", time_limit=30)
-    best_energy = placement.solve(d, "brute", time_limit=30, objective="energy")
+    assert best_latency.status == Status.OPTIMAL
     r = placement.evaluate(d, best_latency.to_dict(), objective="energy")
-    assert r.bound <= best_energy.value * (1 + 1e-9)                # the latency plan's bound is not used
-    if r.value > best_energy.value * (1 + 1e-6):
-        assert r.status == Status.FEASIBLE
+    energy = placement.load(d).with_objective("energy")
+    assert r.bound == energy.lower_bound()              # neither the latency plan's bound nor its status
+    assert r.status == (Status.OPTIMAL if r.value <= energy.lower_bound() * (1 + 1e-6) else Status.FEASIBLE)
+    assert r.status == Status.FEASIBLE                  # here the latency optimum is not energy-optimal
+
+
+def test_an_infeasible_plan_has_no_bound_and_no_gap(fake):
+    d = diamond_dict()
+    d["devices"][0]["memory_bytes"] = 1000                           # everything on A overflows it
+    plan = placement.solve(d, fake, answer=Candidate(np.zeros(4, dtype=int), bound=0.8))
+    assert plan.status == Status.NO_SOLUTION and plan.bound is None and plan.gap is None
+    r = placement.evaluate(d, plan.to_dict())
+    assert r.status == Status.NO_SOLUTION and r.bound is None and r.gap is None
 
 
 def test_memory_precheck_uses_the_evaluators_tolerance():
