@@ -257,7 +257,7 @@ def pipeline_dp(p: Problem, ct: np.ndarray, seq: np.ndarray, ctx: Context | None
     mem_need = np.where(upper, ppre[None, :] - ppre[:, None] + act_rng, np.inf)
     seg = []
     for t in range(T):
-        ok = upper & (bad[None, :, t] == bad[:, None, t]) & (mem_need <= p.memory[rep[t]] * (1 + 1e-9))
+        ok = upper & (bad[None, :, t] == bad[:, None, t]) & (mem_need <= p.memory_cap[rep[t]])
         seg.append(np.where(ok, pre[None, :, t] - pre[:, None, t], np.inf)[:U])   # (U, U+1)
     # V[key][k]: best period with the first k units placed; key = (usage per type, last type)
     start = (tuple([0] * T), -1)
