@@ -342,25 +342,25 @@ def energy_greedy(p: Problem, ct: np.ndarray, seq: np.ndarray) -> np.ndarray:
     B, D = ct.shape
     a = np.full(B, -1, dtype=np.int64)
     mem = Memory(p)
-    inv, tx, rx = p.inv_bandwidth, p.tx_power, p.rx_power
+    inv, radio = p.inv_bandwidth, p.radio_power
     for b in seq.tolist():
         ok = np.isfinite(ct[b]) & mem.fits(b)
-        cost = p.power_active * np.where(np.isfinite(ct[b]), ct[b], 0.0)
+        cost = np.where(np.isfinite(ct[b]), p.node_energy[b], 0.0)
         for u, k in p.preds[b]:
             if a[u] >= 0:
                 x = a[u]
-                cost = cost + (tx[x] + rx) * p.edge_bytes[k] * inv[x]
+                cost = cost + radio[x] * p.edge_bytes[k] * inv[x]
                 ok &= p.reachable[x]
         for v, k in p.succs[b]:
             if a[v] >= 0:
                 y = a[v]
-                cost = cost + (tx + rx[y]) * p.edge_bytes[k] * inv[:, y]
+                cost = cost + radio[:, y] * p.edge_bytes[k] * inv[:, y]
                 ok &= p.reachable[:, y]
         if not p.preds[b]:
-            cost = cost + (tx[p.source] + rx) * p.in_bytes[b] * inv[p.source]
+            cost = cost + radio[p.source] * p.in_bytes[b] * inv[p.source]
             ok &= p.reachable[p.source]
         if not p.succs[b]:
-            cost = cost + (tx + rx[p.sink]) * p.out_bytes[b] * inv[:, p.sink]
+            cost = cost + radio[:, p.sink] * p.out_bytes[b] * inv[:, p.sink]
             ok &= p.reachable[:, p.sink]
         if not ok.any():
             raise _NoRoom(b)

@@ -216,7 +216,7 @@ class _Model:
             blocks = [b for b in range(B) if allowed[b, d]]
             if not blocks:
                 continue
-            cap = int(math.floor(p.memory[d] * (1 + 1e-9)))
+            cap = int(math.floor(p.memory_cap[d]))
             if params[blocks].sum() + act[blocks].max() <= cap:
                 continue  # everything fits: no constraint needed
             peak = mdl.new_int_var(0, int(act[blocks].max()), f"peak[{d}]")
@@ -341,7 +341,7 @@ class _Model:
                 if terms:
                     mdl.add(L >= sum(terms))
             if "latency_s" in p.constraints:
-                mdl.add(L <= int(floor_units(p.constraints["latency_s"] * (1 + 1e-9) + 1e-15, r)))
+                mdl.add(L <= int(floor_units(p.constraint_cap("latency_s"), r)))
             if u.c_lat:
                 objective.append(u.c_lat * L)
 
@@ -393,20 +393,20 @@ class _Model:
         if p.needs_energy() or w.get("energy"):
             r = u.r_en
             terms = []
-            ec = floor_units(p.power_active[None, :] * np.where(allowed, p.compute_time, 0.0), r)
+            ec = floor_units(np.where(allowed, p.node_energy, 0.0), r)
             for (b, d), var in x.items():
                 extra = 0.0
                 if not p.preds[b] and d != p.source:
-                    extra += (p.tx_power[p.source] + p.rx_power[d]) * p.in_bytes[b] * p.inv_bandwidth[p.source, d]
+                    extra += p.radio_power[p.source, d] * p.in_bytes[b] * p.inv_bandwidth[p.source, d]
                 if not p.succs[b] and d != p.sink:
-                    extra += (p.tx_power[d] + p.rx_power[p.sink]) * p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
+                    extra += p.radio_power[d, p.sink] * p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
                 c = int(ec[b, d]) + int(floor_units(extra, r))
                 if c > 0:
                     terms.append(c * var)
             for k in range(p.n_edges):
                 uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
                 tx = p.transmission_matrix(p.edge_bytes[k])
-                e = floor_units((p.tx_power[:, None] + p.rx_power[None, :]) * tx, r)
+                e = floor_units(p.radio_power * tx, r)
                 np.fill_diagonal(e, 0)
                 top = int(e[np.ix_(allowed[uu], allowed[vv])].max(initial=0))
                 if top <= 0:
@@ -449,7 +449,7 @@ class _Model:
                     if u.c_idle_en[d] > 0:
                         idle_en.append(int(u.c_idle_en[d]) * z)
             if "energy_j" in p.constraints:
-                cap = int(floor_units(p.constraints["energy_j"] * (1 + 1e-9) + 1e-15, r))
+                cap = int(floor_units(p.constraint_cap("energy_j"), r))
                 mdl.add(energy + sum(idle_en) <= cap)
             if u.c_en:
                 objective.append(u.c_en * energy)

@@ -44,7 +44,7 @@ import numpy as np
 from placement import bounds
 from placement.method import Candidate, Context, Method, Option
 from placement.plan import Status
-from placement.problem import Problem
+from placement.problem import TOLERANCE, Problem
 
 from . import _warmstart as ws
 
@@ -200,7 +200,7 @@ class _Model:
                     R.row({peak: 1.0, x[b, d]: -p.activation[b] / mem_unit}, lo=0.0)
             coefs = {x[b, d]: p.params[b] / mem_unit for b in blocks}
             coefs[peak] = 1.0
-            R.row(coefs, hi=p.memory[d] * (1 + 1e-9) / mem_unit)
+            R.row(coefs, hi=p.memory_cap[d] / mem_unit)
             if a_inc is not None:
                 R.start[peak] = float(max((p.activation[b] for b in blocks if a_inc[b] == d), default=0.0)) / mem_unit
 
@@ -344,7 +344,7 @@ class _Model:
             if w.get("latency"):
                 _add(obj, L, w["latency"] * tau)
             if "latency_s" in p.constraints:
-                R.ub[L] = min(R.ub[L], p.constraints["latency_s"] * (1 + 1e-9) / tau)
+                R.ub[L] = min(R.ub[L], p.constraints["latency_s"] * (1 + TOLERANCE) / tau)
 
         # ---- period
         if period:
@@ -389,15 +389,15 @@ class _Model:
             E = R.var("energy", 0.0)
             coefs = {E: 1.0}
             for (b, d), var in x.items():
-                e = p.power_active[d] * ct[b, d]
+                e = p.node_energy[b, d]
                 if not p.preds[b] and d != p.source:
-                    e += (p.tx_power[p.source] + p.rx_power[d]) * p.in_bytes[b] * p.inv_bandwidth[p.source, d]
+                    e += p.radio_power[p.source, d] * p.in_bytes[b] * p.inv_bandwidth[p.source, d]
                 if not p.succs[b] and d != p.sink:
-                    e += (p.tx_power[d] + p.rx_power[p.sink]) * p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
+                    e += p.radio_power[d, p.sink] * p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
                 _add(coefs, var, -e / eps)
             for (k, d1, d2), var in y.items():
                 if d1 != d2:
-                    e = (p.tx_power[d1] + p.rx_power[d2]) * p.edge_bytes[k] * p.inv_bandwidth[d1, d2]
+                    e = p.radio_power[d1, d2] * p.edge_bytes[k] * p.inv_bandwidth[d1, d2]
                     _add(coefs, var, -e / eps)
             if p.count_idle and L is not None:
                 for d in range(D):
@@ -418,7 +418,7 @@ class _Model:
                         R.start[ul] = min(inc.latency_s / tau, H) if u_ else 0.0
             R.row(coefs, lo=0.0)   # E >= the energy expression
             if "energy_j" in p.constraints:
-                R.ub[E] = p.constraints["energy_j"] * (1 + 1e-9) / eps
+                R.ub[E] = p.constraints["energy_j"] * (1 + TOLERANCE) / eps
             if inc is not None:
                 R.start[E] = inc.energy_j / eps
             if w.get("energy"):

@@ -156,3 +156,31 @@ def test_split_ways_are_bounded():
 def test_gap_is_not_clamped():
     from placement.plan import gap_of
     assert gap_of(1.0, 2.0) == pytest.approx(-1.0)      # an invalid bound shows
+
+
+def test_objective_typo_names_the_closest_metric():
+    with pytest.raises(placement.InputError, match=r"^objective: expected one of latency, throughput, "
+                       r"energy, found 'energi' \(did you mean 'energy'\?\)$"):
+        placement.solve(diamond_dict(), "heft", objective={"latency": 1.0, "energi": 0.2})
+
+
+@pytest.mark.parametrize("weights", [{"latency": 0.0}, {"latency": 0, "energy": 0.0}])
+def test_all_zero_weights_are_rejected(weights):
+    with pytest.raises(placement.InputError, match=r"^objective: expected at least one positive weight"):
+        placement.solve(diamond_dict(), "heft", objective=weights)
+    with pytest.raises(placement.InputError, match=r"^objective: expected at least one positive weight"):
+        placement.load(diamond_dict()).with_objective(weights)
+
+
+def test_a_negative_weight_is_rejected():
+    with pytest.raises(placement.InputError, match=r"^objective.energy: expected a finite weight >= 0, found -1"):
+        placement.solve(diamond_dict(), "heft", objective={"latency": 1.0, "energy": -1})
+
+
+def test_lower_bound_is_cached_per_objective():
+    p = placement.load(diamond_dict())
+    from placement import bounds
+    assert p.lower_bound() == bounds.lower_bound(p)
+    e = p.with_objective("energy")
+    assert e.lower_bound() == bounds.lower_bound(e) != p.lower_bound()
+    assert p.with_constraints({"latency_s": 10.0}).__dict__.get("_cached_lower_bound") is None
