@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -129,6 +130,17 @@ def violation_size(p: Problem, ev: Evaluation) -> float:
     for x in p.constraint_excess(metric_values(ev), tolerance=0.0).values():
         total += x
     return total
+
+
+class Scored(NamedTuple):
+    """A plan in the pool: its ranking key (violation size, value), label, assignment and
+    schedule (start and end times)."""
+
+    key: tuple[float, float]
+    label: str
+    a: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
 
 
 class _Entry:
@@ -262,9 +274,9 @@ class Pool:
                 out.append((label, ev))
         return out
 
-    def entries(self) -> list:
-        """Scored plans, best first: (key, label, assignment, start, end) -- no evaluation."""
-        return [(key, label, e.a, e.start, e.end)
+    def entries(self) -> list["Scored"]:
+        """Scored plans, best first, without running the evaluator."""
+        return [Scored(key, label, e.a, e.start, e.end)
                 for key, _, label, e in sorted(self.plans, key=lambda x: (x[0], x[1]))]
 
     @property

@@ -258,7 +258,7 @@ def test_local_scorer_equals_evaluator(seed):
 @pytest.mark.parametrize("seed", range(12))
 def test_heft_list_schedule_small_and_vectorised_agree(seed, monkeypatch):
     """The Python-list pass (few devices) and the numpy pass give the same plan."""
-    import heuristics.heft as H
+    import heuristics._list_schedule as H
     from heuristics._common import optimistic_cost_table, upward_rank_mean
 
     d = placement.generate(("chain", "dag", "hybrid")[seed % 3], 20, (3, 5, 8)[seed % 3],
@@ -291,7 +291,7 @@ def test_polish_schedule_is_a_feasible_plan_the_evaluator_scores_no_higher(seed)
     """The compiled insertion schedule that the polish scores moves with is a real
     schedule: the evaluator, given its start order, finds every rule kept and a latency at
     most its makespan (insertion may leave a block later than the order allows)."""
-    from heuristics.heft import _Kernel
+    from heuristics._descent import _Kernel
     from heuristics import _polish
 
     d = placement.generate(("dag", "hybrid", "chain")[seed % 3], 16, (3, 4, 6)[seed % 3],
@@ -337,7 +337,7 @@ def test_zero_duration_block_runs_before_the_block_that_starts_when_it_ends():
     run Y first and push Z, then W, back by 5 s (15); ties by end time keep Z first."""
     from heuristics import _polish
     from heuristics._common import Pool
-    from heuristics.heft import _Kernel
+    from heuristics._descent import _Kernel
 
     times = {"Y": (100, 5), "A": (4, 100), "Z": (0, 0), "W": (10, 100)}
     d = {"objective": "latency",
@@ -387,7 +387,7 @@ def test_polish_never_worse_than_the_variants_and_keeps_memory(seed):
 def test_polish_plan_does_not_depend_on_where_the_clock_checks_cut_it(seed, monkeypatch):
     """The descent looks at the clock between calls of its kernel; a run cut into one
     candidate per call scores the same candidates and returns the same plan as one call."""
-    import heuristics.heft as H
+    import heuristics._descent as H
     from benchmarks.bench_saga import random_layered_dag
 
     p = placement.load(random_layered_dag(20, (3, 5, 8, 4)[seed], 1.0, seed))

@@ -112,7 +112,7 @@ def test_compiled_insertion_schedule_is_the_simulators_twin_bit_for_bit(seed):
     """`heuristics._polish.schedule` (numba) equals `placement.simulator.insertion_schedule`
     to the last bit: makespan, last block, start, end and the block each one waited for."""
     from heuristics import _polish
-    from heuristics.heft import _Kernel
+    from heuristics._descent import _Kernel
 
     _polish.warm_up()
     p = _problem(seed, blocks=16)
