@@ -147,14 +147,14 @@ def verdict(base: dict, head: dict) -> str:
     return "better" if hv < bv else "worse"
 
 
-def run(base_rev: str, head_rev: str, fresh: bool, suites=None, max_rows=None) -> None:
+def run(base_rev: str, head_rev: str, fresh: bool, suites=None, max_rows=None, only=None) -> None:
     from benchmarks._rows import read_rows, write_rows
 
     rows = [] if fresh or not CSV.exists() else read_rows(CSV)
     done = {(r["instance"], r["method"]) for r in rows}
     base, head = Side(base_rev), Side(head_rev)
     try:
-        methods = [m for m in head.methods if m in base.methods]
+        methods = [m for m in head.methods if m in base.methods and (not only or m in only)]
         heuristics = {"single", "heft", "dp", "local"}
         k = 0
         for name, suite, problem in instances():
@@ -192,7 +192,8 @@ def analyse(base_rev: str = "", head_rev: str = "") -> None:
     from placement.plan import write_json_atomic
 
     rows = read_rows(CSV)
-    out: dict = {"command": "python benchmarks/compare_commits.py run --base f04a64a --head WORKTREE",
+    out: dict = {"command": f"python benchmarks/compare_commits.py run --base {base_rev or 'f04a64a'} "
+                            f"--head {head_rev or 'WORKTREE'}",
                  "base": base_rev, "head": head_rev, "rows": len(rows), "methods": {}}
     for method in sorted({r["method"] for r in rows}):
         mine = [r for r in rows if r["method"] == method]
@@ -222,13 +223,14 @@ def main(argv=None) -> None:
     r.add_argument("--fresh", action="store_true")
     r.add_argument("--suite", action="append", help="scaling, saga or memory (repeatable; default all)")
     r.add_argument("--max-rows", type=int, help="stop after this many new rows (a smoke test)")
+    r.add_argument("--method", action="append", help="only this method (repeatable; default all)")
     sub.add_parser("analyse")
     sub.add_parser("worker")
     args = ap.parse_args(argv)
     if args.cmd == "worker":
         worker()
     elif args.cmd == "run":
-        run(args.base, args.head, args.fresh, args.suite, args.max_rows)
+        run(args.base, args.head, args.fresh, args.suite, args.max_rows, args.method)
     else:
         analyse()
 
