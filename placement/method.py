@@ -91,25 +91,17 @@ class Option:
                 v = v.lower() in ("true", "1", "yes")
             elif not isinstance(v, bool):
                 raise bad
-        elif self.type is int:
-            if isinstance(v, str):
+        elif self.type in (int, float):
+            if isinstance(v, str):                 # the text of --option key=value
                 try:
-                    v = int(v.strip())
-                except ValueError:
-                    raise bad from None
-            elif isinstance(v, float) and v.is_integer():
-                v = int(v)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise bad
-        elif self.type is float:
-            if isinstance(v, str):
-                try:
-                    v = float(v.strip())
+                    v = self.type(v.strip())
                 except ValueError:
                     raise bad from None
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise bad
-            v = float(v)
+            if self.type is int and not float(v).is_integer():
+                raise bad
+            v = self.type(v)
         elif self.type is str:
             v = str(v)
         if self.choices is not None:

@@ -195,13 +195,35 @@ class _Model:
     """The CP-SAT model of one problem (module docstring), with the variables to read back."""
 
     def __init__(self, p: Problem, inc, precision: float, lp_pairs: bool | None = None):
+        """Data, then one builder per part of the model (module docstring), in order."""
         from ortools.sat.python import cp_model
 
-        self.p = p
+        self.p, self.inc = p, inc
+        D = p.n_devices
+        self.w = {k: v for k, v in p.objective.weights.items() if v}
+        self.units = choose_units(p, None if inc is None else inc.value, precision)
+        self.model = cp_model.CpModel()
+        #: add the pair linearisation for the LP when it stays small (edges x devices^2)
+        self.lp_pairs = lp_pairs if lp_pairs is not None else p.n_edges * D * D <= LP_PAIRS_MAX
+        self.idle_slack = 0   # objective units the idle-cost rounding may add (given back in the bound)
+        self.s = self.horizon_s = self.L = self.H = None
+        self.objective: list = []
+        self._assignment()
+        self._memory()
+        self._links()
+        self._symmetry()
+        self._latency()
+        self._period()
+        self._energy()
+        self.has_objective = bool(self.objective)
+        if self.objective:
+            self.model.minimize(sum(self.objective))
+        self._hint()
+
+    def _assignment(self) -> None:
+        """x[b, d]: block b on device d, exactly one allowed device per block."""
+        p, mdl = self.p, self.model
         B, D = p.n_blocks, p.n_devices
-        w = {k: v for k, v in p.objective.weights.items() if v}
-        self.units = u = choose_units(p, None if inc is None else inc.value, precision)
-        self.model = mdl = cp_model.CpModel()
         allowed = p.allowed
         self.x = x = {(b, d): mdl.new_bool_var(f"x[{b},{d}]")
                       for b in range(B) for d in range(D) if allowed[b, d]}
@@ -209,6 +231,10 @@ class _Model:
         for b in range(B):
             mdl.add_exactly_one(on[b])
 
+    def _memory(self) -> None:
+        """Weights plus the largest working memory per device, within its cap."""
+        p, mdl, x, allowed = self.p, self.model, self.x, self.p.allowed
+        B, D = self.p.n_blocks, self.p.n_devices
         # ---- memory (bytes, rounded down: a relaxation)
         params = np.floor(p.params).astype(np.int64)
         act = np.floor(p.activation).astype(np.int64)
@@ -225,6 +251,10 @@ class _Model:
                     mdl.add(peak >= int(act[b]) * x[b, d])
             mdl.add(sum(int(params[b]) * x[b, d] for b in blocks) + peak <= cap)
 
+    def _links(self) -> None:
+        """No transfer over a pair without a link (edges, input, output)."""
+        p, mdl, x, allowed = self.p, self.model, self.x, self.p.allowed
+        D = self.p.n_devices
         # ---- links that do not exist
         for k in range(p.n_edges):
             uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
@@ -241,6 +271,10 @@ class _Model:
                 if allowed[b, d] and not p.reachable[d, p.sink]:
                     mdl.add(x[b, d] == 0)
 
+    def _symmetry(self) -> None:
+        """Identical devices used in order (lexicographic prefix booleans)."""
+        p, mdl, x, allowed = self.p, self.model, self.x, self.p.allowed
+        B = self.p.n_blocks
         # ---- symmetry between identical devices
         self.symmetry_groups = p.identical_device_groups()
         for group in self.symmetry_groups:
@@ -271,14 +305,13 @@ class _Model:
                     else:
                         mdl.add_implication(x[b, d_next], earlier)
 
-        objective = []
-        #: add the pair linearisation for the LP when it stays small (edges x devices^2)
-        self.lp_pairs = lp_pairs if lp_pairs is not None else p.n_edges * D * D <= LP_PAIRS_MAX
-        self.idle_slack = 0   # objective units the idle-cost rounding may add (given back in the bound)
+    def _latency(self) -> None:
+        """Start times, optional intervals, no-overlap per device, precedence with transfers, L."""
+        p, mdl, x, u, inc, objective, allowed = (self.p, self.model, self.x,
+                                                 self.units, self.inc, self.objective, self.p.allowed)
+        B, D = self.p.n_blocks, self.p.n_devices
         # ---- latency: schedule
-        self.s = None
-        self.horizon_s = None
-        L = None
+        L = H = None
         if p.needs_schedule():
             r = u.r_lat
             h = ws.latency_horizon(p, inc)
@@ -344,9 +377,14 @@ class _Model:
                 mdl.add(L <= int(floor_units(p.constraint_cap("latency_s"), r)))
             if u.c_lat:
                 objective.append(u.c_lat * L)
+        self.L, self.H = L, H
 
+    def _period(self) -> None:
+        """The period: busiest device or directed link (pair booleans for link loads)."""
+        p, mdl, x, u, w, objective, allowed = (self.p, self.model, self.x,
+                                               self.units, self.w, self.objective, self.p.allowed)
+        B, D = self.p.n_blocks, self.p.n_devices
         # ---- pair booleans (throughput link loads)
-        T = None
         if p.needs_period() or w.get("throughput"):
             r = u.r_per
             ctp = floor_units(np.where(allowed, p.compute_time, 0.0), r)
@@ -389,7 +427,13 @@ class _Model:
             if u.c_per:
                 objective.append(u.c_per * T)
 
+    def _energy(self) -> None:
+        """Compute, radio and idle energy; the energy constraint."""
+        p, mdl, x, u, w, objective, allowed = (self.p, self.model, self.x,
+                                               self.units, self.w, self.objective, self.p.allowed)
+        B, D = self.p.n_blocks, self.p.n_devices
         # ---- energy
+        L, H = self.L, self.H
         if p.needs_energy() or w.get("energy"):
             r = u.r_en
             terms = []
@@ -455,10 +499,10 @@ class _Model:
                 objective.append(u.c_en * energy)
                 objective.extend(idle_obj)
 
-        self.has_objective = bool(objective)
-        if objective:
-            mdl.minimize(sum(objective))
-
+    def _hint(self) -> None:
+        """The warm start as a hint."""
+        mdl, x, u, inc = self.model, self.x, self.units, self.inc
+        B = self.p.n_blocks
         # ---- hint: the warm start
         if inc is not None:
             for (b, d), var in x.items():
