@@ -122,6 +122,7 @@ class Milp(Method):
 
 class _Model:
     def __init__(self, p: Problem, inc):
+        """Data and units, then one builder per part of the model (module docstring), in order."""
         self.p = p
         B, D = p.n_blocks, p.n_devices
         allowed = p.allowed
@@ -154,7 +155,31 @@ class _Model:
         if a_inc is not None:
             for (b, d), v in x.items():
                 R.start[v] = float(a_inc[b] == d)
+        obj: dict[int, float] = {}
+        self.s = None
+        self.horizon_s = None
+        self.inc = inc
+        self._v_B, self._v_D, self._v_R, self._v_x, self._v_ct = B, D, R, x, ct
+        self._v_sched, self._v_period, self._v_energy, self._v_tau = sched, period, energy, tau
+        self._v_eps = eps
+        self._v_mem_unit, self._v_a_inc, self._v_w, self._v_allowed = mem_unit, a_inc, w, allowed
+        self._v_obj = obj
+        self._v_L, self._v_H, self._v_y, self._v_y_of = None, 0.0, None, None
+        self._memory()
+        self._reach()
+        self._pairs()
+        self._symmetry()
+        self._latency()
+        self._period()
+        self._energy()
+        self.has_objective = bool(obj)
+        R.objective = {k: v / self.v_unit for k, v in obj.items()}
 
+    def _memory(self) -> None:
+        """The model's part: memory."""
+        p = self.p
+        B, D, R, x, mem_unit = self._v_B, self._v_D, self._v_R, self._v_x, self._v_mem_unit
+        a_inc, allowed = self._v_a_inc, self._v_allowed
         # ---- memory
         for d in range(D):
             blocks = [b for b in range(B) if allowed[b, d]]
@@ -170,6 +195,10 @@ class _Model:
             if a_inc is not None:
                 R.start[peak] = float(max((p.activation[b] for b in blocks if a_inc[b] == d), default=0.0)) / mem_unit
 
+    def _reach(self) -> None:
+        """The model's part: input / output blocks on devices that source / sink cannot reach."""
+        p = self.p
+        D, R, x, allowed = self._v_D, self._v_R, self._v_x, self._v_allowed
         # ---- input / output blocks on devices that source / sink cannot reach
         for b in p.input_blocks:
             for d in range(D):
@@ -180,6 +209,11 @@ class _Model:
                 if allowed[b, d] and not p.reachable[d, p.sink]:
                     R.ub[x[b, d]] = 0.0
 
+    def _pairs(self) -> None:
+        """The model's part: pair variables."""
+        p = self.p
+        D, R, x, y, y_of = self._v_D, self._v_R, self._v_x, self._v_y, self._v_y_of
+        a_inc, allowed = self._v_a_inc, self._v_allowed
         # ---- pair variables
         self.y = y = {}
         for k in range(p.n_edges):
@@ -204,7 +238,12 @@ class _Model:
         y_of: dict[int, list[tuple[int, int, int]]] = {k: [] for k in range(p.n_edges)}
         for (k, d1, d2), var in y.items():
             y_of[k].append((d1, d2, var))
+        self._v_y, self._v_y_of = y, y_of
 
+    def _symmetry(self) -> None:
+        """The model's part: symmetry."""
+        p = self.p
+        B, R, x, a_inc, allowed = self._v_B, self._v_R, self._v_x, self._v_a_inc, self._v_allowed
         # ---- symmetry
         for group in p.identical_device_groups():
             group = sorted(group)
@@ -234,11 +273,12 @@ class _Model:
                     else:
                         R.row({x[b, d_next]: 1.0, earlier: -1.0}, hi=0.0)
 
-        obj: dict[int, float] = {}
-        self.s = None
-        self.horizon_s = None
-        L = None
-        H = 0.0
+    def _latency(self) -> None:
+        """The model's part: latency."""
+        p, inc = self.p, self.inc
+        B, D, R, x, y_of = self._v_B, self._v_D, self._v_R, self._v_x, self._v_y_of
+        ct, sched, tau, w, obj = self._v_ct, self._v_sched, self._v_tau, self._v_w, self._v_obj
+        L, H, allowed = self._v_L, self._v_H, self._v_allowed
         # ---- latency
         if sched:
             # 1e-4 of slack: with the incumbent optimal, the horizon is tight at the optimum and
@@ -311,7 +351,14 @@ class _Model:
                 _add(obj, L, w["latency"] * tau)
             if "latency_s" in p.constraints:
                 R.ub[L] = min(R.ub[L], p.constraints["latency_s"] * (1 + TOLERANCE) / tau)
+        self._v_L, self._v_H = L, H
 
+    def _period(self) -> None:
+        """The model's part: period."""
+        p, inc = self.p, self.inc
+        B, D, R, x, y = self._v_B, self._v_D, self._v_R, self._v_x, self._v_y
+        ct, period, tau, w, obj = self._v_ct, self._v_period, self._v_tau, self._v_w, self._v_obj
+        allowed = self._v_allowed
         # ---- period
         if period:
             T = R.var("period", 0.0)
@@ -350,6 +397,12 @@ class _Model:
             if w.get("throughput"):
                 _add(obj, T, w["throughput"] * tau)
 
+    def _energy(self) -> None:
+        """The model's part: energy."""
+        p, inc = self.p, self.inc
+        B, D, R, x, y = self._v_B, self._v_D, self._v_R, self._v_x, self._v_y
+        ct, energy, tau, eps, w = self._v_ct, self._v_energy, self._v_tau, self._v_eps, self._v_w
+        obj, L, H, allowed = self._v_obj, self._v_L, self._v_H, self._v_allowed
         # ---- energy
         if energy:
             E = R.var("energy", 0.0)
@@ -389,9 +442,6 @@ class _Model:
                 R.start[E] = inc.energy_j / eps
             if w.get("energy"):
                 _add(obj, E, w["energy"] * eps)
-
-        self.has_objective = bool(obj)
-        R.objective = {k: v / self.v_unit for k, v in obj.items()}
 
     def read_plan(self, values: np.ndarray):
         p = self.p
