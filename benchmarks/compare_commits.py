@@ -150,6 +150,9 @@ def verdict(base: dict, head: dict) -> str:
 def run(base_rev: str, head_rev: str, fresh: bool, suites=None, max_rows=None, only=None) -> None:
     from benchmarks._rows import read_rows, write_rows
 
+    if only:                 # a re-run of some methods: rows of their own, beside the main table
+        _use_tables("cost_model_values_" + "_".join(only))
+
     rows = [] if fresh or not CSV.exists() else read_rows(CSV)
     done = {(r["instance"], r["method"]) for r in rows}
     base, head = Side(base_rev), Side(head_rev)
@@ -185,6 +188,12 @@ def run(base_rev: str, head_rev: str, fresh: bool, suites=None, max_rows=None, o
         base.close()
         head.close()
     analyse(base_rev, head_rev)
+
+
+def _use_tables(stem: str) -> None:
+    global CSV, SUMMARY
+    CSV = OUT / f"{stem}.csv"
+    SUMMARY = OUT / f"{stem.replace('values', 'summary')}.json"
 
 
 def analyse(base_rev: str = "", head_rev: str = "") -> None:
