@@ -223,3 +223,17 @@ def test_a_feature_a_method_does_not_support_is_refused(monkeypatch):
     monkeypatch.setattr(Problem, "features", frozenset({"split_choice"}))
     plan = placement.solve(p, "heft", time_limit=5)
     assert "heft cannot choose split ways: it plans every split block with max(ways)" in plan.message
+
+
+def test_readme_methods_table_is_the_registry():
+    """The README's table of methods lists exactly the registered methods, in registry order,
+    each with the kind the method declares (the lead writes the README; this keeps it true)."""
+    import re
+
+    from .conftest import ROOT
+
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", (ROOT / "README.md").read_text(), re.M)
+    table = [(name, kind.strip()) for name, kind in rows if name in METHODS]
+    assert [name for name, _ in table] == list(METHODS)       # each once, in registry order
+    for name, kind in table:
+        assert kind.split(",")[0] == get_method(name).kind, (name, kind)
