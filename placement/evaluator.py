@@ -19,9 +19,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .problem import TOLERANCE, Problem  # noqa: F401 (TOLERANCE re-exported: it lives on problem.py)
+from .problem import TOLERANCE, Problem  # TOLERANCE re-exported: it lives on problem.py
 from .simulator import list_rule_order, makespan, simulate_orders
-from .simulator import upward_rank  # noqa: F401 (re-exported)
+from .simulator import upward_rank  # re-exported
 
 
 @dataclass(frozen=True)
@@ -286,3 +286,8 @@ def evaluate_ids(problem: Problem, assignment: Mapping[str, str],
                     raise PlanError(f"order.{d}: expected block ids of the problem, found '{b}'")
             idx_order[p.device_index[d]] = [p.block_index[b] for b in blocks]
     return evaluate(p, a, idx_order)
+
+
+__all__ = ["TOLERANCE", "Violation", "Evaluation", "Costs", "evaluate", "evaluate_ids", "plan_costs",
+           "memory_bytes", "idle_energy", "constraint_excess", "metric_values", "throughput_of",
+           "list_rule_order", "upward_rank", "makespan"]
