@@ -118,13 +118,14 @@ def simulate_sequence(p: Problem, a, seq, ct, edge_time, in_time, *, first: int 
     prefix) and only the rest is simulated. Returns (start, end) as new arrays."""
     B = p.n_blocks
     seq = np.asarray(seq)
-    al = np.asarray(a).tolist()
+    a = np.asarray(a)
+    al = a.tolist()
     if first > 0:
-        startl, endl = np.asarray(start, dtype=float).tolist(), np.asarray(end, dtype=float).tolist()
-        free = [0.0] * p.n_devices
-        for b in seq[:first].tolist():          # each device is free when its last prefix block ends
-            if endl[b] > free[al[b]]:
-                free[al[b]] = endl[b]
+        end = np.asarray(end, dtype=float)
+        before = seq[:first]
+        free_at = np.zeros(p.n_devices)          # each device is free when its last prefix block ends
+        np.maximum.at(free_at, a[before], end[before])
+        startl, endl, free = np.asarray(start, dtype=float).tolist(), end.tolist(), free_at.tolist()
     else:
         startl, endl, free = [0.0] * B, [0.0] * B, [0.0] * p.n_devices
     _run(seq[first:].tolist(), al, np.asarray(ct).tolist(), p.preds, np.asarray(edge_time).tolist(),
