@@ -77,7 +77,7 @@ class CpSat(Method):
             return ws.stopped_early(inc, {"warm_start": warm.source or None, "warm_tried": warm.tried})
         precision = self.option(ctx, "precision")
         model_t0 = time.monotonic()
-        m = _Model(p, inc, precision, self.option(ctx, "lp_pairs"))
+        m = _CpSatModel(p, inc, precision, self.option(ctx, "lp_pairs"))
         model_s = time.monotonic() - model_t0
         stats = {"warm_start": warm.source or None, "warm_value": None if inc is None else inc.value,
                  "warm_tried": warm.tried, "warm_start_s": round(warm.seconds, 3),
@@ -157,7 +157,7 @@ def _what(p: Problem) -> str:
 class _Collector:
     """Keeps the last few solutions (assignment, starts) and reports progress."""
 
-    def __new__(cls, m: "_Model", ctx: Context):
+    def __new__(cls, m: "_CpSatModel", ctx: Context):
         from ortools.sat.python import cp_model
 
         class Collector(cp_model.CpSolverSolutionCallback):
@@ -191,7 +191,7 @@ class _Collector:
         return Collector()
 
 
-class _Model:
+class _CpSatModel:
     """The CP-SAT model of one problem (module docstring), with the variables to read back."""
 
     def __init__(self, p: Problem, inc, precision: float, lp_pairs: bool | None = None):

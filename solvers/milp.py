@@ -28,7 +28,7 @@ O(1)-O(1e4) and solver tolerances stay far below the 1e-6 the API checks):
 Warm start: the best heuristic plan gives every variable an initial value (CBC's MIP start
 through PuLP ``warmStart=True``; MPSolver hints), the horizon and the fallback plan.
 
-Files: this one builds the model (`_Model`) and reads the plan back; the backend-neutral
+Files: this one builds the model (`_MilpModel`) and reads the plan back; the backend-neutral
 rows and the backends (CBC with its watchdog, MPSolver in a child) are `solvers._milp_backends`.
 """
 
@@ -77,7 +77,7 @@ class Milp(Method):
             return ws.stopped_early(inc, {"backend": backend, "warm_start": warm.source or None,
                                           "warm_tried": warm.tried})
         mb = time.monotonic()
-        m = _Model(p, inc)
+        m = _MilpModel(p, inc)
         stats = {"backend": backend, "warm_start": warm.source or None,
                  "warm_value": None if inc is None else inc.value, "warm_tried": warm.tried,
                  "warm_start_s": round(warm.seconds, 3), "model_build_s": round(time.monotonic() - mb, 3),
@@ -120,7 +120,7 @@ class Milp(Method):
                          message=f"{backend}: {res.raw}")
 
 
-class _Model:
+class _MilpModel:
     def __init__(self, p: Problem, inc):
         """Data and units, then one builder per part of the model (module docstring), in order."""
         self.p = p
