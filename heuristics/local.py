@@ -79,8 +79,8 @@ PENALTY = 10.0
 
 class Scorer:
     """Repeated scoring of (assignment, priority): the evaluator's `plan_costs` for everything
-    that no order changes, plus an incremental latency simulation that resumes from the first
-    block whose inputs changed (tested equal to the evaluator)."""
+    that no order changes, plus the one simulator (`placement.simulator.simulate_sequence`)
+    resumed from the first block whose inputs changed (tested equal to the evaluator)."""
 
     def __init__(self, p: Problem):
         self.p = p
