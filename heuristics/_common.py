@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-from placement.evaluator import TOLERANCE, Evaluation, evaluate, memory_bytes
+from placement.evaluator import Evaluation, evaluate, metric_values
 from placement.problem import Problem
+from placement.simulator import SequenceSim
 
 
 def masked_ct(p: Problem) -> np.ndarray:
@@ -76,46 +78,6 @@ def optimistic_cost_table(p: Problem, ct: np.ndarray) -> np.ndarray:
     return oct_
 
 
-class LatencySim:
-    """The latency of a fixed assignment and order, in plain Python: `heft` scores its
-    variants of a few dozen blocks here, where numpy's per-call overhead would dominate.
-
-    ``fixed(a, seq)`` is the evaluator's semantics for the per-device orders that ``seq`` (a
-    linear extension of the block graph) induces: each block starts when its device is free
-    and its inputs have arrived (tested equal to `placement.evaluator.evaluate`, to the last
-    bit: a transfer's time is summed before it is added, as there). Returns
-    ``(makespan, start, end)``."""
-
-    def __init__(self, p: Problem):
-        self.D = p.n_devices
-        self.ct = masked_ct(p).tolist()
-        self.preds = [[(u, float(p.edge_bytes[k])) for u, k in x] for x in p.preds]
-        self.lat = p.latency.tolist()
-        self.inv = p.inv_bandwidth.tolist()
-        self.inp = [p.input_arrival(b).tolist() if not p.preds[b] else None for b in range(p.n_blocks)]
-        self.outs = [(b, p.output_delivery(b).tolist()) for b in p.output_blocks]
-
-    def fixed(self, a, seq) -> tuple[float, list[float], list[float]]:
-        ct, preds, inp, lat, inv = self.ct, self.preds, self.inp, self.lat, self.inv
-        free = [0.0] * self.D
-        start = [0.0] * len(a)
-        end = [0.0] * len(a)
-        for b in seq:
-            d = a[b]
-            ib = inp[b]
-            t = ib[d] if ib is not None else 0.0
-            if free[d] > t:
-                t = free[d]
-            for u, nbytes in preds[b]:
-                du = a[u]
-                x = end[u] if du == d else end[u] + (lat[du][d] + nbytes * inv[du][d])
-                if x > t:
-                    t = x
-            start[b] = t
-            end[b] = free[d] = t + ct[b][d]
-        return max((end[b] + o[a[b]] for b, o in self.outs), default=0.0), start, end
-
-
 class Memory:
     """Per-device memory in use (weights plus the largest working memory), with pinned
     blocks' weights reserved up front so that greedy choices leave room for them."""
@@ -131,7 +93,7 @@ class Memory:
                 self.params[d] += p.params[b]
                 self.act[d] = max(self.act[d], p.activation[b])
                 self.reserved[b] = True
-        self.cap = p.memory * (1 + TOLERANCE)
+        self.cap = p.memory_cap
 
     def fits(self, b: int) -> np.ndarray:
         """(D,) bool: devices that can take block b now."""
@@ -165,15 +127,20 @@ def violation_size(p: Problem, ev: Evaluation) -> float:
         return math.inf
     over = np.maximum(ev.memory_bytes - p.memory, 0.0) / p.memory
     total = float(over.sum())
-    vals = {"latency_s": ev.latency_s, "period_s": ev.period_s, "energy_j": ev.energy_j,
-            "throughput_per_s": ev.throughput_per_s}
-    for metric, bound in p.constraints.items():
-        got = vals[metric]
-        if metric == "throughput_per_s":
-            total += max(0.0, bound - got) / max(bound, 1e-300)
-        else:
-            total += max(0.0, got - bound) / max(bound, 1e-300)
+    for x in p.constraint_excess(metric_values(ev), tolerance=0.0).values():
+        total += x
     return total
+
+
+class Scored(NamedTuple):
+    """A plan in the pool: its ranking key (violation size, value), label, assignment and
+    schedule (start and end times)."""
+
+    key: tuple[float, float]
+    label: str
+    a: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
 
 
 class _Entry:
@@ -192,7 +159,7 @@ def schedule_order(start, end, pos: np.ndarray) -> np.ndarray:
 
 def latency_only(p: Problem) -> bool:
     """The objective is latency alone and no constraint but a latency bound."""
-    return p.objective.name == "latency" and set(p.constraints) <= {"latency_s"}
+    return p.latency_only()
 
 
 @dataclass
@@ -201,7 +168,7 @@ class Pool:
     (feasible first).
 
     Plans added with their schedule (`add_schedule`) of a latency-only problem are scored by
-    `LatencySim.fixed` -- the evaluator's own semantics, in plain Python -- when they fit
+    the one simulator (`placement.simulator.SequenceSim`, the evaluator's own) when they fit
     memory, meet the latency bound and use reachable links; the evaluator itself then runs
     only on the plans that are asked for (`best`, `ranked`). Every other plan goes through
     the evaluator at once."""
@@ -214,16 +181,16 @@ class Pool:
     plans: list = field(default_factory=list)
     _seen: dict = field(default_factory=dict)
     _best: _Entry | None = None
-    _sim: LatencySim | None = None
+    _sim: SequenceSim | None = None
     _pos: np.ndarray | None = None
 
     def __post_init__(self):
         if latency_only(self.p) and self.p.n_blocks:
-            self._sim = LatencySim(self.p)
+            self._sim = SequenceSim(self.p)
             self._pos = topo_position(self.p)
 
     @property
-    def sim(self) -> LatencySim | None:
+    def sim(self) -> SequenceSim | None:
         """The pure-Python simulator when the problem is latency-only, else None."""
         return self._sim
 
@@ -289,9 +256,8 @@ class Pool:
             self.tried[label] = self.tried[seen[0]]
             return seen[1][1], seen[1][0] == 0
         value, fixed_start, fixed_end = self._sim.fixed(a.tolist(), seq.tolist())
-        bound = p.constraints.get("latency_s", math.inf)
-        if (not math.isfinite(value) or np.any(memory_bytes(p, a) > p.memory * (1 + TOLERANCE))
-                or value > bound * (1 + TOLERANCE) + 1e-15):
+        if (not math.isfinite(value) or np.any(p.memory_use(a) > p.memory_cap)
+                or value > p.constraint_cap("latency_s")):
             ev = self.add(a, order, label)          # the evaluator names what breaks
             return ev.value, ev.feasible
         self._record((0.0, value), label, _Entry(a, order, np.array(fixed_start), np.array(fixed_end)), sig)
@@ -308,9 +274,9 @@ class Pool:
                 out.append((label, ev))
         return out
 
-    def entries(self) -> list:
-        """Scored plans, best first: (key, label, assignment, start, end) -- no evaluation."""
-        return [(key, label, e.a, e.start, e.end)
+    def entries(self) -> list["Scored"]:
+        """Scored plans, best first, without running the evaluator."""
+        return [Scored(key, label, e.a, e.start, e.end)
                 for key, _, label, e in sorted(self.plans, key=lambda x: (x[0], x[1]))]
 
     @property

@@ -3,23 +3,25 @@ assignment, and a first-improvement descent over moves of the critical chain's b
 
 A descent scores hundreds to thousands of candidate plans; in plain Python each costs
 ~30 microseconds at 30 blocks, compiled ~1. The kernels are compiled once per machine
-(``cache=True`` keeps the machine code beside this file) when `heuristics.heft` is
-imported, so planning time never includes compilation.
+(``cache=True`` keeps the machine code beside this file) by an explicit `warm_up` (heft's
+``warm_up``, which the API calls before a solve's clock starts), so planning time never
+includes compilation; importing this module compiles nothing.
 
-Semantics (`schedule`): blocks are placed in ``seq`` order (a linear extension of the block
-graph), each at the earliest idle gap of its device that fits after its inputs have
-arrived -- HEFT's insertion rule with the device already chosen. Inputs come from
-``source`` (``inp[b, d]``, the arrival of the model input on d, 0 for other blocks) and
-from predecessors (``end[u]`` plus link latency and bytes / bandwidth when the devices
-differ); the makespan adds each output block's delivery to ``sink`` (``outd[b, d]``). The
-schedule is feasible for the cost model, so the evaluator, given its start times as the
-per-device order, scores the plan at most at this makespan (tested).
+`schedule` is the **compiled twin** of `placement.simulator.insertion_schedule` (the one
+simulator's insertion rule: blocks in ``seq`` order, each at the earliest idle gap of its
+device that fits after its inputs have arrived): the same operations in the same order,
+tested bit for bit. A cost rule changes there first, then here. Inputs come from
+``source`` (``inp[b, d]``, `Problem.input_arrival`) and from predecessors (``end[u]`` plus
+link latency and bytes / bandwidth when the devices differ); the makespan adds each output
+block's delivery to ``sink`` (``outd[b, d]``, `Problem.output_delivery`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from placement.simulator import GAP_SLACK
 
 #: a move must shorten the makespan by this relative amount to be taken (float noise).
 IMPROVE = 1e-12
@@ -76,7 +78,7 @@ def schedule(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, iv_s, iv_e, iv_b
                 else:
                     t = r
                     tw = w
-                if t + c <= iv_s[d, i] + 1e-12:
+                if t + c <= iv_s[d, i] + GAP_SLACK:
                     pos = i
                     found = True
                     break
@@ -233,9 +235,16 @@ def descend(a, seq, ct, pind, pu, pbytes, lat, inv, inp, outd, allowed, nind, nb
             return mk, evals, True, scanned
 
 
-def _warm_up() -> None:
+_warmed = False
+
+
+def warm_up() -> None:
     """Compile (or load from the cache) for the argument types `heft` passes -- writable C
-    arrays of float64, int64 and bool -- so that no plan's time includes it."""
+    arrays of float64, int64 and bool -- so that no plan's time includes it. Called by
+    `heft`'s ``warm_up`` (the API calls it before a solve's clock starts); once per process."""
+    global _warmed
+    if _warmed:
+        return
     B, D = 2, 2
     f = np.zeros((B, D))
     i = np.zeros(B, dtype=np.int64)
@@ -245,6 +254,4 @@ def _warm_up() -> None:
             np.zeros(B), np.zeros(B), np.ones(D), True, 10, 0,
             np.zeros((D, B)), np.zeros((D, B)), np.zeros((D, B), dtype=np.int64), np.zeros(D, dtype=np.int64),
             np.zeros(B), np.zeros(B), np.zeros(B, dtype=np.int64))
-
-
-_warm_up()
+    _warmed = True

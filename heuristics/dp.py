@@ -104,13 +104,13 @@ def path_dp(p: Problem, ct: np.ndarray, seq: np.ndarray, w_time: float, w_energy
     memory check removed a transition that was otherwise possible (then not exact)."""
     B, D = ct.shape
     cut, _ = live_bytes(p, seq)
-    lat, inv = p.latency, p.inv_bandwidth
-    radio = p.tx_power[:, None] + p.rx_power[None, :]
+    inv = p.inv_bandwidth
+    radio = p.radio_power
     base = Memory(p)
     cap = base.cap
 
     def move(nbytes):                                   # (D, D) cost of moving nbytes
-        t = np.where(np.eye(D, dtype=bool), 0.0, lat + nbytes * inv)
+        t = np.where(np.eye(D, dtype=bool), 0.0, p.transfer_matrix(nbytes))
         m = np.zeros((D, D))
         if w_time:
             m += w_time * t
@@ -124,7 +124,7 @@ def path_dp(p: Problem, ct: np.ndarray, seq: np.ndarray, w_time: float, w_energy
         if w_time:
             r = r + w_time * c
         if w_energy:
-            r = r + w_energy * p.power_active * np.where(np.isfinite(c), c, 0.0)
+            r = r + w_energy * np.where(np.isfinite(c), p.node_energy[b], 0.0)
         return np.where(np.isfinite(c), r, np.inf)
 
     back = np.zeros((B, D), dtype=np.int64)
@@ -257,7 +257,7 @@ def pipeline_dp(p: Problem, ct: np.ndarray, seq: np.ndarray, ctx: Context | None
     mem_need = np.where(upper, ppre[None, :] - ppre[:, None] + act_rng, np.inf)
     seg = []
     for t in range(T):
-        ok = upper & (bad[None, :, t] == bad[:, None, t]) & (mem_need <= p.memory[rep[t]] * (1 + 1e-9))
+        ok = upper & (bad[None, :, t] == bad[:, None, t]) & (mem_need <= p.memory_cap[rep[t]])
         seg.append(np.where(ok, pre[None, :, t] - pre[:, None, t], np.inf)[:U])   # (U, U+1)
     # V[key][k]: best period with the first k units placed; key = (usage per type, last type)
     start = (tuple([0] * T), -1)

@@ -52,14 +52,14 @@ import time
 
 import numpy as np
 
-from placement.evaluator import TOLERANCE, constraint_excess, evaluate, idle_energy, plan_costs
-from placement.method import Candidate, Context, Method
+from placement.evaluator import evaluate, idle_energy, makespan, plan_costs, throughput_of
+from placement.method import Candidate, Context, Method, Option
 from placement.plan import Status
-from placement.problem import Problem
+from placement.problem import TOLERANCE, Problem
+from placement.simulator import simulate_sequence
 
 from ._common import (Pool, masked_ct, order_by, schedule_order, topo_position, upward_rank_mean,
                       violation_size)
-# at import, not inside a timed solve: heft compiles (or loads) its kernels when imported
 from .heft import _NoRoom, construct, list_schedule
 
 #: moves without improvement of the best before the search stops (at least).
@@ -79,8 +79,8 @@ PENALTY = 10.0
 
 class Scorer:
     """Repeated scoring of (assignment, priority): the evaluator's `plan_costs` for everything
-    that no order changes, plus an incremental latency simulation that resumes from the first
-    block whose inputs changed (tested equal to the evaluator)."""
+    that no order changes, plus the one simulator (`placement.simulator.simulate_sequence`)
+    resumed from the first block whose inputs changed (tested equal to the evaluator)."""
 
     def __init__(self, p: Problem):
         self.p = p
@@ -88,7 +88,7 @@ class Scorer:
         self.B, self.D = B, D
         self.ed = p.edge_dst
         self.preds = [list(x) for x in p.preds]
-        self.cap = p.memory * (1 + TOLERANCE)
+        self.cap = p.memory_cap
         w = p.objective.weights
         self.weights = {k: v for k, v in w.items() if v}
         self.needs_latency = p.needs_schedule()
@@ -105,13 +105,13 @@ class Scorer:
         start = end = None
         if self.needs_latency:
             start, end = self._simulate(a, seq, c.ct, c.edge_time, c.in_time, cache)
-            latency = float(np.max(end + c.out_time)) if self.B else 0.0
+            latency = makespan(end, c.out_time)
             if p.count_idle:
                 energy += idle_energy(p, a, latency, c.load)
         mem_excess = float(np.sum(np.maximum(c.memory_bytes - self.cap, 0.0) / p.memory))
         metrics = {"latency_s": latency, "period_s": c.period_s, "energy_j": energy,
-                   "throughput_per_s": 1.0 / c.period_s if c.period_s > 0 else math.inf}
-        con = float(sum(constraint_excess(p, metrics).values()))
+                   "throughput_per_s": throughput_of(c.period_s)}
+        con = float(sum(p.constraint_excess(metrics).values()))
         return metrics, mem_excess, con, (start, end)
 
     def _simulate(self, a, seq, ctb, edge_time, in_time, cache):
@@ -130,35 +130,11 @@ class Scorer:
             if len(ek):
                 first = min(first, int(pos[self.ed[ek]].min()))
             j0 = first
-            start, end = cache["start"].copy(), cache["end"].copy()
+            start, end = cache["start"], cache["end"]
         else:
-            start, end = np.zeros(B), np.zeros(B)
-        free = np.zeros(self.D)
-        if j0 > 0:
-            before = seq[:j0]
-            np.maximum.at(free, a[before], end[before])
-        et = edge_time.tolist()
-        it = in_time.tolist()
-        cl = ctb.tolist()
-        al = a.tolist()
-        preds = self.preds
-        freel = free.tolist()
-        endl = end.tolist()
-        startl = start.tolist()
-        for b in seq[j0:].tolist():
-            d = al[b]
-            t = freel[d]
-            if it[b] > t:
-                t = it[b]
-            for u, k in preds[b]:
-                x = endl[u] + et[k]
-                if x > t:
-                    t = x
-            startl[b] = t
-            e = t + cl[b]
-            endl[b] = e
-            freel[d] = e
-        return np.array(startl), np.array(endl)
+            start = end = None
+        # the one simulator, resumed after the unchanged prefix
+        return simulate_sequence(self.p, a, seq, ctb, edge_time, in_time, first=j0, start=start, end=end)
 
 
 def _start_plan(p: Problem, ctx: Context) -> tuple[Pool, dict]:
@@ -183,9 +159,14 @@ class LocalSearch(Method):
     guarantee = "never worse than the best constructive plan (heft, dp, single); deterministic per seed"
     summary = ("simulated annealing over block moves, swaps and per-device reorders, started from "
                "the best of heft and dp; stops at convergence or the time limit")
-    options = {"patience": f"moves without improvement before stopping (default {PATIENCE})",
-               "chains": f"annealing chains run one after the other from the best so far (default {CHAINS})",
-               "max_moves": "stop each chain after this many moves (default: no cap)"}
+    options = (Option("patience", int, PATIENCE, "moves without improvement before stopping", low=1),
+               Option("chains", int, CHAINS, "annealing chains run one after the other from the best so far",
+                      low=1),
+               Option("max_moves", int, None, "stop each chain after this many moves (none: no cap)", low=1))
+
+    def warm_up(self) -> None:
+        from placement.registry import get_method
+        get_method("heft").warm_up()        # local starts from heft's plans
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         p = problem
@@ -196,16 +177,15 @@ class LocalSearch(Method):
             return Candidate(None, status=Status.NO_SOLUTION, stats=stats,
                              message="no constructive plan fits memory (heft, dp, memory-first fill)")
         # a plan that meets the cheap lower bound is optimal: nothing to search for
-        from placement.bounds import lower_bound
-        target = lower_bound(p) * (1 + 1e-9)
+        target = p.lower_bound() * (1 + TOLERANCE)
         if start_ev.feasible and start_ev.value <= target:
             stats.update(moves=0, chains_run=0, time_s=round(time.perf_counter() - t0, 4),
                          start_value=start_ev.value, improved=False)
             return Candidate(start_ev.assignment, start_ev.order, status=Status.FEASIBLE, stats=stats,
                              message=f"start {stats['start']} meets the lower bound")
-        patience = int(ctx.options.get("patience", PATIENCE))
-        max_moves = ctx.options.get("max_moves")
-        chains = int(ctx.options.get("chains", CHAINS))
+        patience = self.option(ctx, "patience")
+        max_moves = self.option(ctx, "max_moves")
+        chains = self.option(ctx, "chains")
         sc_needs_order = Scorer(p).needs_order
         final = start_ev
         timed_out = False

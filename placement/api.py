@@ -10,16 +10,17 @@ import math
 import os
 import time
 import traceback
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from . import bounds, feasibility, registry
+from . import feasibility, registry
 from .errors import InputError, MethodError, PlanError
 from .evaluator import Evaluation, evaluate_ids
 from .evaluator import evaluate as evaluate_indices
 from .loader import load
-from .method import Candidate, Context
+from .method import Candidate, Context, check_options
 from .plan import Plan, Status, gap_of
 from .problem import Problem
 
@@ -48,10 +49,14 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
           **options: Any) -> Plan:
     """Place ``problem`` (a `Problem`, dict, or path) with ``method``.
 
-    ``time_limit`` is wall-clock seconds (None: no limit); the method returns its best plan so
-    far when it runs out, with status ``time_limit``. ``options`` are the method's own (see
-    ``placement methods``). The problem is never changed. Returns a `Plan` whose value,
-    metrics and schedule come from the evaluator.
+    ``time_limit`` is wall-clock seconds (None: no limit; 0: return at once with the best
+    plan so far, or none); the method returns its best plan so far when it runs out, with
+    status ``time_limit``. ``options`` are the method's own (see ``placement methods``):
+    checked against its declaration before it runs (an unknown name is a `MethodError`, a
+    bad value an `InputError` naming the option). A problem feature the method does not
+    support is refused (`UnsupportedFeatureError`). The problem is never changed. Returns a
+    `Plan` whose value, metrics and schedule come from the evaluator and whose status comes
+    from `derive_status`.
     """
     p = _objective_problem(problem, objective)
     m = registry.get_method(method)
@@ -59,19 +64,18 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
     if obj not in m.objectives:
         raise MethodError(f"method '{method}' does not support the {obj} objective; methods that do: "
                           + ", ".join(registry.supporting(obj)))
-    unknown = set(options) - set(m.options)
-    if unknown:
-        raise MethodError(f"method '{method}' has no option {sorted(unknown)}; it takes: "
-                          + (", ".join(m.options) or "none"))
+    typed = check_options(m, options)
+    notes = registry.check_features(m, p.features)
     if time_limit is not None and (not math.isfinite(time_limit) or time_limit < 0):
         raise InputError(f"time_limit: expected a number of seconds >= 0, found {time_limit}")
 
+    m.warm_up()                       # compiled kernels: before the clock starts
     t0 = time.perf_counter()
     reasons = feasibility.infeasibility_reasons(p)
     if reasons:
         return _empty_plan(p, method, Status.INFEASIBLE, "; ".join(reasons[:5]),
                            time.perf_counter() - t0)
-    ctx = Context(time_limit=time_limit, seed=seed, options=dict(options), progress=progress)
+    ctx = Context(time_limit=time_limit, seed=seed, options=typed, progress=progress)
     try:
         cand = m.solve(p, ctx)
     except InputError:
@@ -82,41 +86,68 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
         return _empty_plan(p, method, Status.ERROR, f"{type(exc).__name__}: {exc}",
                            time.perf_counter() - t0, stats={"traceback": traceback.format_exc()})
     elapsed = time.perf_counter() - t0
+    if notes:
+        cand = replace(cand, message="; ".join(([cand.message] if cand.message else []) + notes))
     return plan_from_candidate(p, method, cand, elapsed)
 
 
-def plan_from_candidate(p: Problem, method: str, cand: Candidate, solve_time_s: float) -> Plan:
-    """Re-score a method's candidate with the evaluator and build the honest `Plan`."""
-    cheap = bounds.lower_bound(p)
-    bound = cheap if cand.bound is None else max(cand.bound, cheap)
-    if cand.assignment is None:
-        status = cand.status if cand.status in (Status.INFEASIBLE, Status.NO_SOLUTION, Status.ERROR) \
+def _join(message: str, note: str) -> str:
+    return (message + "; " if message else "") + note
+
+
+def derive_status(p: Problem, ev: Evaluation | None, *, claimed: Status = Status.FEASIBLE,
+                  bound: float | None = None) -> tuple[Status, float | None, str]:
+    """The one rule for a plan's status and bound, used by `solve` and `evaluate`.
+
+    Inputs: the evaluator's verdict ``ev`` on the plan (None: no plan), what the method
+    claims (``claimed``: ``optimal`` = proved optimal, ``infeasible`` = proved infeasible,
+    ``time_limit``, ...; `evaluate` passes ``feasible``: a plan file proves nothing) and a
+    bound the method proved (None: none; `evaluate` passes None: a plan file's bound is
+    never trusted). The bound reported is the larger of that and the package's own
+    `Problem.lower_bound`. Returns (status, bound, note for the message):
+
+    * no plan: the claim if it is ``infeasible``/``no_solution``/``error``, else
+      ``no_solution``; the bound is None when infeasibility was proved;
+    * a plan the evaluator finds infeasible: ``no_solution``, bound None (no gap);
+    * an ``optimal`` claim whose value is not within `OPTIMAL_TOLERANCE` of the bound:
+      ``feasible`` (e.g. CP-SAT proved optimality of its rounded model only);
+    * a feasible plan claimed ``infeasible``/``no_solution``/``error``: ``feasible``;
+    * a ``feasible`` or ``time_limit`` plan that meets the bound: ``optimal``.
+    """
+    cheap = p.lower_bound()
+    bound = cheap if bound is None else max(bound, cheap)
+    if ev is None:
+        status = claimed if claimed in (Status.INFEASIBLE, Status.NO_SOLUTION, Status.ERROR) \
             else Status.NO_SOLUTION
-        plan = _empty_plan(p, method, status, cand.message or "no plan found", solve_time_s,
-                           stats=cand.stats)
-        plan.bound = None if status == Status.INFEASIBLE else bound
-        return plan
-    ev = evaluate_indices(p, np.asarray(cand.assignment, dtype=np.int64), cand.order)
-    status = cand.status
-    message = cand.message
-    gap = gap_of(ev.value, bound)
+        return status, (None if status == Status.INFEASIBLE else bound), ""
     if not ev.feasible:
-        status = Status.NO_SOLUTION
-        message = (message + "; " if message else "") + "best plan found breaks: " + str(ev.violations[0])
-    elif status == Status.OPTIMAL and (gap is None or gap > OPTIMAL_TOLERANCE):
+        return Status.NO_SOLUTION, None, "best plan found breaks: " + str(ev.violations[0])
+    gap = gap_of(ev.value, bound)
+    status, note = claimed, ""
+    if status == Status.OPTIMAL and (gap is None or gap > OPTIMAL_TOLERANCE):
         status = Status.FEASIBLE
-        message = (message + "; " if message else "") + (
-            "the method proved optimality of its own model; against the real-valued bound the gap is "
-            + ("unknown" if gap is None else f"{gap:.3g}"))
+        note = ("the method proved optimality of its own model; against the real-valued bound the gap is "
+                + ("unknown" if gap is None else f"{gap:.3g}"))
     elif status in (Status.INFEASIBLE, Status.NO_SOLUTION, Status.ERROR):
         status = Status.FEASIBLE
     if status in (Status.FEASIBLE, Status.TIME_LIMIT) and gap is not None and gap <= OPTIMAL_TOLERANCE:
         # the plan meets a proven lower bound: it is optimal, whoever found it
-        status = Status.OPTIMAL
-        message = (message + "; " if message else "") + "value meets the proven lower bound"
-    plan = plan_from_evaluation(p, ev, method=method, status=status, bound=bound,
-                                solve_time_s=solve_time_s, message=message, stats=cand.stats)
-    return plan
+        status, note = Status.OPTIMAL, _join(note, "value meets the proven lower bound")
+    return status, bound, note
+
+
+def plan_from_candidate(p: Problem, method: str, cand: Candidate, solve_time_s: float) -> Plan:
+    """Re-score a method's candidate with the evaluator and build the honest `Plan`."""
+    ev = None
+    if cand.assignment is not None:
+        ev = evaluate_indices(p, np.asarray(cand.assignment, dtype=np.int64), cand.order)
+    status, bound, note = derive_status(p, ev, claimed=cand.status, bound=cand.bound)
+    if ev is None:
+        return _empty_plan(p, method, status, cand.message or "no plan found", solve_time_s,
+                           stats=cand.stats, bound=bound)
+    return plan_from_evaluation(p, ev, method=method, status=status, bound=bound,
+                                solve_time_s=solve_time_s, message=_join(cand.message, note) if note
+                                else cand.message, stats=cand.stats)
 
 
 def plan_from_evaluation(p: Problem, ev: Evaluation, *, method: str, status: Status,
@@ -136,9 +167,9 @@ def plan_from_evaluation(p: Problem, ev: Evaluation, *, method: str, status: Sta
 
 
 def _empty_plan(p: Problem, method: str, status: Status, message: str, solve_time_s: float,
-                stats: dict | None = None) -> Plan:
+                stats: dict | None = None, bound: float | None = None) -> Plan:
     return Plan(problem=p.name, method=method, objective=p.objective.to_json(), status=status,
-                value=None, bound=None, solve_time_s=solve_time_s, assignment={}, message=message,
+                value=None, bound=bound, solve_time_s=solve_time_s, assignment={}, message=message,
                 stats=dict(stats or {}))
 
 
@@ -147,9 +178,10 @@ def evaluate(problem: Any, plan: Plan | Mapping[str, Any] | str | os.PathLike[st
     """Re-score a plan (a `Plan`, dict, or path to a plan file) on ``problem``.
 
     Returns a new `Plan` with the evaluator's value, metrics, schedule and violations; the
-    plan's order is kept when it has one (else the list rule decides). Its status is
-    ``feasible`` (or the plan's own ``optimal``/``time_limit`` claim) when no rule is broken,
-    ``no_solution`` when one is.
+    plan's order is kept when it has one (else the list rule decides). The plan file's own
+    ``bound`` and ``status`` are never read (`derive_status` with no claim): the status is
+    ``optimal`` when the value meets the package's own lower bound, ``feasible`` otherwise,
+    ``no_solution`` (bound None) when a rule is broken.
     """
     p = _objective_problem(problem, objective)
     if isinstance(plan, (str, os.PathLike)):
@@ -160,27 +192,9 @@ def evaluate(problem: Any, plan: Plan | Mapping[str, Any] | str | os.PathLike[st
         raise PlanError("assignment: expected a block -> device mapping, found an empty one "
                         f"(plan status {plan.status.value}: {plan.message or 'no plan'})")
     ev = evaluate_ids(p, plan.assignment, plan.order)
-    # A plan file's own bound and status are claims this function cannot check. Its bound is
-    # kept only for the problem and objective it was solved for, and never above the value
-    # the evaluator finds; "optimal" is re-derived from the bound, never taken on trust.
-    same = plan.objective == p.objective.to_json() and plan.problem in ("", p.name)
-    claimed = plan.bound if same and isinstance(plan.bound, (int, float)) else None
-    message = plan.message
-    if claimed is not None and claimed > ev.value * (1 + OPTIMAL_TOLERANCE):
-        message = (message + "; " if message else "") + (
-            f"the plan's bound {claimed:.6g} is above its value and was ignored")
-        claimed = None
-    cheap = bounds.lower_bound(p)
-    bound = cheap if claimed is None else max(claimed, cheap)
-    gap = gap_of(ev.value, bound)
-    if not ev.feasible:
-        status = Status.NO_SOLUTION
-    elif gap is not None and gap <= OPTIMAL_TOLERANCE:
-        status = Status.OPTIMAL
-    elif same and plan.status == Status.TIME_LIMIT:
-        status = Status.TIME_LIMIT
-    else:
-        status = Status.FEASIBLE
+    # A plan file's bound and status are claims this function cannot check: neither is read.
+    status, bound, note = derive_status(p, ev)
+    message = _join(plan.message, note) if note else plan.message
     return plan_from_evaluation(p, ev, method=plan.method, status=status, bound=bound,
                                 solve_time_s=plan.solve_time_s, message=message, stats=plan.stats)
 

@@ -185,10 +185,12 @@ def run_methods(args: argparse.Namespace) -> int:
     from rich.table import Table
     from .report import console
     table = Table(title="placement methods")
-    for col in ("name", "kind", "objectives", "guarantee", "options"):
+    for col in ("name", "kind", "objectives", "features", "guarantee", "options (--option KEY=VALUE)"):
         table.add_column(col, overflow="fold")
     for i in infos:
-        table.add_row(i.name, i.kind, ", ".join(i.objectives), i.guarantee, ", ".join(i.options))
+        features = ", ".join(f for f, ok in i.features.items() if ok) or "none"
+        table.add_row(i.name, i.kind, ", ".join(i.objectives), features, i.guarantee,
+                      "\n".join(i.options.values()) or "none")
     console().print(table)
     return EXIT_OK
 

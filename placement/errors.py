@@ -58,6 +58,16 @@ class MethodError(InputError):
     """Unknown method name, or a method asked for an objective it does not support."""
 
 
+class UnsupportedFeatureError(MethodError):
+    """A method asked to solve a problem with a feature it does not support (SPEC section 8):
+    the message names the feature and the methods that support it. ``compare`` shows such a
+    row as ``unsupported``."""
+
+    def __init__(self, message: str, feature: str):
+        self.feature = feature
+        super().__init__(message)
+
+
 def closest(word: str, choices) -> str | None:
     """The valid name closest to ``word`` (case-insensitive first), or None."""
     import difflib

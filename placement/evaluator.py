@@ -3,31 +3,25 @@
 Every plan the package reports is scored here; solvers may compute internally whatever
 they like, but the figures they report come from `evaluate`.
 
-Latency is found by simulation. With an order per device, each block starts when its
-device has finished the block before it in that order and all its inputs have arrived
-(producer's end plus transfer time; input blocks wait for ``input_bytes`` from
-``source``); latency is when the last output reaches ``sink``. A plan without an order
-is scheduled by the **list rule**, which is what a runtime with a queue per device
-does: whenever a device is free it starts, among its blocks whose inputs have all
-arrived, the one whose inputs arrived first (first come, first served); ties go to the
-larger upward rank (longest remaining path, with the plan's own compute and transfer
-times), then to the lower block index. The rule never leaves a device idle while one
-of its blocks is ready, and produces the order that the plan then records.
+Where each rule lives (docs/cost_model.md lists them all): the per-block, per-edge and
+per-device cost pieces (compute time, transfer and transmission time, node and radio
+energy, memory use, the tolerance, the constraint check) are on `placement.problem.Problem`;
+the order-free costs of one assignment (period, energy, memory) are `plan_costs` here;
+latency -- start times for fixed per-device orders, and the **list rule** that gives a
+plan without an order its orders -- is `placement.simulator`, the one simulator.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .problem import Problem
-
-#: relative tolerance on constraints and memory (float noise, not slack).
-TOLERANCE = 1e-9
+from .problem import TOLERANCE, Problem  # TOLERANCE re-exported: it lives on problem.py
+from .simulator import list_rule_order, makespan, simulate_orders
+from .simulator import upward_rank  # re-exported
 
 
 @dataclass(frozen=True)
@@ -42,9 +36,15 @@ class Violation:
         return f"{self.kind}: {self.message}"
 
 
-@dataclass
+def throughput_of(period_s: float) -> float:
+    """Inferences per second of a period (inf for a period of 0)."""
+    return 1.0 / period_s if period_s > 0 else math.inf
+
+
+@dataclass(frozen=True)
 class Evaluation:
-    """The evaluator's verdict on one plan (indices, not ids; `Plan` turns them into ids)."""
+    """The evaluator's verdict on one plan (indices, not ids; `Plan` turns them into ids).
+    Frozen: a verdict is not edited after the fact (its arrays are read-only)."""
 
     assignment: np.ndarray            # (B,) device index per block
     order: list[list[int]]            # per device, its blocks in run order
@@ -56,7 +56,12 @@ class Evaluation:
     memory_bytes: np.ndarray          # (D,)
     transfer_bytes: float
     value: float
-    violations: list[Violation] = field(default_factory=list)
+    violations: tuple[Violation, ...] = ()
+
+    def __post_init__(self):
+        for a in (self.assignment, self.start, self.end, self.memory_bytes):
+            if isinstance(a, np.ndarray):
+                a.setflags(write=False)
 
     @property
     def feasible(self) -> bool:
@@ -64,7 +69,7 @@ class Evaluation:
 
     @property
     def throughput_per_s(self) -> float:
-        return 1.0 / self.period_s if self.period_s > 0 else math.inf
+        return throughput_of(self.period_s)
 
     def metrics(self, problem: Problem) -> dict[str, Any]:
         """The metrics dict of SPEC section 7 (ids, SI units)."""
@@ -106,12 +111,8 @@ class Costs:
 
 
 def memory_bytes(p: Problem, a: np.ndarray) -> np.ndarray:
-    """(D,) memory each device needs for assignment ``a``: its blocks' weights plus the
-    largest working memory among them (SPEC section 4)."""
-    mem = np.bincount(a, weights=p.params, minlength=p.n_devices)
-    peak = np.zeros(p.n_devices)
-    np.maximum.at(peak, a, p.activation)
-    return mem + peak
+    """(D,) memory each device needs for assignment ``a`` (`Problem.memory_use`)."""
+    return p.memory_use(a)
 
 
 def plan_costs(p: Problem, a: np.ndarray) -> Costs:
@@ -143,13 +144,13 @@ def plan_costs(p: Problem, a: np.ndarray) -> Costs:
     period = float(max(load.max(initial=0.0), link.max(initial=0.0)))
 
     energy = float(np.sum(p.power_active[a] * ct))
-    energy += float(np.sum((p.tx_power[ea] + p.rx_power[ec])[cross] * edge_tx[cross]))
-    energy += float(np.sum((p.tx_power[p.source] + p.rx_power[a[src_cross]]) * in_tx[src_cross]))
-    energy += float(np.sum((p.tx_power[a[snk_cross]] + p.rx_power[p.sink]) * out_tx[snk_cross]))
+    energy += float(np.sum(p.radio_power[ea, ec][cross] * edge_tx[cross]))
+    energy += float(np.sum(p.radio_power[p.source, a[src_cross]] * in_tx[src_cross]))
+    energy += float(np.sum(p.radio_power[a[snk_cross], p.sink] * out_tx[snk_cross]))
 
     transfer_bytes = float(eb[cross].sum() + p.in_bytes[src_cross].sum() + p.out_bytes[snk_cross].sum())
     return Costs(ct=ct, edge_time=edge_time, in_time=in_time, out_time=out_time, load=load,
-                 period_s=period, energy_j=energy, memory_bytes=memory_bytes(p, a),
+                 period_s=period, energy_j=energy, memory_bytes=p.memory_use(a),
                  transfer_bytes=transfer_bytes, edge_ends=(ea, ec), has_in=has_in, has_out=has_out)
 
 
@@ -160,17 +161,9 @@ def idle_energy(p: Problem, a: np.ndarray, latency: float, load: np.ndarray) -> 
 
 
 def constraint_excess(p: Problem, values: Mapping[str, float]) -> dict[str, float]:
-    """Each broken constraint's relative excess (0 < x); empty when all hold. The bound of
-    ``throughput_per_s`` is a minimum, the others maxima; ``TOLERANCE`` forgives float noise."""
-    out: dict[str, float] = {}
-    for metric, bound in p.constraints.items():
-        got = values[metric]
-        if metric == "throughput_per_s":
-            if got < bound * (1 - TOLERANCE):
-                out[metric] = (bound - got) / max(bound, 1e-300)
-        elif got > bound * (1 + TOLERANCE) + 1e-15:
-            out[metric] = (got - bound) / max(bound, 1e-300)
-    return out
+    """Each broken constraint's relative excess (0 < x); empty when all hold
+    (`Problem.constraint_excess`, the one constraint check)."""
+    return p.constraint_excess(values)
 
 
 def evaluate(problem: Problem, assignment: Sequence[int] | np.ndarray,
@@ -184,7 +177,7 @@ def evaluate(problem: Problem, assignment: Sequence[int] | np.ndarray,
     """
     p = problem
     B, D = p.n_blocks, p.n_devices
-    a = np.asarray(assignment, dtype=np.int64)
+    a = np.array(assignment, dtype=np.int64)   # a copy: the evaluation freezes it
     violations: list[Violation] = []
     if a.shape != (B,) or (B and (a.min() < 0 or a.max() >= D)):
         raise ValueError(f"assignment must be {B} device indices in [0, {D})")
@@ -197,32 +190,32 @@ def evaluate(problem: Problem, assignment: Sequence[int] | np.ndarray,
     else:
         order = [list(map(int, o)) for o in order]
         _check_order(p, a, order, violations)
-    start, end, deadlock = _simulate(p, order, c.ct, c.edge_time, c.in_time)
+    start, end, deadlock = simulate_orders(p, a, order, c.ct, c.edge_time, c.in_time)
     if deadlock:
         violations.append(Violation("order", "the per-device orders contradict the block graph "
                                     "(a block waits for one that runs after it on its device)"))
         latency = math.inf
     else:
-        latency = float(np.max(end + c.out_time)) if B else 0.0
+        latency = makespan(end, c.out_time)
 
     energy = c.energy_j + (idle_energy(p, a, latency, c.load) if p.count_idle else 0.0)
     mem = c.memory_bytes
-    for d in np.nonzero(mem > p.memory * (1 + TOLERANCE))[0]:
+    for d in np.nonzero(mem > p.memory_cap)[0]:
         blocks_here = int(np.sum(a == d))
         violations.append(Violation("memory", (
             f"device '{p.devices[d].id}' needs {mem[d]:.4g} bytes for its {blocks_here} block(s), "
             f"holds {p.memory[d]:.4g}")))
 
-    ev = Evaluation(assignment=a, order=order, start=start, end=end, latency_s=latency,
-                    period_s=c.period_s, energy_j=energy, memory_bytes=mem,
-                    transfer_bytes=c.transfer_bytes, value=math.nan, violations=violations)
-    values = metric_values(ev)
-    for metric in constraint_excess(p, values):
+    values = {"latency_s": latency, "period_s": c.period_s,
+              "throughput_per_s": throughput_of(c.period_s), "energy_j": energy}
+    for metric in p.constraint_excess(values):
         sense = "at least" if metric == "throughput_per_s" else "at most"
         violations.append(Violation("constraint", f"{metric} is {values[metric]:.6g}, must be "
                                     f"{sense} {p.constraints[metric]:.6g}"))
-    ev.value = p.objective.value(values)
-    return ev
+    return Evaluation(assignment=a, order=order, start=start, end=end, latency_s=latency,
+                      period_s=c.period_s, energy_j=energy, memory_bytes=mem,
+                      transfer_bytes=c.transfer_bytes, value=p.objective.value(values),
+                      violations=tuple(violations))
 
 
 def _check_placement(p: Problem, a, ct, ea, ec, has_in, has_out, out: list[Violation]) -> None:
@@ -263,95 +256,6 @@ def _check_order(p: Problem, a: np.ndarray, order: list[list[int]], out: list[Vi
         out.append(Violation("order", f"block '{p.blocks[b].id}' is {what} the device orders"))
 
 
-def _simulate(p: Problem, order: list[list[int]], ct, edge_time, in_time):
-    """Start/end times for fixed per-device orders. Returns (start, end, deadlock)."""
-    B = p.n_blocks
-    start = np.zeros(B)
-    end = np.zeros(B)
-    nxt = np.full(B, -1, dtype=np.int64)       # next block on the same device
-    indeg = np.array([len(x) for x in p.preds], dtype=np.int64)
-    first = []
-    for blocks in order:
-        if blocks:
-            first.append(blocks[0])
-        for x, y in zip(blocks, blocks[1:]):
-            nxt[x] = y
-            indeg[y] += 1
-    on_device = np.zeros(B, dtype=bool)
-    for blocks in order:
-        on_device[blocks[1:]] = True
-    dev_ready = np.zeros(B)                     # when the previous block on the device ended
-    ready = [b for b in range(B) if indeg[b] == 0]
-    ct_l, et_l, it_l = ct.tolist(), edge_time.tolist(), in_time.tolist()
-    done = 0
-    while ready:
-        b = ready.pop()
-        done += 1
-        t = max(dev_ready[b], it_l[b])
-        for u, k in p.preds[b]:
-            t = max(t, end[u] + et_l[k])
-        start[b] = t
-        end[b] = t + ct_l[b]
-        for v, _ in p.succs[b]:
-            indeg[v] -= 1
-            if indeg[v] == 0:
-                ready.append(v)
-        n = nxt[b]
-        if n >= 0:
-            dev_ready[n] = end[b]
-            indeg[n] -= 1
-            if indeg[n] == 0:
-                ready.append(int(n))
-    return start, end, done < B
-
-
-def upward_rank(p: Problem, ct: np.ndarray, edge_time: np.ndarray, out_time: np.ndarray) -> np.ndarray:
-    """Longest path from each block to the sink with the given per-block and per-edge times."""
-    rank = np.zeros(p.n_blocks)
-    et = edge_time.tolist()
-    for b in reversed(p.topo):
-        best = out_time[b]
-        for v, k in p.succs[b]:
-            best = max(best, et[k] + rank[v])
-        rank[b] = ct[b] + best
-    return rank
-
-
-def list_rule_order(p: Problem, a: np.ndarray, ct, edge_time, in_time, out_time) -> list[list[int]]:
-    """The documented list rule (module docstring): per-device orders for an assignment."""
-    B, D = p.n_blocks, p.n_devices
-    rank = upward_rank(p, np.where(np.isfinite(ct), ct, 0.0), np.where(np.isfinite(edge_time), edge_time, 0.0),
-                       np.where(np.isfinite(out_time), out_time, 0.0))
-    waiting = np.array([len(x) for x in p.preds], dtype=np.int64)
-    data_ready = np.array(in_time, dtype=float)
-    free = [0.0] * D
-    heaps: list[list[tuple[float, float, int]]] = [[] for _ in range(D)]
-    for b in range(B):
-        if waiting[b] == 0:
-            heapq.heappush(heaps[a[b]], (data_ready[b], -rank[b], b))
-    order: list[list[int]] = [[] for _ in range(D)]
-    end = np.zeros(B)
-    for _ in range(B):
-        best_d, best_t = -1, math.inf
-        for d in range(D):
-            if heaps[d]:
-                t = max(free[d], heaps[d][0][0])
-                if t < best_t or (best_d < 0):
-                    best_d, best_t = d, t
-        if best_d < 0:
-            break
-        _, _, b = heapq.heappop(heaps[best_d])
-        order[best_d].append(b)
-        end[b] = best_t + ct[b]
-        free[best_d] = end[b]
-        for v, k in p.succs[b]:
-            data_ready[v] = max(data_ready[v], end[b] + edge_time[k])
-            waiting[v] -= 1
-            if waiting[v] == 0:
-                heapq.heappush(heaps[a[v]], (data_ready[v], -rank[v], v))
-    return order
-
-
 def evaluate_ids(problem: Problem, assignment: Mapping[str, str],
                  order: Mapping[str, Sequence[str]] | None = None) -> Evaluation:
     """`evaluate` for a plan given by ids (as in a plan file). Unknown or missing ids raise
@@ -382,3 +286,8 @@ def evaluate_ids(problem: Problem, assignment: Mapping[str, str],
                     raise PlanError(f"order.{d}: expected block ids of the problem, found '{b}'")
             idx_order[p.device_index[d]] = [p.block_index[b] for b in blocks]
     return evaluate(p, a, idx_order)
+
+
+__all__ = ["TOLERANCE", "Violation", "Evaluation", "Costs", "evaluate", "evaluate_ids", "plan_costs",
+           "memory_bytes", "idle_energy", "constraint_excess", "metric_values", "throughput_of",
+           "list_rule_order", "upward_rank", "makespan"]

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import bounds
-from .evaluator import TOLERANCE
-from .problem import Problem
+from .problem import TOLERANCE, Problem
 
 
 def infeasibility_reasons(p: Problem) -> list[str]:
@@ -28,7 +27,7 @@ def infeasibility_reasons(p: Problem) -> list[str]:
             reasons.append(f"block '{blk.id}' can run on no device (no measured time or rate, "
                            "or allowed_devices excludes all)")
             continue
-        fits = can[p.memory[can] * (1 + TOLERANCE) >= need[b]]   # the evaluator's tolerance
+        fits = can[p.memory_cap[can] >= need[b]]                # the evaluator's tolerance
         if len(fits) == 0:
             best = can[np.argmax(p.memory[can])]
             reasons.append(f"block '{blk.id}' needs {need[b]:.4g} bytes, the largest device it may "
@@ -44,12 +43,12 @@ def infeasibility_reasons(p: Problem) -> list[str]:
     for metric, bound_fn in checks.items():
         if metric in p.constraints:
             lb = bound_fn(p)
-            if lb > p.constraints[metric] * (1 + 1e-9):
+            if lb > p.constraints[metric] * (1 + TOLERANCE):
                 reasons.append(f"{metric} must be at most {p.constraints[metric]:.6g}, but no plan "
                                f"can do better than {lb:.6g}")
     if "throughput_per_s" in p.constraints and p.constraints["throughput_per_s"] > 0:
         lb = bounds.period_bound(p)
-        if lb > 0 and 1.0 / lb < p.constraints["throughput_per_s"] * (1 - 1e-9):
+        if lb > 0 and 1.0 / lb < p.constraints["throughput_per_s"] * (1 - TOLERANCE):
             reasons.append(f"throughput_per_s must be at least {p.constraints['throughput_per_s']:.6g}, "
                            f"but no plan can exceed {1.0 / lb:.6g}")
     return reasons

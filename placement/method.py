@@ -3,8 +3,12 @@
 A method is called once per solve, in this order:
 
 1. `placement.api.solve` loads the problem, sets the objective, checks the method
-   supports it, and runs the cheap infeasibility checks (`placement.feasibility`).
-2. ``method.solve(problem, ctx)`` runs. It reads the problem's precomputed matrices
+   supports it and every feature the problem uses (``features``), checks the options
+   against the method's declared `Option` list (a bad value is an `InputError` naming the
+   option, before the method runs), calls ``method.warm_up()`` (compiles kernels: not
+   timed), and runs the cheap infeasibility checks (`placement.feasibility`).
+2. ``method.solve(problem, ctx)`` runs; ``ctx.options`` holds every declared option, typed,
+   with its default where none was given. It reads the problem's precomputed matrices
    (never its own cost arithmetic for what it reports), honours ``ctx.deadline``, and
    returns a `Candidate`: an assignment (device index per block), optionally an order
    per device, its status claim and a proven lower ``bound`` if it has one.
@@ -15,10 +19,11 @@ A method is called once per solve, in this order:
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
@@ -28,10 +33,106 @@ from .problem import Problem
 #: objective names a method may support ("weighted" is any weighted sum).
 ALL_OBJECTIVES = frozenset({"latency", "throughput", "energy", "weighted"})
 
+#: problem features a method may support (SPEC section 8): split choices (section 6),
+#: shared media (5a), scenarios (10). A method lists the ones it supports in ``features``.
+FEATURES = ("split_choice", "media", "scenarios")
+
 #: how far past its time limit a method may return: the limit plus this many seconds plus
 #: ``TIME_LIMIT_MARGIN_FRACTION`` of the limit (model building and the final read-back).
 TIME_LIMIT_MARGIN_S = 1.0
 TIME_LIMIT_MARGIN_FRACTION = 0.05
+
+
+_TYPE_NAMES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
+               object: "any Python value (API only)"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a method: its name, type (int, float, str, bool; object: any value,
+    passed through, for the API only), default (None: not
+    set), allowed range (``low``/``high``, inclusive) or ``choices``, and one line of help.
+    `parse` turns a given value (a Python value, or the text of ``--option key=value``)
+    into that type or raises `InputError` naming the option and what was expected."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def expected(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(map(str, self.choices))
+        what = _TYPE_NAMES[self.type]
+        if self.low is not None and self.high is not None:
+            return f"{what} from {self.low:g} to {self.high:g}"
+        if self.low is not None:
+            return f"{what} >= {self.low:g}"
+        if self.high is not None:
+            return f"{what} <= {self.high:g}"
+        return what
+
+    def describe(self) -> str:
+        """``name (type, default X, range): help`` for ``placement methods``."""
+        default = "none" if self.default is None else str(self.default).lower() \
+            if isinstance(self.default, bool) else str(self.default)
+        return f"{self.name} ({self.expected()}; default {default}): {self.help}"
+
+    def parse(self, value: Any, method: str) -> Any:
+        from .errors import InputError
+
+        bad = InputError(f"{method} option {self.name}: expected {self.expected()}, found {value!r}")
+        v = value
+        if self.type is bool:
+            if isinstance(v, str) and v.lower() in ("true", "false", "1", "0", "yes", "no"):
+                v = v.lower() in ("true", "1", "yes")
+            elif not isinstance(v, bool):
+                raise bad
+        elif self.type in (int, float):
+            if isinstance(v, str):                 # the text of --option key=value
+                try:
+                    v = self.type(v.strip())
+                except ValueError:
+                    raise bad from None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise bad
+            if self.type is int and not float(v).is_integer():
+                raise bad
+            v = self.type(v)
+        elif self.type is str:
+            v = str(v)
+        if self.choices is not None:
+            match = [c for c in self.choices if str(c).lower() == str(v).lower()]
+            if not match:
+                raise bad
+            v = match[0]
+        if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
+            raise bad
+        return v
+
+
+def check_options(method: "Method", given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` checked against ``method.options``: every declared option, typed, with its
+    default where none was given. An unknown name is a `MethodError` listing the valid ones
+    (with the closest); a bad value an `InputError` naming the option."""
+    from .errors import MethodError, did_you_mean
+
+    declared = {o.name: o for o in method.options}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        hint = did_you_mean(unknown[0], declared)
+        raise MethodError(f"method '{method.name}' has no option {unknown}"
+                          + (f" ({hint})" if hint else "") + "; it takes: " + (", ".join(declared) or "none"))
+    out = {}
+    for name, opt in declared.items():
+        if name in given and given[name] is not None:
+            out[name] = opt.parse(given[name], method.name)
+        else:
+            out[name] = opt.default
+    return out
 
 
 @dataclass
@@ -94,8 +195,20 @@ class Method(ABC):
     summary: ClassVar[str]
     #: objectives it supports (subset of ALL_OBJECTIVES).
     objectives: ClassVar[frozenset[str]] = ALL_OBJECTIVES
-    #: options it accepts (name -> one-line help), passed as ``solve(..., name=value)``.
-    options: ClassVar[dict[str, str]] = {}
+    #: problem features it supports (subset of FEATURES); the API refuses the others.
+    features: ClassVar[frozenset[str]] = frozenset()
+    #: options it accepts, passed as ``solve(..., name=value)``; checked by the API.
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    def option(self, ctx: "Context", name: str) -> Any:
+        """The value of option ``name`` in ``ctx`` (typed by its declaration), else its default."""
+        opt = next(o for o in self.options if o.name == name)
+        value = ctx.options.get(name)
+        return opt.default if value is None else opt.parse(value, self.name)
+
+    def warm_up(self) -> None:
+        """Prepare what a first solve would otherwise pay for (compiled kernels); called
+        by the API before the clock starts. Default: nothing."""
 
     @abstractmethod
     def solve(self, problem: Problem, ctx: Context) -> Candidate:

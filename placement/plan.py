@@ -61,8 +61,11 @@ def _clean(x: Any) -> Any:
     return x
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
+    """A plan (SPEC section 7). Frozen: built once, by `placement.api`, from the evaluator's
+    verdict and `placement.api.derive_status`; ``dataclasses.replace`` makes a changed copy."""
+
     problem: str
     method: str
     objective: str | dict[str, float]

@@ -20,6 +20,12 @@ import numpy as np
 
 from .schema import OBJECTIVE_METRIC
 
+#: relative tolerance on constraints and memory (float noise, not slack). The one tolerance:
+#: read it through `Problem.memory_cap` and `Problem.constraint_excess`.
+TOLERANCE = 1e-9
+#: absolute slack added to a maximum's bound (a bound of 0 and float noise).
+ABS_SLACK = 1e-15
+
 
 @dataclass(frozen=True)
 class Block:
@@ -63,9 +69,23 @@ class Objective:
 
     @classmethod
     def parse(cls, value: str | Mapping[str, float]) -> "Objective":
-        if isinstance(value, str):
-            return cls(MappingProxyType({value: 1.0}))
-        return cls(MappingProxyType(dict(value)))
+        """An objective from its file form: a metric name or weights over metric names.
+        An unknown name is an `InputError` naming the closest valid one; weights must be
+        finite numbers >= 0, at least one of them positive."""
+        from .errors import InputError, did_you_mean
+
+        weights = {value: 1.0} if isinstance(value, str) else dict(value)
+        for key, w in weights.items():
+            if key not in OBJECTIVE_METRIC:
+                hint = did_you_mean(str(key), OBJECTIVE_METRIC)
+                hint = f" ({hint})" if hint else ""
+                raise InputError(f"objective: expected one of {', '.join(OBJECTIVE_METRIC)}, "
+                                 f"found '{key}'{hint}")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+                raise InputError(f"objective.{key}: expected a finite weight >= 0, found {w!r}")
+        if not any(w > 0 for w in weights.values()):
+            raise InputError(f"objective: expected at least one positive weight, found {weights}")
+        return cls(MappingProxyType({k: float(w) for k, w in weights.items()}))
 
     @property
     def name(self) -> str:
@@ -227,6 +247,68 @@ class Problem:
         return self.latency[:, self.sink] + self.out_bytes[b] * self.inv_bandwidth[:, self.sink]
 
     @functools.cached_property
+    def node_energy(self) -> np.ndarray:
+        """(B, D) compute energy in J of block b on device d (``power_active_w * time``);
+        ``inf`` where b cannot run on d."""
+        ct = self.compute_time
+        return _frozen(np.where(np.isfinite(ct), self.power_active[None, :] * ct, np.inf))
+
+    @functools.cached_property
+    def radio_power(self) -> np.ndarray:
+        """(D, D) watts of a transfer from a to c: sender's ``tx_power_w`` plus receiver's
+        ``rx_power_w`` (times the transmission time: its energy)."""
+        return _frozen(self.tx_power[:, None] + self.rx_power[None, :])
+
+    @functools.cached_property
+    def memory_cap(self) -> np.ndarray:
+        """(D,) the most memory a device may use: its ``memory_bytes`` with `TOLERANCE`."""
+        return _frozen(self.memory * (1 + TOLERANCE))
+
+    def memory_use(self, a: np.ndarray) -> np.ndarray:
+        """(D,) bytes each device needs for assignment ``a``: its blocks' weights plus the
+        largest working memory among them (SPEC section 4)."""
+        mem = np.bincount(a, weights=self.params, minlength=self.n_devices)
+        peak = np.zeros(self.n_devices)
+        np.maximum.at(peak, a, self.activation)
+        return mem + peak
+
+    def exceeds(self, metric: str, got: float, bound: float, tolerance: float = TOLERANCE) -> float:
+        """Relative excess (> 0) of ``got`` over a constraint ``bound`` on ``metric``, 0
+        when it holds. ``throughput_per_s`` is a minimum, the others maxima; ``tolerance``
+        (default `TOLERANCE`) forgives float noise, 0 gives the raw excess."""
+        if metric == "throughput_per_s":
+            if got < bound * (1 - tolerance):
+                return (bound - got) / max(bound, 1e-300)
+        elif got > bound * (1 + tolerance) + (ABS_SLACK if tolerance else 0.0):
+            return (got - bound) / max(bound, 1e-300)
+        return 0.0
+
+    def constraint_excess(self, values: Mapping[str, float], tolerance: float = TOLERANCE) -> dict[str, float]:
+        """The one constraint check: each broken constraint's relative excess (0 < x) given
+        the metric ``values``; empty when all hold."""
+        out = {}
+        for metric, bound in self.constraints.items():
+            x = self.exceeds(metric, values[metric], bound, tolerance)
+            if x > 0:
+                out[metric] = x
+        return out
+
+    def constraint_cap(self, metric: str) -> float:
+        """The largest value of a maximum-bounded metric that meets its constraint (inf
+        when it has none): the bound with `TOLERANCE` and `ABS_SLACK`."""
+        bound = self.constraints.get(metric)
+        return math.inf if bound is None else bound * (1 + TOLERANCE) + ABS_SLACK
+
+    def lower_bound(self) -> float:
+        """The package's cheap lower bound on the objective (`placement.bounds.lower_bound`),
+        computed once per problem and objective (the problem is immutable)."""
+        lb = self.__dict__.get("_cached_lower_bound")
+        if lb is None:
+            from . import bounds
+            lb = self.__dict__["_cached_lower_bound"] = float(bounds.lower_bound(self))
+        return lb
+
+    @functools.cached_property
     def ancestors(self) -> tuple[int, ...]:
         """Per block, the set of its ancestors in the block graph as a bitmask (bit u set when
         u -> ... -> b). Two blocks with neither in the other's set can run in either order."""
@@ -251,6 +333,29 @@ class Problem:
         """True when the period matters (throughput objective, or a period/throughput constraint)."""
         return bool(self.objective.weights.get("throughput") or "period_s" in self.constraints
                     or "throughput_per_s" in self.constraints)
+
+    @functools.cached_property
+    def features(self) -> frozenset[str]:
+        """The problem features of SPEC section 8 this problem uses (names of
+        `placement.method.FEATURES`): ``media`` when the network declares shared media,
+        ``scenarios`` when the problem has scenarios, ``split_choice`` when a split block
+        offers more than one way. (Today's loader rejects media and scenarios and expands
+        every split block by ``max(ways)`` without keeping the ways: the issues that add
+        them set these flags in the spec; a method's support is its ``features``.)"""
+        spec = self.spec or {}
+        used = set()
+        if (spec.get("network") or {}).get("media"):
+            used.add("media")
+        if spec.get("scenarios"):
+            used.add("scenarios")
+        if any(len(set((b.get("split") or {}).get("ways", ()))) > 1
+               for b in (spec.get("model") or {}).get("blocks", ())):
+            used.add("split_choice")
+        return frozenset(used)
+
+    def latency_only(self) -> bool:
+        """The objective is latency alone and no constraint but a latency bound."""
+        return self.objective.name == "latency" and set(self.constraints) <= {"latency_s"}
 
     def needs_energy(self) -> bool:
         """True when energy matters (energy objective or an ``energy_j`` constraint)."""
@@ -285,6 +390,7 @@ class Problem:
         """A shallow copy with some attributes replaced (the arrays are shared: read-only)."""
         new = object.__new__(Problem)
         new.__dict__.update(self.__dict__)
+        new.__dict__.pop("_cached_lower_bound", None)     # depends on objective and constraints
         new.__dict__.update(attrs)
         return new
 
@@ -381,4 +487,4 @@ def _topological_order(B: int, preds, succs) -> tuple[int, ...]:
     return tuple(order)
 
 
-__all__ = ["Block", "Device", "Objective", "Problem", "replace"]
+__all__ = ["Block", "Device", "Objective", "Problem", "TOLERANCE", "replace"]

@@ -15,7 +15,7 @@ def main() -> None:
     result_fd = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    from solvers.milp import _mpsolver_solve
+    from solvers._milp_backends import _mpsolver_solve
 
     rows, deadline, backend = pickle.loads(data)
     try:

@@ -10,7 +10,6 @@ never worse than it.
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,16 +19,24 @@ import numpy as np
 
 from placement import bounds
 from placement.evaluator import Evaluation, evaluate
-from placement.method import Context
+from placement.method import Candidate, Context
+from placement.plan import Status
 from placement.problem import Problem
 
-# imported with the solver, not inside a timed solve: heft compiles (or loads) its kernels
-# when imported
-importlib.import_module("heuristics.heft")
+from placement.problem import TOLERANCE
+from placement.registry import warm_start_methods
 
-#: heuristics tried for the warm start, with the share of the time left each gets.
-WARM_METHODS: tuple[tuple[str, float], ...] = (("single", 0.02), ("heft", 0.05), ("dp", 0.05),
-                                                ("local", 0.08))
+#: heuristics tried for the warm start, with the share of the time left each gets (the
+#: registry's list: `placement.registry.WARM_START`).
+WARM_METHODS: tuple[tuple[str, float], ...] = warm_start_methods()
+
+
+def warm_up() -> None:
+    """Compile (or load) the warm start's heuristics' kernels, outside any timed solve."""
+    from placement.registry import get_method
+
+    for name, _ in WARM_METHODS:
+        get_method(name).warm_up()
 
 
 @dataclass
@@ -52,7 +59,7 @@ def greedy(p: Problem) -> np.ndarray | None:
     for b in p.topo:
         best, best_t = -1, math.inf
         for d in np.nonzero(p.allowed[b])[0]:
-            if weights[d] + p.params[b] + max(peak[d], p.activation[b]) > p.memory[d]:
+            if weights[d] + p.params[b] + max(peak[d], p.activation[b]) > p.memory_cap[d]:
                 continue
             ready = float(p.input_arrival(b)[d]) if not p.preds[b] else 0.0
             ok = True
@@ -118,14 +125,24 @@ def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] 
     return out
 
 
+def stopped_early(best: Evaluation | None, stats: dict) -> Candidate:
+    """What an exact solver returns when its time is up before its model is built: the warm
+    start's plan (``time_limit``) or nothing (``no_solution``)."""
+    if best is None:
+        return Candidate(None, status=Status.NO_SOLUTION, stats=stats,
+                         message="time limit reached before the model was built; no plan yet")
+    return Candidate(best.assignment, best.order, status=Status.TIME_LIMIT, stats=stats,
+                     message="time limit reached before the model was built: the warm start's plan")
+
+
 # --------------------------------------------------------------------------- model facts
 def period_cap(p: Problem) -> float | None:
     """The largest period a feasible plan may have (from period_s / throughput_per_s), or None."""
     caps = []
     if "period_s" in p.constraints:
-        caps.append(p.constraints["period_s"] * (1 + 1e-9) + 1e-15)
+        caps.append(p.constraint_cap("period_s"))
     if p.constraints.get("throughput_per_s", 0) > 0:
-        caps.append(1.0 / (p.constraints["throughput_per_s"] * (1 - 1e-9)))
+        caps.append(1.0 / (p.constraints["throughput_per_s"] * (1 - TOLERANCE)))
     return min(caps) if caps else None
 
 
@@ -153,7 +170,7 @@ def latency_horizon(p: Problem, incumbent: Evaluation | None) -> float:
     cheap bounds."""
     h = serial_horizon(p)
     if "latency_s" in p.constraints:
-        h = min(h, p.constraints["latency_s"] * (1 + 1e-9) + 1e-15)
+        h = min(h, p.constraint_cap("latency_s"))
     w = p.objective.weights
     if incumbent is not None and w.get("latency"):
         rest = 0.0

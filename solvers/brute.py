@@ -16,9 +16,9 @@ What is enumerated
 Scoring
   Order-independent objectives are scored with `placement.evaluator.evaluate`. With
   orders, the order-independent part of a plan (period, energy without idle time, memory)
-  is scored once per assignment with `evaluate`, and each order is then simulated with the
-  evaluator's own simulation (`placement.evaluator._simulate`); the winner is re-scored by
-  `evaluate` (tests check the two agree on random plans).
+  is scored once per assignment (`placement.evaluator.plan_costs`), and each order is then
+  simulated by the one simulator (`placement.simulator.simulate_orders`), the constraints
+  checked by `Problem.constraint_excess`; the winner is re-scored by `evaluate`.
 
 Size limit (documented, enforced before any work)
   at most ``MAX_ASSIGNMENTS`` = 1,000,000 assignments allowed by ``problem.allowed``, and at
@@ -38,7 +38,8 @@ from operator import mul
 import numpy as np
 
 from placement.errors import InputError
-from placement.evaluator import TOLERANCE, _simulate, evaluate
+from placement.evaluator import evaluate, idle_energy, plan_costs, throughput_of
+from placement.simulator import makespan, simulate_orders
 from placement.method import Candidate, Context, Method
 from placement.plan import Status
 from placement.problem import Problem
@@ -92,7 +93,7 @@ def structurally_feasible(p: Problem, A: np.ndarray) -> np.ndarray:
         on = A == d
         weights = on @ p.params
         peak = np.max(np.where(on, p.activation[None, :], 0.0), axis=1, initial=0.0)
-        ok &= weights + peak <= p.memory[d] * (1 + TOLERANCE)
+        ok &= weights + peak <= p.memory_cap[d]
     if p.n_edges:
         ok &= np.all(p.reachable[A[:, p.edge_src], A[:, p.edge_dst]], axis=1)
     if p.input_blocks:
@@ -136,18 +137,6 @@ class _Orders:
         complete = rec([], 0, sorted(blocks))
         self.memo[key] = out if complete else None
         return self.memo[key]
-
-
-def _constraints_ok(p: Problem, values: dict[str, float]) -> bool:
-    """The evaluator's constraint rule (same tolerance) on already computed metrics."""
-    for metric, bound in p.constraints.items():
-        got = values[metric]
-        if metric == "throughput_per_s":
-            if got < bound * (1 - TOLERANCE):
-                return False
-        elif got > bound * (1 + TOLERANCE) + 1e-15:
-            return False
-    return True
 
 
 class Brute(Method):
@@ -210,50 +199,29 @@ class Brute(Method):
             per_assignment.append(lists)
         stats["candidates"] = int(total)
 
-        B = p.n_blocks
         best, best_value, scored, why = None, math.inf, 0, None
         for a, lists in zip(A, per_assignment):
-            base = evaluate(p, a)           # order-free part: period, compute + radio energy
+            base = evaluate(p, a)           # the rules no order changes: pins, devices, links
             if any(v.kind != "constraint" for v in base.violations):
                 why = why or str(base.violations[0])
                 continue
-            a_l = a
-            ct = p.compute_time[np.arange(B), a_l]
-            ea, ec = a_l[p.edge_src], a_l[p.edge_dst]
-            edge_time = np.where(ea == ec, 0.0,
-                                 p.latency[ea, ec] + p.edge_bytes * p.inv_bandwidth[ea, ec])
-            in_time = np.zeros(B)
-            out_time = np.zeros(B)
-            for b in p.input_blocks:
-                d = a_l[b]
-                if d != p.source:
-                    in_time[b] = p.latency[p.source, d] + p.in_bytes[b] * p.inv_bandwidth[p.source, d]
-            for b in p.output_blocks:
-                d = a_l[b]
-                if d != p.sink:
-                    out_time[b] = p.latency[d, p.sink] + p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
-            load = np.bincount(a_l, weights=ct, minlength=D)
-            used = np.unique(a_l)
-            idle_w = p.power_idle[used]
-            idle_load = load[used]
-            energy_busy = base.energy_j
-            if p.count_idle:
-                energy_busy -= float(np.sum(idle_w * np.maximum(base.latency_s - idle_load, 0.0)))
+            c = plan_costs(p, a)            # the cost pieces of this assignment
+            energy_busy = c.energy_j        # compute + radio energy; idle energy is per order
             for combo in product(*lists):
                 if scored % _CHECK_EVERY == 0 and ctx.expired():
                     return self._stopped(best, best_value, scored, stats)
                 scored += 1
                 order = [list(o) for o in combo]
-                start, end, deadlock = _simulate(p, order, ct, edge_time, in_time)
+                start, end, deadlock = simulate_orders(p, a, order, c.ct, c.edge_time, c.in_time)
                 if deadlock:
                     continue
-                latency = float(np.max(end + out_time)) if B else 0.0
+                latency = makespan(end, c.out_time)
                 energy = energy_busy
                 if p.count_idle:
-                    energy += float(np.sum(idle_w * np.maximum(latency - idle_load, 0.0)))
-                values = {"latency_s": latency, "period_s": base.period_s,
-                          "throughput_per_s": base.throughput_per_s, "energy_j": energy}
-                if not _constraints_ok(p, values):
+                    energy += idle_energy(p, a, latency, c.load)
+                values = {"latency_s": latency, "period_s": c.period_s,
+                          "throughput_per_s": throughput_of(c.period_s), "energy_j": energy}
+                if p.constraint_excess(values):
                     why = why or "constraint: no order meets the constraints"
                     continue
                 value = p.objective.value(values)

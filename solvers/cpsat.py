@@ -36,7 +36,7 @@ import time
 import numpy as np
 
 from placement import bounds
-from placement.method import Candidate, Context, Method
+from placement.method import Candidate, Context, Method, Option
 from placement.plan import Status
 from placement.problem import Problem
 
@@ -55,24 +55,29 @@ class CpSat(Method):
     guarantee = ("optimal when it says so (proven bound of a rounded-down relaxation, valid for "
                  "the real problem); else best plan and proven bound at the time limit")
     summary = "OR-Tools CP-SAT: assignment, optional intervals and no-overlap per device, all objectives"
-    options = {
-        "precision": f"worst-case relative rounding error of the integer model (default {DEFAULT_PRECISION:g})",
-        "workers": "CP-SAT search workers (default 2)",
-        "warm": "run the heuristics for a warm start (default true)",
-        "lp_pairs": "add the pair linearisation of transfers for the LP (default: when edges x devices^2 <= 80,000)",
-        "params": "extra CP-SAT parameters 'key:value ...', e.g. 'linearization_level:2'",
-    }
+    options = (
+        Option("precision", float, DEFAULT_PRECISION, "worst-case relative rounding error of the integer model",
+               low=1e-9, high=0.5),
+        Option("workers", int, 2, "CP-SAT search workers", low=1, high=64),
+        Option("warm", bool, True, "run the heuristics for a warm start"),
+        Option("lp_pairs", bool, None, "add the pair linearisation of transfers for the LP (none: when "
+               f"edges x devices^2 <= {LP_PAIRS_MAX:,})"),
+        Option("params", str, None, "extra CP-SAT parameters 'key:value ...', e.g. 'linearization_level:2'"),
+    )
+
+    def warm_up(self) -> None:
+        ws.warm_up()
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         t0 = time.monotonic()
         p = problem
-        opts = ctx.options
-        warm = ws.warm_start(p, ctx) if opts.get("warm", True) else ws.WarmStart(None)
+        warm = ws.warm_start(p, ctx) if self.option(ctx, "warm") else ws.WarmStart(None)
         inc = warm.best
-        precision = float(opts.get("precision", DEFAULT_PRECISION))
+        if ctx.expired():                   # e.g. --time-limit 0: the best so far, at once
+            return ws.stopped_early(inc, {"warm_start": warm.source or None, "warm_tried": warm.tried})
+        precision = self.option(ctx, "precision")
         model_t0 = time.monotonic()
-        lp_pairs = opts.get("lp_pairs")
-        m = _Model(p, inc, precision, None if lp_pairs is None else bool(lp_pairs))
+        m = _CpSatModel(p, inc, precision, self.option(ctx, "lp_pairs"))
         model_s = time.monotonic() - model_t0
         stats = {"warm_start": warm.source or None, "warm_value": None if inc is None else inc.value,
                  "warm_tried": warm.tried, "warm_start_s": round(warm.seconds, 3),
@@ -84,14 +89,14 @@ class CpSat(Method):
         solver = cp_model.CpSolver()
         left = ctx.time_left() - READ_BACK_S
         solver.parameters.max_time_in_seconds = max(0.05, left) if math.isfinite(left) else 1e9
-        solver.parameters.num_workers = int(opts.get("workers", 2))
+        solver.parameters.num_workers = self.option(ctx, "workers")
         solver.parameters.random_seed = int(ctx.seed)
         # OR-Tools 9.15: the inclusion-detection presolve turned a model with idle energy into a
         # wrong "optimal" (a stretched schedule, objective 47x the true optimum, bound above it;
         # tests/test_exact.py seed 22 against brute). Off: the tests pass and the bound is honest.
         solver.parameters.presolve_inclusion_work_limit = 0
-        if opts.get("params"):
-            _set_params(solver.parameters, str(opts["params"]))
+        if self.option(ctx, "params"):
+            _set_params(solver.parameters, self.option(ctx, "params"))
         cb = _Collector(m, ctx)
         status = solver.solve(m.model, cb)
         stats.update({"solver_status": solver.status_name(status), "wall_s": round(solver.wall_time, 3),
@@ -152,7 +157,7 @@ def _what(p: Problem) -> str:
 class _Collector:
     """Keeps the last few solutions (assignment, starts) and reports progress."""
 
-    def __new__(cls, m: "_Model", ctx: Context):
+    def __new__(cls, m: "_CpSatModel", ctx: Context):
         from ortools.sat.python import cp_model
 
         class Collector(cp_model.CpSolverSolutionCallback):
@@ -186,17 +191,39 @@ class _Collector:
         return Collector()
 
 
-class _Model:
+class _CpSatModel:
     """The CP-SAT model of one problem (module docstring), with the variables to read back."""
 
     def __init__(self, p: Problem, inc, precision: float, lp_pairs: bool | None = None):
+        """Data, then one builder per part of the model (module docstring), in order."""
         from ortools.sat.python import cp_model
 
-        self.p = p
+        self.p, self.inc = p, inc
+        D = p.n_devices
+        self.w = {k: v for k, v in p.objective.weights.items() if v}
+        self.units = choose_units(p, None if inc is None else inc.value, precision)
+        self.model = cp_model.CpModel()
+        #: add the pair linearisation for the LP when it stays small (edges x devices^2)
+        self.lp_pairs = lp_pairs if lp_pairs is not None else p.n_edges * D * D <= LP_PAIRS_MAX
+        self.idle_slack = 0   # objective units the idle-cost rounding may add (given back in the bound)
+        self.s = self.horizon_s = self.L = self.H = None
+        self.objective: list = []
+        self._assignment()
+        self._memory()
+        self._links()
+        self._symmetry()
+        self._latency()
+        self._period()
+        self._energy()
+        self.has_objective = bool(self.objective)
+        if self.objective:
+            self.model.minimize(sum(self.objective))
+        self._hint()
+
+    def _assignment(self) -> None:
+        """x[b, d]: block b on device d, exactly one allowed device per block."""
+        p, mdl = self.p, self.model
         B, D = p.n_blocks, p.n_devices
-        w = {k: v for k, v in p.objective.weights.items() if v}
-        self.units = u = choose_units(p, None if inc is None else inc.value, precision)
-        self.model = mdl = cp_model.CpModel()
         allowed = p.allowed
         self.x = x = {(b, d): mdl.new_bool_var(f"x[{b},{d}]")
                       for b in range(B) for d in range(D) if allowed[b, d]}
@@ -204,6 +231,10 @@ class _Model:
         for b in range(B):
             mdl.add_exactly_one(on[b])
 
+    def _memory(self) -> None:
+        """Weights plus the largest working memory per device, within its cap."""
+        p, mdl, x, allowed = self.p, self.model, self.x, self.p.allowed
+        B, D = self.p.n_blocks, self.p.n_devices
         # ---- memory (bytes, rounded down: a relaxation)
         params = np.floor(p.params).astype(np.int64)
         act = np.floor(p.activation).astype(np.int64)
@@ -211,7 +242,7 @@ class _Model:
             blocks = [b for b in range(B) if allowed[b, d]]
             if not blocks:
                 continue
-            cap = int(math.floor(p.memory[d] * (1 + 1e-9)))
+            cap = int(math.floor(p.memory_cap[d]))
             if params[blocks].sum() + act[blocks].max() <= cap:
                 continue  # everything fits: no constraint needed
             peak = mdl.new_int_var(0, int(act[blocks].max()), f"peak[{d}]")
@@ -220,6 +251,10 @@ class _Model:
                     mdl.add(peak >= int(act[b]) * x[b, d])
             mdl.add(sum(int(params[b]) * x[b, d] for b in blocks) + peak <= cap)
 
+    def _links(self) -> None:
+        """No transfer over a pair without a link (edges, input, output)."""
+        p, mdl, x, allowed = self.p, self.model, self.x, self.p.allowed
+        D = self.p.n_devices
         # ---- links that do not exist
         for k in range(p.n_edges):
             uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
@@ -236,6 +271,10 @@ class _Model:
                 if allowed[b, d] and not p.reachable[d, p.sink]:
                     mdl.add(x[b, d] == 0)
 
+    def _symmetry(self) -> None:
+        """Identical devices used in order (lexicographic prefix booleans)."""
+        p, mdl, x, allowed = self.p, self.model, self.x, self.p.allowed
+        B = self.p.n_blocks
         # ---- symmetry between identical devices
         self.symmetry_groups = p.identical_device_groups()
         for group in self.symmetry_groups:
@@ -266,14 +305,13 @@ class _Model:
                     else:
                         mdl.add_implication(x[b, d_next], earlier)
 
-        objective = []
-        #: add the pair linearisation for the LP when it stays small (edges x devices^2)
-        self.lp_pairs = lp_pairs if lp_pairs is not None else p.n_edges * D * D <= LP_PAIRS_MAX
-        self.idle_slack = 0   # objective units the idle-cost rounding may add (given back in the bound)
+    def _latency(self) -> None:
+        """Start times, optional intervals, no-overlap per device, precedence with transfers, L."""
+        p, mdl, x, u, inc, objective, allowed = (self.p, self.model, self.x,
+                                                 self.units, self.inc, self.objective, self.p.allowed)
+        B, D = self.p.n_blocks, self.p.n_devices
         # ---- latency: schedule
-        self.s = None
-        self.horizon_s = None
-        L = None
+        L = H = None
         if p.needs_schedule():
             r = u.r_lat
             h = ws.latency_horizon(p, inc)
@@ -336,12 +374,17 @@ class _Model:
                 if terms:
                     mdl.add(L >= sum(terms))
             if "latency_s" in p.constraints:
-                mdl.add(L <= int(floor_units(p.constraints["latency_s"] * (1 + 1e-9) + 1e-15, r)))
+                mdl.add(L <= int(floor_units(p.constraint_cap("latency_s"), r)))
             if u.c_lat:
                 objective.append(u.c_lat * L)
+        self.L, self.H = L, H
 
+    def _period(self) -> None:
+        """The period: busiest device or directed link (pair booleans for link loads)."""
+        p, mdl, x, u, w, objective, allowed = (self.p, self.model, self.x,
+                                               self.units, self.w, self.objective, self.p.allowed)
+        B, D = self.p.n_blocks, self.p.n_devices
         # ---- pair booleans (throughput link loads)
-        T = None
         if p.needs_period() or w.get("throughput"):
             r = u.r_per
             ctp = floor_units(np.where(allowed, p.compute_time, 0.0), r)
@@ -384,24 +427,30 @@ class _Model:
             if u.c_per:
                 objective.append(u.c_per * T)
 
+    def _energy(self) -> None:
+        """Compute, radio and idle energy; the energy constraint."""
+        p, mdl, x, u, w, objective, allowed = (self.p, self.model, self.x,
+                                               self.units, self.w, self.objective, self.p.allowed)
+        B, D = self.p.n_blocks, self.p.n_devices
         # ---- energy
+        L, H = self.L, self.H
         if p.needs_energy() or w.get("energy"):
             r = u.r_en
             terms = []
-            ec = floor_units(p.power_active[None, :] * np.where(allowed, p.compute_time, 0.0), r)
+            ec = floor_units(np.where(allowed, p.node_energy, 0.0), r)
             for (b, d), var in x.items():
                 extra = 0.0
                 if not p.preds[b] and d != p.source:
-                    extra += (p.tx_power[p.source] + p.rx_power[d]) * p.in_bytes[b] * p.inv_bandwidth[p.source, d]
+                    extra += p.radio_power[p.source, d] * p.in_bytes[b] * p.inv_bandwidth[p.source, d]
                 if not p.succs[b] and d != p.sink:
-                    extra += (p.tx_power[d] + p.rx_power[p.sink]) * p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
+                    extra += p.radio_power[d, p.sink] * p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
                 c = int(ec[b, d]) + int(floor_units(extra, r))
                 if c > 0:
                     terms.append(c * var)
             for k in range(p.n_edges):
                 uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
                 tx = p.transmission_matrix(p.edge_bytes[k])
-                e = floor_units((p.tx_power[:, None] + p.rx_power[None, :]) * tx, r)
+                e = floor_units(p.radio_power * tx, r)
                 np.fill_diagonal(e, 0)
                 top = int(e[np.ix_(allowed[uu], allowed[vv])].max(initial=0))
                 if top <= 0:
@@ -444,16 +493,16 @@ class _Model:
                     if u.c_idle_en[d] > 0:
                         idle_en.append(int(u.c_idle_en[d]) * z)
             if "energy_j" in p.constraints:
-                cap = int(floor_units(p.constraints["energy_j"] * (1 + 1e-9) + 1e-15, r))
+                cap = int(floor_units(p.constraint_cap("energy_j"), r))
                 mdl.add(energy + sum(idle_en) <= cap)
             if u.c_en:
                 objective.append(u.c_en * energy)
                 objective.extend(idle_obj)
 
-        self.has_objective = bool(objective)
-        if objective:
-            mdl.minimize(sum(objective))
-
+    def _hint(self) -> None:
+        """The warm start as a hint."""
+        mdl, x, u, inc = self.model, self.x, self.units, self.inc
+        B = self.p.n_blocks
         # ---- hint: the warm start
         if inc is not None:
             for (b, d), var in x.items():

@@ -27,63 +27,29 @@ O(1)-O(1e4) and solver tolerances stay far below the 1e-6 the API checks):
 
 Warm start: the best heuristic plan gives every variable an initial value (CBC's MIP start
 through PuLP ``warmStart=True``; MPSolver hints), the horizon and the fallback plan.
+
+Files: this one builds the model (`_MilpModel`) and reads the plan back; the backend-neutral
+rows and the backends (CBC with its watchdog, MPSolver in a child) are `solvers._milp_backends`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
-import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from placement import bounds
-from placement.method import Candidate, Context, Method
+from placement.method import Candidate, Context, Method, Option
 from placement.plan import Status
-from placement.problem import Problem
+from placement.problem import TOLERANCE, Problem
 
 from . import _warmstart as ws
+from ._milp_backends import _add, _Rows, _solve_cbc, _solve_mpsolver
 
 BACKENDS = ("cbc", "highs", "scip")
-#: seconds kept back from the limit for writing the model, reading back and re-scoring.
-READ_BACK_S = 0.5
-#: relative MIP gap asked of every backend (HiGHS defaults to 1e-4, far too loose here).
-MIP_GAP = 1e-9
 #: a backend's bound is lowered by this relative amount to absorb its tolerances.
 BOUND_SAFETY = 1e-8
-
-
-@dataclass
-class _Rows:
-    """A backend-neutral MILP: variables with bounds and kinds, rows ``lo <= a.x <= hi``."""
-
-    names: list[str] = field(default_factory=list)
-    lb: list[float] = field(default_factory=list)
-    ub: list[float] = field(default_factory=list)
-    integer: list[bool] = field(default_factory=list)
-    start: dict[int, float] = field(default_factory=dict)
-    rows: list[tuple[dict[int, float], float, float]] = field(default_factory=list)
-    objective: dict[int, float] = field(default_factory=dict)
-
-    def var(self, name: str, lb: float = 0.0, ub: float = math.inf, integer: bool = False) -> int:
-        self.names.append(name)
-        self.lb.append(lb)
-        self.ub.append(ub)
-        self.integer.append(integer)
-        return len(self.names) - 1
-
-    def row(self, coefs: dict[int, float], lo: float = -math.inf, hi: float = math.inf) -> None:
-        coefs = {k: v for k, v in coefs.items() if v != 0.0}
-        if coefs:
-            self.rows.append((coefs, lo, hi))
-
-
-def _add(coefs: dict[int, float], var: int, c: float) -> None:
-    coefs[var] = coefs.get(var, 0.0) + c
 
 
 class Milp(Method):
@@ -92,24 +58,26 @@ class Milp(Method):
     guarantee = ("optimal when it says so (MILP with gap 1e-9); else best plan and the backend's "
                  "proven bound at the time limit")
     summary = "MILP: assignment, pair linearisation, disjunctive ordering; PuLP/CBC or HiGHS/SCIP"
-    options = {
-        "backend": "cbc (PuLP, default), highs or scip (OR-Tools MPSolver)",
-        "warm": "run the heuristics for a warm start (default true)",
-        "cbc_options": "extra CBC options, e.g. 'preprocess off' (cbc backend)",
-    }
+    options = (
+        Option("backend", str, "cbc", "cbc (PuLP), highs or scip (OR-Tools MPSolver)", choices=BACKENDS),
+        Option("warm", bool, True, "run the heuristics for a warm start"),
+        Option("cbc_options", str, "", "extra CBC options, e.g. 'preprocess off' (cbc backend)"),
+    )
+
+    def warm_up(self) -> None:
+        ws.warm_up()
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
-        from placement.errors import InputError
-
         t0 = time.monotonic()
         p = problem
-        backend = str(ctx.options.get("backend", "cbc")).lower()
-        if backend not in BACKENDS:
-            raise InputError(f"--backend: expected one of {', '.join(BACKENDS)}, found '{backend}'")
-        warm = ws.warm_start(p, ctx) if ctx.options.get("warm", True) else ws.WarmStart(None)
+        backend = self.option(ctx, "backend")
+        warm = ws.warm_start(p, ctx) if self.option(ctx, "warm") else ws.WarmStart(None)
         inc = warm.best
+        if ctx.expired():                   # e.g. --time-limit 0: the best so far, at once
+            return ws.stopped_early(inc, {"backend": backend, "warm_start": warm.source or None,
+                                          "warm_tried": warm.tried})
         mb = time.monotonic()
-        m = _Model(p, inc)
+        m = _MilpModel(p, inc)
         stats = {"backend": backend, "warm_start": warm.source or None,
                  "warm_value": None if inc is None else inc.value, "warm_tried": warm.tried,
                  "warm_start_s": round(warm.seconds, 3), "model_build_s": round(time.monotonic() - mb, 3),
@@ -117,7 +85,7 @@ class Milp(Method):
                  "time_unit_s": m.tau, "energy_unit_j": m.eps, "objective_unit": m.v_unit,
                  "horizon_s": m.horizon_s}
         if backend == "cbc":
-            res = _solve_cbc(m.rows, ctx.deadline, ctx.seed, str(ctx.options.get("cbc_options", "")))
+            res = _solve_cbc(m.rows, ctx.deadline, ctx.seed, self.option(ctx, "cbc_options"))
         else:
             res = _solve_mpsolver(m.rows, ctx.deadline, backend)
         stats.update(res.stats)
@@ -152,8 +120,9 @@ class Milp(Method):
                          message=f"{backend}: {res.raw}")
 
 
-class _Model:
+class _MilpModel:
     def __init__(self, p: Problem, inc):
+        """Data and units, then one builder per part of the model (module docstring), in order."""
         self.p = p
         B, D = p.n_blocks, p.n_devices
         allowed = p.allowed
@@ -173,7 +142,7 @@ class _Model:
         en_ref = max(bounds.energy_bound(p) if energy else 0.0,
                      inc.energy_j if (inc is not None and energy) else 0.0, 1e-12)
         self.eps = en_ref / 1000.0
-        v_ref = max(bounds.lower_bound(p), inc.value if inc is not None else 0.0, 1e-12)
+        v_ref = max(p.lower_bound(), inc.value if inc is not None else 0.0, 1e-12)
         self.v_unit = v_ref / 1000.0
         tau, eps = self.tau, self.eps
         mem_unit = float(max(p.memory.max(), 1.0))
@@ -186,7 +155,31 @@ class _Model:
         if a_inc is not None:
             for (b, d), v in x.items():
                 R.start[v] = float(a_inc[b] == d)
+        obj: dict[int, float] = {}
+        self.s = None
+        self.horizon_s = None
+        self.inc = inc
+        self._v_B, self._v_D, self._v_R, self._v_x, self._v_ct = B, D, R, x, ct
+        self._v_sched, self._v_period, self._v_energy, self._v_tau = sched, period, energy, tau
+        self._v_eps = eps
+        self._v_mem_unit, self._v_a_inc, self._v_w, self._v_allowed = mem_unit, a_inc, w, allowed
+        self._v_obj = obj
+        self._v_L, self._v_H, self._v_y, self._v_y_of = None, 0.0, None, None
+        self._memory()
+        self._reach()
+        self._pairs()
+        self._symmetry()
+        self._latency()
+        self._period()
+        self._energy()
+        self.has_objective = bool(obj)
+        R.objective = {k: v / self.v_unit for k, v in obj.items()}
 
+    def _memory(self) -> None:
+        """The model's part: memory."""
+        p = self.p
+        B, D, R, x, mem_unit = self._v_B, self._v_D, self._v_R, self._v_x, self._v_mem_unit
+        a_inc, allowed = self._v_a_inc, self._v_allowed
         # ---- memory
         for d in range(D):
             blocks = [b for b in range(B) if allowed[b, d]]
@@ -198,10 +191,14 @@ class _Model:
                     R.row({peak: 1.0, x[b, d]: -p.activation[b] / mem_unit}, lo=0.0)
             coefs = {x[b, d]: p.params[b] / mem_unit for b in blocks}
             coefs[peak] = 1.0
-            R.row(coefs, hi=p.memory[d] * (1 + 1e-9) / mem_unit)
+            R.row(coefs, hi=p.memory_cap[d] / mem_unit)
             if a_inc is not None:
                 R.start[peak] = float(max((p.activation[b] for b in blocks if a_inc[b] == d), default=0.0)) / mem_unit
 
+    def _reach(self) -> None:
+        """The model's part: input / output blocks on devices that source / sink cannot reach."""
+        p = self.p
+        D, R, x, allowed = self._v_D, self._v_R, self._v_x, self._v_allowed
         # ---- input / output blocks on devices that source / sink cannot reach
         for b in p.input_blocks:
             for d in range(D):
@@ -212,6 +209,11 @@ class _Model:
                 if allowed[b, d] and not p.reachable[d, p.sink]:
                     R.ub[x[b, d]] = 0.0
 
+    def _pairs(self) -> None:
+        """The model's part: pair variables."""
+        p = self.p
+        D, R, x, y, y_of = self._v_D, self._v_R, self._v_x, self._v_y, self._v_y_of
+        a_inc, allowed = self._v_a_inc, self._v_allowed
         # ---- pair variables
         self.y = y = {}
         for k in range(p.n_edges):
@@ -236,7 +238,12 @@ class _Model:
         y_of: dict[int, list[tuple[int, int, int]]] = {k: [] for k in range(p.n_edges)}
         for (k, d1, d2), var in y.items():
             y_of[k].append((d1, d2, var))
+        self._v_y, self._v_y_of = y, y_of
 
+    def _symmetry(self) -> None:
+        """The model's part: symmetry."""
+        p = self.p
+        B, R, x, a_inc, allowed = self._v_B, self._v_R, self._v_x, self._v_a_inc, self._v_allowed
         # ---- symmetry
         for group in p.identical_device_groups():
             group = sorted(group)
@@ -266,11 +273,12 @@ class _Model:
                     else:
                         R.row({x[b, d_next]: 1.0, earlier: -1.0}, hi=0.0)
 
-        obj: dict[int, float] = {}
-        self.s = None
-        self.horizon_s = None
-        L = None
-        H = 0.0
+    def _latency(self) -> None:
+        """The model's part: latency."""
+        p, inc = self.p, self.inc
+        B, D, R, x, y_of = self._v_B, self._v_D, self._v_R, self._v_x, self._v_y_of
+        ct, sched, tau, w, obj = self._v_ct, self._v_sched, self._v_tau, self._v_w, self._v_obj
+        L, H, allowed = self._v_L, self._v_H, self._v_allowed
         # ---- latency
         if sched:
             # 1e-4 of slack: with the incumbent optimal, the horizon is tight at the optimum and
@@ -342,8 +350,15 @@ class _Model:
             if w.get("latency"):
                 _add(obj, L, w["latency"] * tau)
             if "latency_s" in p.constraints:
-                R.ub[L] = min(R.ub[L], p.constraints["latency_s"] * (1 + 1e-9) / tau)
+                R.ub[L] = min(R.ub[L], p.constraints["latency_s"] * (1 + TOLERANCE) / tau)
+        self._v_L, self._v_H = L, H
 
+    def _period(self) -> None:
+        """The model's part: period."""
+        p, inc = self.p, self.inc
+        B, D, R, x, y = self._v_B, self._v_D, self._v_R, self._v_x, self._v_y
+        ct, period, tau, w, obj = self._v_ct, self._v_period, self._v_tau, self._v_w, self._v_obj
+        allowed = self._v_allowed
         # ---- period
         if period:
             T = R.var("period", 0.0)
@@ -382,20 +397,26 @@ class _Model:
             if w.get("throughput"):
                 _add(obj, T, w["throughput"] * tau)
 
+    def _energy(self) -> None:
+        """The model's part: energy."""
+        p, inc = self.p, self.inc
+        B, D, R, x, y = self._v_B, self._v_D, self._v_R, self._v_x, self._v_y
+        ct, energy, tau, eps, w = self._v_ct, self._v_energy, self._v_tau, self._v_eps, self._v_w
+        obj, L, H, allowed = self._v_obj, self._v_L, self._v_H, self._v_allowed
         # ---- energy
         if energy:
             E = R.var("energy", 0.0)
             coefs = {E: 1.0}
             for (b, d), var in x.items():
-                e = p.power_active[d] * ct[b, d]
+                e = p.node_energy[b, d]
                 if not p.preds[b] and d != p.source:
-                    e += (p.tx_power[p.source] + p.rx_power[d]) * p.in_bytes[b] * p.inv_bandwidth[p.source, d]
+                    e += p.radio_power[p.source, d] * p.in_bytes[b] * p.inv_bandwidth[p.source, d]
                 if not p.succs[b] and d != p.sink:
-                    e += (p.tx_power[d] + p.rx_power[p.sink]) * p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
+                    e += p.radio_power[d, p.sink] * p.out_bytes[b] * p.inv_bandwidth[d, p.sink]
                 _add(coefs, var, -e / eps)
             for (k, d1, d2), var in y.items():
                 if d1 != d2:
-                    e = (p.tx_power[d1] + p.rx_power[d2]) * p.edge_bytes[k] * p.inv_bandwidth[d1, d2]
+                    e = p.radio_power[d1, d2] * p.edge_bytes[k] * p.inv_bandwidth[d1, d2]
                     _add(coefs, var, -e / eps)
             if p.count_idle and L is not None:
                 for d in range(D):
@@ -416,14 +437,11 @@ class _Model:
                         R.start[ul] = min(inc.latency_s / tau, H) if u_ else 0.0
             R.row(coefs, lo=0.0)   # E >= the energy expression
             if "energy_j" in p.constraints:
-                R.ub[E] = p.constraints["energy_j"] * (1 + 1e-9) / eps
+                R.ub[E] = p.constraints["energy_j"] * (1 + TOLERANCE) / eps
             if inc is not None:
                 R.start[E] = inc.energy_j / eps
             if w.get("energy"):
                 _add(obj, E, w["energy"] * eps)
-
-        self.has_objective = bool(obj)
-        R.objective = {k: v / self.v_unit for k, v in obj.items()}
 
     def read_plan(self, values: np.ndarray):
         p = self.p
@@ -438,233 +456,3 @@ class _Model:
         if self.s is not None:
             order = ws.orders_from_starts(p, a, np.array([values[v] for v in self.s]))
         return a, order
-
-
-@dataclass
-class _Result:
-    status: str                      # optimal, feasible, infeasible, none
-    values: np.ndarray | None
-    bound: float | None
-    raw: str
-    stats: dict
-
-
-def _limit(deadline: float, overhead: float = 0.0) -> float | None:
-    """Seconds to give a backend that must stop by ``deadline`` (monotonic): what is left, less
-    the read-back time, the backend's fixed ``overhead`` past its own limit, and 7 % for its
-    proportional overrun (HiGHS through MPSolver overran by ~0.9 s + 5 % here)."""
-    left = deadline - time.monotonic() - READ_BACK_S - overhead
-    return max(0.1, left * 0.93) if math.isfinite(left) else None
-
-
-def _watched_cbc_class():
-    """PuLP's CBC command with a watchdog: CBC's own ``-sec`` limit is not checked during the
-    root's cuts, and it overran a 26 s limit by 14 s on a 200-block model. At the deadline
-    the watchdog sends SIGINT (CBC stops and writes its best solution), then kills it."""
-    import signal
-    import subprocess
-
-    import pulp
-
-    class WatchedCbc(pulp.PULP_CBC_CMD):
-        def __init__(self, *args, deadline: float = math.inf, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.deadline = deadline
-            self.stopped = False
-
-        def solve_CBC(self, lp, use_mps=True):
-            tmpLp, tmpMps, tmpSol, tmpMst = self.create_tmp_files(lp.name, "lp", "mps", "sol", "mst")
-            vs, names, cnames, _ = lp.writeMPS(tmpMps, rename=1)
-            args = [self.path, tmpMps]
-            if self.optionsDict.get("warmStart", False):
-                self.writesol(tmpMst, lp, vs, names, cnames)
-                args += ["-mips", tmpMst]
-            if self.timeLimit is not None:
-                args += ["-sec", str(self.timeLimit)]
-            for option in self.options + self.getOptions():
-                args += ("-" + option).split()
-            args += ["-solve", "-printingOptions", "all", "-solution", tmpSol]
-            with open(self.optionsDict["logPath"], "w") as pipe:
-                proc = subprocess.Popen(args, stdout=pipe, stderr=pipe, stdin=subprocess.DEVNULL)
-                try:
-                    proc.wait(timeout=max(0.1, self.deadline - time.monotonic() - READ_BACK_S))
-                except subprocess.TimeoutExpired:
-                    self.stopped = True
-                    proc.send_signal(signal.SIGINT)
-                    try:
-                        proc.wait(timeout=1.0)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-            try:
-                if not os.path.exists(tmpSol):
-                    raise pulp.PulpSolverError("CBC wrote no solution")
-                status, values, dj, pi, slacks, sol_status = self.readsol_MPS(tmpSol, lp, vs, names, cnames)
-            finally:
-                self.delete_tmp_files(tmpMps, tmpLp, tmpSol, tmpMst)
-            lp.assignVarsVals(values)
-            lp.assignStatus(status, sol_status)
-            return status
-
-    return WatchedCbc
-
-
-def _WatchedCbc(**kwargs):
-    return _watched_cbc_class()(**kwargs)
-
-
-def _solve_cbc(R: _Rows, deadline: float, seed: int, extra: str = "") -> _Result:
-    import pulp
-
-    prob = pulp.LpProblem("placement", pulp.LpMinimize)
-    vs = [pulp.LpVariable(n, lowBound=None if not math.isfinite(lo) else lo,
-                          upBound=None if not math.isfinite(hi) else hi,
-                          cat=pulp.LpInteger if it else pulp.LpContinuous)
-          for n, lo, hi, it in zip(R.names, R.lb, R.ub, R.integer)]
-    prob += pulp.LpAffineExpression([(vs[k], c) for k, c in R.objective.items()])
-    for i, (coefs, lo, hi) in enumerate(R.rows):
-        e = pulp.LpAffineExpression([(vs[k], c) for k, c in coefs.items()])
-        if lo == hi:
-            prob += pulp.LpConstraint(e, pulp.LpConstraintEQ, f"r{i}", lo)
-        else:
-            if math.isfinite(lo):
-                prob += pulp.LpConstraint(e, pulp.LpConstraintGE, f"r{i}l", lo)
-            if math.isfinite(hi):
-                prob += pulp.LpConstraint(e, pulp.LpConstraintLE, f"r{i}h", hi)
-    for k, v in R.start.items():
-        vs[k].setInitialValue(v)
-    with tempfile.TemporaryDirectory(prefix="placement-cbc-") as tmp:
-        log = os.path.join(tmp, "cbc.log")
-        # preprocessing off: with it, CBC's root cuts overshot the optimum by 1e-4 and the final
-        # LP then called the problem "proven infeasible" (10 x 6 and 30 x 32 hybrid, iot, mesh);
-        # without it the same models solve to optimality, as fast or faster.
-        opts = ["preprocess off"] + ([f"randomCbcSeed {seed + 1}"] if seed else []) + ([extra] if extra else [])
-        solver = _WatchedCbc(deadline=deadline, msg=False, timeLimit=_limit(deadline),
-                             gapRel=MIP_GAP, warmStart=bool(R.start), logPath=log, keepFiles=False,
-                             options=opts)
-        t = time.monotonic()
-        try:
-            prob.solve(solver)
-        except pulp.PulpSolverError:
-            pass  # stopped by the watchdog before CBC wrote a solution: nothing from CBC
-        wall = time.monotonic() - t
-        text = open(log, encoding="utf-8", errors="replace").read() if os.path.exists(log) else ""
-    if solver.stopped:
-        text += "\nResult - Stopped by the watchdog at the deadline\n"
-    result = re.search(r"Result - (.*)", text)
-    raw = result.group(1).strip() if result else pulp.LpStatus[prob.status]
-    obj = re.search(r"Objective value:\s*([-+0-9.eE]+)", text)
-    lower = re.search(r"Lower bound:\s*([-+0-9.eE]+)", text)
-    nodes = re.search(r"Enumerated nodes:\s*(\d+)", text)
-    stats = {"wall_s": round(wall, 3), "nodes": int(nodes.group(1)) if nodes else None, "raw_status": raw,
-             "sol_status": prob.sol_status}
-    if "infeasible" in raw.lower():
-        return _Result("infeasible", None, None, raw, stats)
-    values = None
-    if prob.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
-        values = np.array([v.varValue if v.varValue is not None else 0.0 for v in vs])
-    bound = None
-    if "Optimal solution found" in raw and obj:
-        bound = float(obj.group(1))
-        status = "optimal"
-    else:
-        status = "feasible" if values is not None else "none"
-        if lower:
-            bound = float(lower.group(1))
-        else:  # stopped by the watchdog: the last bound CBC printed (root LP, then tree)
-            seen = [float(v) for v in re.findall(r"best possible ([-+0-9.eE]+)", text)]
-            seen += [float(v) for v in re.findall(r"Continuous objective value is ([-+0-9.eE]+)", text)]
-            if seen:
-                bound = max(seen)
-    stats["objective_units"] = float(obj.group(1)) if obj else None
-    stats["bound_units"] = bound
-    return _Result(status, values, bound, raw, stats)
-
-
-def _solve_mpsolver(R: _Rows, deadline: float, backend: str) -> _Result:
-    """Run the MPSolver backend in a child process (`python -m solvers._mpworker`, the model
-    pickled on its stdin): OR-Tools 9.15's HiGHS crashed this process (segmentation fault) on
-    hints and, now and then, on tiny models, and always in a forked child (which inherits
-    scipy's HiGHS threads); multiprocessing's spawn re-imports the caller's ``__main__``, which
-    hangs a plain script without a main guard. A crash or an overrun past the deadline costs
-    the backend's answer (the warm start is kept), never the caller."""
-    import pickle
-    import subprocess
-
-    t = time.monotonic()
-    payload = pickle.dumps((R, deadline, backend), protocol=pickle.HIGHEST_PROTOCOL)
-    proc = subprocess.Popen([sys.executable, "-m", "solvers._mpworker"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    res = None
-    try:
-        out, err = proc.communicate(payload, timeout=max(0.1, deadline - time.monotonic() - READ_BACK_S / 2))
-        if proc.returncode == 0 and out:
-            res = pickle.loads(out)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-    if isinstance(res, Exception):
-        raise res
-    if res is None:
-        what = (f"{backend} crashed (exit code {proc.returncode})" if proc.returncode not in (None, 0, -9)
-                else f"{backend} stopped at the deadline")
-        return _Result("none", None, None, what, {"wall_s": round(time.monotonic() - t, 3), "raw_status": what})
-    return res
-
-
-def _mpsolver_solve(R: _Rows, deadline: float, backend: str) -> _Result:
-    from ortools.linear_solver import pywraplp
-
-    solver = pywraplp.Solver.CreateSolver(backend.upper())
-    if solver is None:
-        from placement.errors import InputError
-        raise InputError(f"--backend: OR-Tools has no {backend} solver in this installation")
-    inf = solver.infinity()
-    vs = []
-    for n, lo, hi, it in zip(R.names, R.lb, R.ub, R.integer):
-        lo = lo if math.isfinite(lo) else -inf
-        hi = hi if math.isfinite(hi) else inf
-        vs.append(solver.IntVar(lo, hi, n) if it else solver.NumVar(lo, hi, n))
-    for coefs, lo, hi in R.rows:
-        c = solver.RowConstraint(lo if math.isfinite(lo) else -inf, hi if math.isfinite(hi) else inf, "")
-        for k, v in coefs.items():
-            c.SetCoefficient(vs[k], v)
-    objective = solver.Objective()
-    for k, v in R.objective.items():
-        objective.SetCoefficient(vs[k], v)
-    objective.SetMinimization()
-    # OR-Tools' HiGHS interface takes no MIP start (a hint crashes OR-Tools 9.15 with HiGHS 1.12:
-    # a segmentation fault); HiGHS still gets the incumbent's big-M, and the incumbent is kept.
-    if R.start and backend != "highs":
-        keys = sorted(R.start)
-        solver.SetHint([vs[k] for k in keys], [R.start[k] for k in keys])
-    limit = _limit(deadline, overhead=1.0 if backend == "highs" else 0.3)
-    if limit is not None:
-        solver.SetTimeLimit(int(limit * 1000))
-    solver.SetNumThreads(1)
-    solver.SuppressOutput()
-    params = pywraplp.MPSolverParameters()
-    params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, MIP_GAP)
-    t = time.monotonic()
-    code = solver.Solve(params)
-    wall = time.monotonic() - t
-    names = {pywraplp.Solver.OPTIMAL: "OPTIMAL", pywraplp.Solver.FEASIBLE: "FEASIBLE",
-             pywraplp.Solver.INFEASIBLE: "INFEASIBLE", pywraplp.Solver.UNBOUNDED: "UNBOUNDED",
-             pywraplp.Solver.ABNORMAL: "ABNORMAL", pywraplp.Solver.NOT_SOLVED: "NOT_SOLVED"}
-    raw = names.get(code, str(code))
-    #: backend code -> our status (the raw code is kept in the message)
-    status = {"OPTIMAL": "optimal", "FEASIBLE": "feasible", "INFEASIBLE": "infeasible"}.get(raw, "none")
-    stats = {"wall_s": round(wall, 3), "raw_status": raw, "nodes": solver.nodes()}
-    values = None
-    bound = None
-    if status in ("optimal", "feasible"):
-        values = np.array([v.solution_value() for v in vs])
-        bound = objective.BestBound()
-        stats["objective_units"] = objective.Value()
-    elif status == "none":
-        try:
-            bound = objective.BestBound()
-        except Exception:  # some backends have none before a solution
-            bound = None
-    stats["bound_units"] = bound
-    return _Result(status, values, bound, raw, stats)

@@ -7,7 +7,7 @@ import pytest
 
 import placement
 from placement import registry
-from placement.method import Candidate, Method
+from placement.method import Candidate, Method, Option
 from placement.plan import Status
 
 from .conftest import diamond_dict
@@ -20,10 +20,11 @@ class _Fake(Method):
     kind = "heuristic"
     guarantee = "none"
     summary = "test double"
-    options = {"answer": "the Candidate to return", "boom": "raise this"}
+    options = (Option("answer", object, None, "the Candidate to return"),
+               Option("boom", str, None, "raise this"))
 
     def solve(self, problem, ctx):
-        if "boom" in ctx.options:
+        if ctx.options["boom"]:
             raise RuntimeError(ctx.options["boom"])
         return ctx.options["answer"]
 
@@ -106,22 +107,35 @@ def test_a_plan_that_meets_the_proven_bound_is_optimal(fake):
 
 
 def test_evaluate_does_not_trust_a_plan_files_bound_or_status():
-    d = placement.generate("chain", 3, 2, seed=1)
+    d = placement.generate("dag", 4, 3, seed=0)
+    p = placement.load(d)
     claimed = placement.solve(d, "single").to_dict()
-    claimed["status"], claimed["bound"] = "optimal", 1e9            # a lie
-    r = placement.evaluate(d, claimed)
-    assert r.bound <= r.value and "bound 1e+09 is above its value and was ignored" in r.message
-    assert r.status == (Status.OPTIMAL if r.gap <= 1e-6 else Status.FEASIBLE)
+    assert claimed["value"] > p.lower_bound() * (1 + 1e-3)         # single is not provably optimal here
+    for lie in (1e9, claimed["value"]):                              # above the value, and at it
+        claimed["status"], claimed["bound"] = "optimal", lie
+        r = placement.evaluate(d, claimed)
+        assert r.bound == p.lower_bound()                            # the package's own bound only
+        assert r.status == Status.FEASIBLE
 
 
 def test_an_optimal_claim_does_not_survive_a_change_of_objective():
     d = placement.generate("dag", 4, 3, seed=0)
     best_latency = placement.solve(d, "brute", time_limit=30)
-    best_energy = placement.solve(d, "brute", time_limit=30, objective="energy")
+    assert best_latency.status == Status.OPTIMAL
     r = placement.evaluate(d, best_latency.to_dict(), objective="energy")
-    assert r.bound <= best_energy.value * (1 + 1e-9)                # the latency plan's bound is not used
-    if r.value > best_energy.value * (1 + 1e-6):
-        assert r.status == Status.FEASIBLE
+    energy = placement.load(d).with_objective("energy")
+    assert r.bound == energy.lower_bound()              # neither the latency plan's bound nor its status
+    assert r.status == (Status.OPTIMAL if r.value <= energy.lower_bound() * (1 + 1e-6) else Status.FEASIBLE)
+    assert r.status == Status.FEASIBLE                  # here the latency optimum is not energy-optimal
+
+
+def test_an_infeasible_plan_has_no_bound_and_no_gap(fake):
+    d = diamond_dict()
+    d["devices"][0]["memory_bytes"] = 1000                           # everything on A overflows it
+    plan = placement.solve(d, fake, answer=Candidate(np.zeros(4, dtype=int), bound=0.8))
+    assert plan.status == Status.NO_SOLUTION and plan.bound is None and plan.gap is None
+    r = placement.evaluate(d, plan.to_dict())
+    assert r.status == Status.NO_SOLUTION and r.bound is None and r.gap is None
 
 
 def test_memory_precheck_uses_the_evaluators_tolerance():
@@ -142,3 +156,31 @@ def test_split_ways_are_bounded():
 def test_gap_is_not_clamped():
     from placement.plan import gap_of
     assert gap_of(1.0, 2.0) == pytest.approx(-1.0)      # an invalid bound shows
+
+
+def test_objective_typo_names_the_closest_metric():
+    with pytest.raises(placement.InputError, match=r"^objective: expected one of latency, throughput, "
+                       r"energy, found 'energi' \(did you mean 'energy'\?\)$"):
+        placement.solve(diamond_dict(), "heft", objective={"latency": 1.0, "energi": 0.2})
+
+
+@pytest.mark.parametrize("weights", [{"latency": 0.0}, {"latency": 0, "energy": 0.0}])
+def test_all_zero_weights_are_rejected(weights):
+    with pytest.raises(placement.InputError, match=r"^objective: expected at least one positive weight"):
+        placement.solve(diamond_dict(), "heft", objective=weights)
+    with pytest.raises(placement.InputError, match=r"^objective: expected at least one positive weight"):
+        placement.load(diamond_dict()).with_objective(weights)
+
+
+def test_a_negative_weight_is_rejected():
+    with pytest.raises(placement.InputError, match=r"^objective.energy: expected a finite weight >= 0, found -1"):
+        placement.solve(diamond_dict(), "heft", objective={"latency": 1.0, "energy": -1})
+
+
+def test_lower_bound_is_cached_per_objective():
+    p = placement.load(diamond_dict())
+    from placement import bounds
+    assert p.lower_bound() == bounds.lower_bound(p)
+    e = p.with_objective("energy")
+    assert e.lower_bound() == bounds.lower_bound(e) != p.lower_bound()
+    assert p.with_constraints({"latency_s": 10.0}).__dict__.get("_cached_lower_bound") is None

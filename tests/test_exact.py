@@ -229,7 +229,7 @@ def test_latency_horizon_covers_the_optimum():
 
 
 def test_milp_rejects_an_unknown_backend():
-    with pytest.raises(InputError, match=r"--backend: expected one of cbc, highs, scip, found 'gurobi'"):
+    with pytest.raises(InputError, match=r"milp option backend: expected one of cbc, highs, scip, found 'gurobi'"):
         placement.solve(placement.generate("chain", 3, 2), "milp", backend="gurobi")
 
 

@@ -1,0 +1,246 @@
+"""`heft`'s list scheduler: one HEFT-family pass (priority order, earliest finish time with
+insertion into idle gaps, memory-aware candidates, successor-aware ties, lookahead).
+
+Two implementations of the same pass, the same rules in the same arithmetic order (tested
+to give the same plan): vectorised over devices, and on Python lists for few devices
+(`SMALL_D`), where numpy's per-call overhead dominates. The times they use are the cost
+model's (`Problem.input_arrival`, link latency plus bytes times s/byte,
+`Problem.output_delivery`); the idle-gap rule is the simulator's (`GAP_SLACK`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+
+import numpy as np
+
+from placement.problem import Problem
+from placement.simulator import GAP_SLACK
+
+from ._common import Memory, topo_position
+
+_EPS = GAP_SLACK        # a block fits an idle gap up to float noise (the simulator's rule)
+
+
+class _Expired(Exception):
+    """The deadline passed inside a list pass (only raised when a plan is already known)."""
+
+
+class _NoRoom(Exception):
+    def __init__(self, block: int):
+        self.block = block
+
+
+def _ready_order(p: Problem, priority: np.ndarray, deadline: float):
+    """The list-scheduling order: repeatedly the highest-priority block whose predecessors
+    have all been yielded (ties: topological position). Raises `_Expired` past ``deadline``
+    (checked every 64 blocks). Shared by both list-scheduling passes."""
+    pos = topo_position(p).tolist()
+    waiting = [len(x) for x in p.preds]
+    prio = priority.tolist()
+    heap = [(-prio[b], pos[b], b) for b in range(p.n_blocks) if not waiting[b]]
+    heapq.heapify(heap)
+    steps = 0
+    while heap:
+        b = heapq.heappop(heap)[2]
+        steps += 1
+        if steps % 64 == 0 and time.monotonic() > deadline:
+            raise _Expired()
+        yield b                      # the caller places b before its successors are released
+        for v, _ in p.succs[b]:
+            waiting[v] -= 1
+            if not waiting[v]:
+                heapq.heappush(heap, (-prio[v], pos[v], v))
+
+
+def _occupy(intervals: list, avail, maxgap, d: int, s: float, e: float) -> None:
+    """Record [s, e) on device d: its busy intervals (sorted), the end of the last one
+    (``avail``) and the longest idle gap before it (``maxgap``, to skip devices where no
+    gap can fit a block). ``avail`` and ``maxgap`` are lists or arrays."""
+    iv = intervals[d]
+    iv.append((s, e))
+    if s < avail[d]:
+        iv.sort()
+    avail[d] = max(avail[d], e)
+    prev, g = 0.0, 0.0
+    for x, y in iv:
+        g = max(g, x - prev)
+        prev = y
+    maxgap[d] = g
+
+
+def list_schedule(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
+                  lookahead: bool = False, insertion: bool = True, force: np.ndarray | None = None,
+                  deadline: float = math.inf):
+    """One HEFT-family pass. ``priority``: higher first (must respect precedence, ties broken
+    by topological position). ``oct_``: optimistic cost table for tie-breaks (and, with
+    ``lookahead``, added to the finish time). Returns (assignment, start, end); raises
+    `_NoRoom` when memory leaves no device for a block. ``force[b] >= 0`` puts b on that
+    device when it may run and fits there (CPoP's critical-path processor)."""
+    B, D = ct.shape
+    if D <= SMALL_D:
+        return _list_schedule_small(p, ct, priority, oct_, lookahead, insertion, force, deadline)
+    a = np.full(B, -1, dtype=np.int64)
+    start = np.zeros(B)
+    end = np.zeros(B)
+    mem = Memory(p)
+    avail = np.zeros(D)                                   # end of the last interval
+    intervals: list[list[tuple[float, float]]] = [[] for _ in range(D)]
+    maxgap = np.zeros(D)                                  # longest idle gap before avail
+    lat, inv = p.latency, p.inv_bandwidth
+    src_arrival = {b: p.input_arrival(b) for b in p.input_blocks}
+    delivery = {b: p.output_delivery(b) for b in p.output_blocks}
+    reach_sink = p.reachable[:, p.sink]
+    for b in _ready_order(p, priority, deadline):
+        preds = p.preds[b]
+        if preds:
+            ready = np.zeros(D)
+            for u, k in preds:
+                du = a[u]
+                arr = end[u] + lat[du] + p.edge_bytes[k] * inv[du]
+                arr[du] = end[u]
+                np.maximum(ready, arr, out=ready)
+        else:
+            ready = src_arrival[b].copy()
+        c = ct[b]
+        ok = np.isfinite(ready) & np.isfinite(c) & mem.fits(b)
+        if not p.succs[b]:
+            ok &= reach_sink
+        if not ok.any():
+            raise _NoRoom(b)
+        if force is not None and force[b] >= 0 and ok[force[b]]:
+            ok = np.zeros(D, dtype=bool)
+            ok[force[b]] = True
+        est = np.maximum(ready, avail)
+        if insertion:
+            for d in np.nonzero(ok & (maxgap >= c - _EPS) & (ready < avail))[0].tolist():
+                prev = 0.0
+                for s, e in intervals[d]:
+                    t = max(prev, ready[d])
+                    if t + c[d] <= s + _EPS:
+                        est[d] = t
+                        break
+                    prev = e
+        eft = est + c
+        score = eft + delivery[b] if b in delivery else eft
+        if lookahead and oct_ is not None:
+            score = eft + oct_[b]
+        score = np.where(ok, score, np.inf)
+        best = score.min()
+        ties = np.nonzero(score <= best + 1e-9 * max(abs(best), 1e-12))[0]
+        if len(ties) > 1 and oct_ is not None:
+            look = (eft + oct_[b])[ties]
+            ties = ties[look <= look.min() + 1e-9 * max(abs(look.min()), 1e-12)]
+        if len(ties) > 1:                                # then the fastest device for b
+            ties = ties[np.argsort(c[ties], kind="stable")]
+        d = int(ties[0])
+        a[b], start[b], end[b] = d, est[d], eft[d]
+        mem.add(b, d)
+        _occupy(intervals, avail, maxgap, d, est[d], eft[d])
+    return a, start, end
+
+
+#: up to this many devices, `list_schedule` runs on Python lists (numpy's per-call overhead
+#: dominates on short vectors); above it, vectorised over devices. Both give the same plan.
+SMALL_D = 16
+
+
+def _list_schedule_small(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
+                         lookahead: bool = False, insertion: bool = True,
+                         force: np.ndarray | None = None, deadline: float = math.inf):
+    """`list_schedule` on Python lists, for few devices: same rules, same arithmetic order."""
+    B, D = ct.shape
+    a = [-1] * B
+    start = [0.0] * B
+    end = [0.0] * B
+    mem = Memory(p)
+    mp, ma, cap = mem.params.tolist(), mem.act.tolist(), mem.cap.tolist()
+    reserved = mem.reserved.tolist()
+    params, acts = p.params.tolist(), p.activation.tolist()
+    avail = [0.0] * D
+    intervals: list[list[tuple[float, float]]] = [[] for _ in range(D)]
+    maxgap = [0.0] * D
+    lat, inv = p.latency.tolist(), p.inv_bandwidth.tolist()
+    ebytes = p.edge_bytes.tolist()
+    ctl = ct.tolist()
+    octl = oct_.tolist() if oct_ is not None else None
+    src_arrival = {b: p.input_arrival(b).tolist() for b in p.input_blocks}
+    delivery = {b: p.output_delivery(b).tolist() for b in p.output_blocks}
+    reach_sink = p.reachable[:, p.sink].tolist()
+    inf = math.inf
+    devs = range(D)
+    for b in _ready_order(p, priority, deadline):
+        preds = p.preds[b]
+        if preds:
+            ready = [0.0] * D
+            for u, k in preds:
+                du, eu, nb = a[u], end[u], ebytes[k]
+                lrow, irow = lat[du], inv[du]
+                for d in devs:
+                    x = eu if d == du else eu + lrow[d] + nb * irow[d]
+                    if x > ready[d]:
+                        ready[d] = x
+        else:
+            ready = list(src_arrival[b])
+        c = ctl[b]
+        extra = 0.0 if reserved[b] else params[b]
+        actb = acts[b]
+        out = b in delivery
+        dl = delivery.get(b)
+        ob = octl[b] if octl is not None else None
+        score = [inf] * D
+        est = [0.0] * D
+        eft = [0.0] * D
+        any_ok = False
+        fd = int(force[b]) if force is not None else -1
+        if fd >= 0:
+            r, cd = ready[fd], c[fd]
+            if (r == inf or cd == inf or mp[fd] + extra + max(ma[fd], actb) > cap[fd]
+                    or (out and not reach_sink[fd])):
+                fd = -1
+        for d in (devs if fd < 0 else (fd,)):
+            r, cd = ready[d], c[d]
+            if r == inf or cd == inf or mp[d] + extra + max(ma[d], actb) > cap[d]:
+                continue
+            if out and not reach_sink[d]:
+                continue
+            any_ok = True
+            t0 = r if r > avail[d] else avail[d]
+            if insertion and maxgap[d] >= cd - _EPS and r < avail[d]:
+                prev = 0.0
+                for s_, e_ in intervals[d]:
+                    t = prev if prev > r else r
+                    if t + cd <= s_ + _EPS:
+                        t0 = t
+                        break
+                    prev = e_
+            est[d] = t0
+            f = t0 + cd
+            eft[d] = f
+            if lookahead and ob is not None:
+                score[d] = f + ob[d]
+            else:
+                score[d] = f + dl[d] if out else f
+        if not any_ok:
+            raise _NoRoom(b)
+        best = min(score)
+        tol = best + 1e-9 * max(abs(best), 1e-12)
+        ties = [d for d in devs if score[d] <= tol]
+        if len(ties) > 1 and ob is not None:
+            look = [eft[d] + ob[d] for d in ties]
+            lm = min(look)
+            ltol = lm + 1e-9 * max(abs(lm), 1e-12)
+            ties = [d for d, x in zip(ties, look) if x <= ltol]
+        d = min(ties, key=lambda x: c[x]) if len(ties) > 1 else ties[0]
+        a[b], start[b], end[b] = d, est[d], eft[d]
+        if not reserved[b]:
+            mp[d] += params[b]
+        ma[d] = max(ma[d], actb)
+        _occupy(intervals, avail, maxgap, d, est[d], eft[d])
+    return np.array(a, dtype=np.int64), np.array(start), np.array(end)
+
+
+
+__all__ = ["list_schedule", "SMALL_D"]

@@ -1,0 +1,281 @@
+"""The backends of `milp`: a backend-neutral model (`_Rows`: variables with bounds and kinds,
+rows ``lo <= a.x <= hi``) and the two ways to solve it -- CBC through PuLP with a watchdog
+(`_solve_cbc`), and OR-Tools' MPSolver (HiGHS, SCIP) in a child process (`_solve_mpsolver`,
+`solvers._mpworker`). Each returns a `_Result` (status, values, bound, the backend's raw
+status and statistics); `solvers.milp` builds the model and reads the plan back."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: seconds kept back from the limit for writing the model, reading back and re-scoring.
+READ_BACK_S = 0.5
+#: relative MIP gap asked of every backend (HiGHS defaults to 1e-4, far too loose here).
+MIP_GAP = 1e-9
+
+
+@dataclass
+class _Rows:
+    """A backend-neutral MILP: variables with bounds and kinds, rows ``lo <= a.x <= hi``."""
+
+    names: list[str] = field(default_factory=list)
+    lb: list[float] = field(default_factory=list)
+    ub: list[float] = field(default_factory=list)
+    integer: list[bool] = field(default_factory=list)
+    start: dict[int, float] = field(default_factory=dict)
+    rows: list[tuple[dict[int, float], float, float]] = field(default_factory=list)
+    objective: dict[int, float] = field(default_factory=dict)
+
+    def var(self, name: str, lb: float = 0.0, ub: float = math.inf, integer: bool = False) -> int:
+        self.names.append(name)
+        self.lb.append(lb)
+        self.ub.append(ub)
+        self.integer.append(integer)
+        return len(self.names) - 1
+
+    def row(self, coefs: dict[int, float], lo: float = -math.inf, hi: float = math.inf) -> None:
+        coefs = {k: v for k, v in coefs.items() if v != 0.0}
+        if coefs:
+            self.rows.append((coefs, lo, hi))
+
+
+def _add(coefs: dict[int, float], var: int, c: float) -> None:
+    coefs[var] = coefs.get(var, 0.0) + c
+
+
+@dataclass
+class _Result:
+    status: str                      # optimal, feasible, infeasible, none
+    values: np.ndarray | None
+    bound: float | None
+    raw: str
+    stats: dict
+
+
+def _limit(deadline: float, overhead: float = 0.0) -> float | None:
+    """Seconds to give a backend that must stop by ``deadline`` (monotonic): what is left, less
+    the read-back time, the backend's fixed ``overhead`` past its own limit, and 7 % for its
+    proportional overrun (HiGHS through MPSolver overran by ~0.9 s + 5 % here)."""
+    left = deadline - time.monotonic() - READ_BACK_S - overhead
+    return max(0.1, left * 0.93) if math.isfinite(left) else None
+
+
+def _watched_cbc_class():
+    """PuLP's CBC command with a watchdog: CBC's own ``-sec`` limit is not checked during the
+    root's cuts, and it overran a 26 s limit by 14 s on a 200-block model. At the deadline
+    the watchdog sends SIGINT (CBC stops and writes its best solution), then kills it."""
+    import signal
+    import subprocess
+
+    import pulp
+
+    class WatchedCbc(pulp.PULP_CBC_CMD):
+        def __init__(self, *args, deadline: float = math.inf, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.deadline = deadline
+            self.stopped = False
+
+        def solve_CBC(self, lp, use_mps=True):
+            tmpLp, tmpMps, tmpSol, tmpMst = self.create_tmp_files(lp.name, "lp", "mps", "sol", "mst")
+            vs, names, cnames, _ = lp.writeMPS(tmpMps, rename=1)
+            args = [self.path, tmpMps]
+            if self.optionsDict.get("warmStart", False):
+                self.writesol(tmpMst, lp, vs, names, cnames)
+                args += ["-mips", tmpMst]
+            if self.timeLimit is not None:
+                args += ["-sec", str(self.timeLimit)]
+            for option in self.options + self.getOptions():
+                args += ("-" + option).split()
+            args += ["-solve", "-printingOptions", "all", "-solution", tmpSol]
+            with open(self.optionsDict["logPath"], "w") as pipe:
+                proc = subprocess.Popen(args, stdout=pipe, stderr=pipe, stdin=subprocess.DEVNULL)
+                try:
+                    proc.wait(timeout=max(0.1, self.deadline - time.monotonic() - READ_BACK_S))
+                except subprocess.TimeoutExpired:
+                    self.stopped = True
+                    proc.send_signal(signal.SIGINT)
+                    try:
+                        proc.wait(timeout=1.0)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+            try:
+                if not os.path.exists(tmpSol):
+                    raise pulp.PulpSolverError("CBC wrote no solution")
+                status, values, dj, pi, slacks, sol_status = self.readsol_MPS(tmpSol, lp, vs, names, cnames)
+            finally:
+                self.delete_tmp_files(tmpMps, tmpLp, tmpSol, tmpMst)
+            lp.assignVarsVals(values)
+            lp.assignStatus(status, sol_status)
+            return status
+
+    return WatchedCbc
+
+
+def _WatchedCbc(**kwargs):
+    return _watched_cbc_class()(**kwargs)
+
+
+def _solve_cbc(R: _Rows, deadline: float, seed: int, extra: str = "") -> _Result:
+    import pulp
+
+    prob = pulp.LpProblem("placement", pulp.LpMinimize)
+    vs = [pulp.LpVariable(n, lowBound=None if not math.isfinite(lo) else lo,
+                          upBound=None if not math.isfinite(hi) else hi,
+                          cat=pulp.LpInteger if it else pulp.LpContinuous)
+          for n, lo, hi, it in zip(R.names, R.lb, R.ub, R.integer)]
+    prob += pulp.LpAffineExpression([(vs[k], c) for k, c in R.objective.items()])
+    for i, (coefs, lo, hi) in enumerate(R.rows):
+        e = pulp.LpAffineExpression([(vs[k], c) for k, c in coefs.items()])
+        if lo == hi:
+            prob += pulp.LpConstraint(e, pulp.LpConstraintEQ, f"r{i}", lo)
+        else:
+            if math.isfinite(lo):
+                prob += pulp.LpConstraint(e, pulp.LpConstraintGE, f"r{i}l", lo)
+            if math.isfinite(hi):
+                prob += pulp.LpConstraint(e, pulp.LpConstraintLE, f"r{i}h", hi)
+    for k, v in R.start.items():
+        vs[k].setInitialValue(v)
+    with tempfile.TemporaryDirectory(prefix="placement-cbc-") as tmp:
+        log = os.path.join(tmp, "cbc.log")
+        # preprocessing off: with it, CBC's root cuts overshot the optimum by 1e-4 and the final
+        # LP then called the problem "proven infeasible" (10 x 6 and 30 x 32 hybrid, iot, mesh);
+        # without it the same models solve to optimality, as fast or faster.
+        opts = ["preprocess off"] + ([f"randomCbcSeed {seed + 1}"] if seed else []) + ([extra] if extra else [])
+        solver = _WatchedCbc(deadline=deadline, msg=False, timeLimit=_limit(deadline),
+                             gapRel=MIP_GAP, warmStart=bool(R.start), logPath=log, keepFiles=False,
+                             options=opts)
+        t = time.monotonic()
+        try:
+            prob.solve(solver)
+        except pulp.PulpSolverError:
+            pass  # stopped by the watchdog before CBC wrote a solution: nothing from CBC
+        wall = time.monotonic() - t
+        text = open(log, encoding="utf-8", errors="replace").read() if os.path.exists(log) else ""
+    if solver.stopped:
+        text += "\nResult - Stopped by the watchdog at the deadline\n"
+    result = re.search(r"Result - (.*)", text)
+    raw = result.group(1).strip() if result else pulp.LpStatus[prob.status]
+    obj = re.search(r"Objective value:\s*([-+0-9.eE]+)", text)
+    lower = re.search(r"Lower bound:\s*([-+0-9.eE]+)", text)
+    nodes = re.search(r"Enumerated nodes:\s*(\d+)", text)
+    stats = {"wall_s": round(wall, 3), "nodes": int(nodes.group(1)) if nodes else None, "raw_status": raw,
+             "sol_status": prob.sol_status}
+    if "infeasible" in raw.lower():
+        return _Result("infeasible", None, None, raw, stats)
+    values = None
+    if prob.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        values = np.array([v.varValue if v.varValue is not None else 0.0 for v in vs])
+    bound = None
+    if "Optimal solution found" in raw and obj:
+        bound = float(obj.group(1))
+        status = "optimal"
+    else:
+        status = "feasible" if values is not None else "none"
+        if lower:
+            bound = float(lower.group(1))
+        else:  # stopped by the watchdog: the last bound CBC printed (root LP, then tree)
+            seen = [float(v) for v in re.findall(r"best possible ([-+0-9.eE]+)", text)]
+            seen += [float(v) for v in re.findall(r"Continuous objective value is ([-+0-9.eE]+)", text)]
+            if seen:
+                bound = max(seen)
+    stats["objective_units"] = float(obj.group(1)) if obj else None
+    stats["bound_units"] = bound
+    return _Result(status, values, bound, raw, stats)
+
+
+def _solve_mpsolver(R: _Rows, deadline: float, backend: str) -> _Result:
+    """Run the MPSolver backend in a child process (`python -m solvers._mpworker`, the model
+    pickled on its stdin): OR-Tools 9.15's HiGHS crashed this process (segmentation fault) on
+    hints and, now and then, on tiny models, and always in a forked child (which inherits
+    scipy's HiGHS threads); multiprocessing's spawn re-imports the caller's ``__main__``, which
+    hangs a plain script without a main guard. A crash or an overrun past the deadline costs
+    the backend's answer (the warm start is kept), never the caller."""
+    import pickle
+    import subprocess
+
+    t = time.monotonic()
+    payload = pickle.dumps((R, deadline, backend), protocol=pickle.HIGHEST_PROTOCOL)
+    proc = subprocess.Popen([sys.executable, "-m", "solvers._mpworker"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    res = None
+    try:
+        out, err = proc.communicate(payload, timeout=max(0.1, deadline - time.monotonic() - READ_BACK_S / 2))
+        if proc.returncode == 0 and out:
+            res = pickle.loads(out)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+    if isinstance(res, Exception):
+        raise res
+    if res is None:
+        what = (f"{backend} crashed (exit code {proc.returncode})" if proc.returncode not in (None, 0, -9)
+                else f"{backend} stopped at the deadline")
+        return _Result("none", None, None, what, {"wall_s": round(time.monotonic() - t, 3), "raw_status": what})
+    return res
+
+
+def _mpsolver_solve(R: _Rows, deadline: float, backend: str) -> _Result:
+    from ortools.linear_solver import pywraplp
+
+    solver = pywraplp.Solver.CreateSolver(backend.upper())
+    if solver is None:
+        from placement.errors import InputError
+        raise InputError(f"--backend: OR-Tools has no {backend} solver in this installation")
+    inf = solver.infinity()
+    vs = []
+    for n, lo, hi, it in zip(R.names, R.lb, R.ub, R.integer):
+        lo = lo if math.isfinite(lo) else -inf
+        hi = hi if math.isfinite(hi) else inf
+        vs.append(solver.IntVar(lo, hi, n) if it else solver.NumVar(lo, hi, n))
+    for coefs, lo, hi in R.rows:
+        c = solver.RowConstraint(lo if math.isfinite(lo) else -inf, hi if math.isfinite(hi) else inf, "")
+        for k, v in coefs.items():
+            c.SetCoefficient(vs[k], v)
+    objective = solver.Objective()
+    for k, v in R.objective.items():
+        objective.SetCoefficient(vs[k], v)
+    objective.SetMinimization()
+    # OR-Tools' HiGHS interface takes no MIP start (a hint crashes OR-Tools 9.15 with HiGHS 1.12:
+    # a segmentation fault); HiGHS still gets the incumbent's big-M, and the incumbent is kept.
+    if R.start and backend != "highs":
+        keys = sorted(R.start)
+        solver.SetHint([vs[k] for k in keys], [R.start[k] for k in keys])
+    limit = _limit(deadline, overhead=1.0 if backend == "highs" else 0.3)
+    if limit is not None:
+        solver.SetTimeLimit(int(limit * 1000))
+    solver.SetNumThreads(1)
+    solver.SuppressOutput()
+    params = pywraplp.MPSolverParameters()
+    params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, MIP_GAP)
+    t = time.monotonic()
+    code = solver.Solve(params)
+    wall = time.monotonic() - t
+    names = {pywraplp.Solver.OPTIMAL: "OPTIMAL", pywraplp.Solver.FEASIBLE: "FEASIBLE",
+             pywraplp.Solver.INFEASIBLE: "INFEASIBLE", pywraplp.Solver.UNBOUNDED: "UNBOUNDED",
+             pywraplp.Solver.ABNORMAL: "ABNORMAL", pywraplp.Solver.NOT_SOLVED: "NOT_SOLVED"}
+    raw = names.get(code, str(code))
+    #: backend code -> our status (the raw code is kept in the message)
+    status = {"OPTIMAL": "optimal", "FEASIBLE": "feasible", "INFEASIBLE": "infeasible"}.get(raw, "none")
+    stats = {"wall_s": round(wall, 3), "raw_status": raw, "nodes": solver.nodes()}
+    values = None
+    bound = None
+    if status in ("optimal", "feasible"):
+        values = np.array([v.solution_value() for v in vs])
+        bound = objective.BestBound()
+        stats["objective_units"] = objective.Value()
+    elif status == "none":
+        try:
+            bound = objective.BestBound()
+        except Exception:  # some backends have none before a solution
+            bound = None
+    stats["bound_units"] = bound
+    return _Result(status, values, bound, raw, stats)
