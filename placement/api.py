@@ -86,6 +86,12 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
         return _empty_plan(p, method, Status.ERROR, f"{type(exc).__name__}: {exc}",
                            time.perf_counter() - t0, stats={"traceback": traceback.format_exc()})
     elapsed = time.perf_counter() - t0
+    from . import interrupt
+    if interrupt.requested():
+        # stopped by Ctrl-C: a plan in hand is a time_limit plan (unless proven optimal)
+        notes = [*notes, interrupt.MESSAGE]
+        if cand.status in (Status.FEASIBLE, Status.NO_SOLUTION) and cand.assignment is not None:
+            cand = replace(cand, status=Status.TIME_LIMIT)
     if notes:
         cand = replace(cand, message="; ".join(([cand.message] if cand.message else []) + notes))
     return plan_from_candidate(p, method, cand, elapsed)

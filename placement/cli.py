@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_NO_PLAN = 0, 1, 2, 3
 #: Ctrl-C (128 + SIGINT), and a closed pipe on stdout (128 + SIGPIPE), as a shell reports them
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
+#: commands whose work stops at the first Ctrl-C with its best result so far (the others,
+#: short or with their own teardown, keep Ctrl-C's usual meaning)
+INTERRUPTIBLE = frozenset({"solve", "compare"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,8 +119,7 @@ def run_solve(args: argparse.Namespace) -> int:
     if args.backend:
         options["backend"] = args.backend
     from . import interrupt
-    with interrupt.handling_sigint(), solving_status(args.method, args.time_limit,
-                                                     quiet=args.json) as progress:
+    with solving_status(args.method, args.time_limit, quiet=args.json) as progress:
         # Ctrl-C: the method stops as at its time limit and its best plan is kept (interrupt.py)
         plan = api.solve(problem, args.method, objective=_objective_arg(args.objective),
                          time_limit=args.time_limit, seed=args.seed, progress=progress, **options)
@@ -308,6 +310,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"placement: error: {args._unavailable}", file=sys.stderr)
             return EXIT_INTERNAL
         runner = getattr(args, "_run", None) or run[args.command]
+        if args.command in INTERRUPTIBLE:
+            # from here on, the first Ctrl-C is a stop request: the running method returns its
+            # best plan as at its time limit (placement/interrupt.py); the second stops at once
+            from . import interrupt
+            with interrupt.handling_sigint():
+                return int(runner(args))
         return int(runner(args))
     except InputError as exc:
         if debug:

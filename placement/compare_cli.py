@@ -94,12 +94,12 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not args.output:
         raise InputError("--resume: needs the results file, -o FILE")
     methods = _parse_list(args.methods, "--methods")
-    from . import interrupt
-    with interrupt.handling_sigint():  # Ctrl-C: the running row ends 'interrupted', the study stops
-        rows = compare(args.problems, methods, time_limit=args.time_limit, objective=args.objective,
-                       seeds=seeds, workers=args.workers, executor=args.executor, address=args.address,
-                       results=args.output, resume=bool(args.resume),
-                       options=cli_options(args.option, methods), progress=not args.json)
+    # Ctrl-C (placement.cli runs this under interrupt.handling_sigint): the running row ends
+    # 'interrupted', is written, and the study stops with exit 130
+    rows = compare(args.problems, methods, time_limit=args.time_limit, objective=args.objective,
+                   seeds=seeds, workers=args.workers, executor=args.executor, address=args.address,
+                   results=args.output, resume=bool(args.resume),
+                   options=cli_options(args.option, methods), progress=not args.json)
     if args.json:
         print(json.dumps([{k: _jsonable(r[k]) for k in COLUMNS} for r in rows], indent=2))
     else:

@@ -15,6 +15,7 @@ import threading
 from typing import Iterator
 
 _requested = threading.Event()
+_at = [float("inf")]  # time.monotonic() of the request
 
 #: the message of a plan cut by Ctrl-C (``compare`` marks such a row ``interrupted``).
 MESSAGE = "interrupted"
@@ -27,7 +28,19 @@ def requested() -> bool:
 
 def request() -> None:
     """Ask the running method to stop as at its time limit (what Ctrl-C does)."""
+    import time
+    _at[0] = min(_at[0], time.monotonic())
     _requested.set()
+
+
+def requested_at() -> float:
+    """``time.monotonic()`` of the stop request (inf: none)."""
+    return _at[0] if _requested.is_set() else float("inf")
+
+
+def clear() -> None:
+    _requested.clear()
+    _at[0] = float("inf")
 
 
 def wait(timeout: float) -> bool:
@@ -43,15 +56,16 @@ def handling_sigint() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _requested.clear()
+    clear()
 
     def on_sigint(signum, frame):
         if _requested.is_set():
             raise KeyboardInterrupt
-        _requested.set()
+        request()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        clear()

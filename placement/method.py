@@ -161,8 +161,12 @@ class Context:
 
     @property
     def deadline(self) -> float:
-        """``time.monotonic()`` value by which the method must return (inf: no limit)."""
-        return self.started + self.time_limit if self.time_limit is not None else float("inf")
+        """``time.monotonic()`` value by which the method must return (inf: no limit). A stop
+        request (Ctrl-C, `placement.interrupt`) moves it to the moment of the request, so
+        every method stops as at its time limit and returns its best plan so far."""
+        from . import interrupt
+        limit = self.started + self.time_limit if self.time_limit is not None else float("inf")
+        return min(limit, interrupt.requested_at())
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()

@@ -68,6 +68,23 @@ def _limit(deadline: float, overhead: float = 0.0) -> float | None:
     return max(0.1, left * 0.93) if math.isfinite(left) else None
 
 
+def _wait_or_stop(proc, deadline: float) -> bool:
+    """Wait for ``proc`` until ``deadline`` (``time.monotonic()``) or a stop request
+    (`placement.interrupt`); True if it ended by itself."""
+    import subprocess
+
+    from placement import interrupt
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or interrupt.requested():
+            return proc.poll() is not None
+        try:
+            proc.wait(timeout=min(0.1, max(0.01, left)))
+            return True
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def _watched_cbc_class():
     """PuLP's CBC command with a watchdog: CBC's own ``-sec`` limit is not checked during the
     root's cuts, and it overran a 26 s limit by 14 s on a 200-block model. At the deadline
@@ -97,9 +114,9 @@ def _watched_cbc_class():
             args += ["-solve", "-printingOptions", "all", "-solution", tmpSol]
             with open(self.optionsDict["logPath"], "w") as pipe:
                 proc = subprocess.Popen(args, stdout=pipe, stderr=pipe, stdin=subprocess.DEVNULL)
-                try:
-                    proc.wait(timeout=max(0.1, self.deadline - time.monotonic() - READ_BACK_S))
-                except subprocess.TimeoutExpired:
+                if not _wait_or_stop(proc, self.deadline - READ_BACK_S):
+                    # the deadline or a stop request (Ctrl-C): CBC stops at SIGINT and writes
+                    # its best solution (a terminal's Ctrl-C also reaches it directly)
                     self.stopped = True
                     proc.send_signal(signal.SIGINT)
                     try:
@@ -207,13 +224,22 @@ def _solve_mpsolver(R: _Rows, deadline: float, backend: str) -> _Result:
     proc = subprocess.Popen([sys.executable, "-m", "solvers._mpworker"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     res = None
-    try:
-        out, err = proc.communicate(payload, timeout=max(0.1, deadline - time.monotonic() - READ_BACK_S / 2))
-        if proc.returncode == 0 and out:
-            res = pickle.loads(out)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+    from placement import interrupt
+    send: bytes | None = payload
+    while True:
+        # short waits, so that a stop request (Ctrl-C) ends the child as the deadline does
+        step = min(0.2, max(0.1, deadline - time.monotonic() - READ_BACK_S / 2))
+        try:
+            out, err = proc.communicate(send, timeout=step)
+            if proc.returncode == 0 and out:
+                res = pickle.loads(out)
+            break
+        except subprocess.TimeoutExpired:
+            send = None
+            if interrupt.requested() or time.monotonic() >= deadline - READ_BACK_S / 2:
+                proc.kill()
+                proc.communicate()
+                break
     if isinstance(res, Exception):
         raise res
     if res is None:

@@ -11,6 +11,10 @@ import sys
 
 
 def main() -> None:
+    import signal
+    # a terminal's Ctrl-C reaches the whole process group: the parent decides (it stops this
+    # child on a stop request and keeps the warm start), so the child does not die mid-pickle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     data = sys.stdin.buffer.read()
     result_fd = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)

@@ -98,7 +98,7 @@ class CpSat(Method):
         if self.option(ctx, "params"):
             _set_params(solver.parameters, self.option(ctx, "params"))
         cb = _Collector(m, ctx)
-        status = solver.solve(m.model, cb)
+        status = _solve_interruptibly(solver, m.model, cb)
         stats.update({"solver_status": solver.status_name(status), "wall_s": round(solver.wall_time, 3),
                       "branches": solver.num_branches, "conflicts": solver.num_conflicts,
                       "objective_units": solver.objective_value if cb.solutions else None,
@@ -127,6 +127,36 @@ class CpSat(Method):
         else:
             st = Status.TIME_LIMIT
         return Candidate(best.assignment, best.order, status=st, bound=bound, stats=stats)
+
+
+def _solve_interruptibly(solver, model, callback):
+    """``solver.solve`` in a worker thread, so that the main thread keeps running Python and a
+    Ctrl-C (`placement.interrupt`) can stop the search: CP-SAT then returns its best solution
+    as at its time limit. CP-SAT's own SIGINT handler is off (it swallowed the signal)."""
+    import threading
+
+    from placement import interrupt
+
+    solver.parameters.catch_sigint_signal = False
+    out: dict = {}
+
+    def run():
+        try:
+            out["status"] = solver.solve(model, callback)
+        except BaseException as exc:  # re-raised in the caller's thread
+            out["error"] = exc
+
+    t = threading.Thread(target=run, name="cpsat-solve", daemon=True)
+    t.start()
+    stopped = False
+    while t.is_alive():
+        t.join(0.05)
+        if not stopped and interrupt.requested():
+            solver.stop_search()
+            stopped = True
+    if "error" in out:
+        raise out["error"]
+    return out["status"]
 
 
 def _set_params(params, text: str) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 import placement
 from placement.cli import main
+from placement.comparator import ResultsFile
 from placement.errors import InputError
 from placement.plan import check_output_path, write_json_atomic
 
@@ -63,13 +64,13 @@ def test_compare_keeps_existing_rows_unless_resumed(tmp_path, diamond, capsys):
     assert main(["compare", str(p1), "--methods", "heft", "-t", "5", "-o", str(rows)]) == 2
     assert "pass --resume" in capsys.readouterr().err and rows.read_text() == before
     assert main(["compare", str(p1), "--methods", "heft", "-t", "5", "-o", str(rows), "--resume"]) == 0
-    assert [r["method"] for r in placement.comparator.ResultsFile(rows).read()] == ["single", "heft"]
+    assert [r["method"] for r in ResultsFile(rows).read()] == ["single", "heft"]
 
 
 def test_interrupted_rows_run_again_on_resume(tmp_path, diamond):
     (p1,) = _files(tmp_path, diamond, n=1)
     rows = tmp_path / "rows.jsonl"
-    store = placement.comparator.ResultsFile(rows)
+    store = ResultsFile(rows)
     placement.compare([str(p1)], ["single", "heft"], time_limit=5, results=rows)
     cut = [dict(r, status="interrupted", value=None) if r["method"] == "heft" else r for r in store.read()]
     store.write(cut)
@@ -212,7 +213,7 @@ def test_compare_seeds_workers_and_per_method_options(tmp_path, diamond, capsys)
     out = tmp_path / "rows.csv"
     assert main(["compare", str(p1), str(p2), "--methods", "single,local", "--seeds", "0,1",
                  "--option", "local.patience=50", "-w", "2", "-t", "5", "-o", str(out)]) == 0
-    rows = placement.comparator.ResultsFile(out).read()
+    rows = ResultsFile(out).read()
     assert sorted((r["problem"], r["method"], r["seed"]) for r in rows) == sorted(
         (p, m, s) for p in ("p0", "p1") for m in ("single", "local") for s in (0, 1))
     capsys.readouterr()
@@ -252,3 +253,89 @@ def test_the_report_names_units_the_bound_and_an_infeasible_plan(tmp_path, diamo
     out = capsys.readouterr().out
     assert "infeasible plan: no bound, no gap" in out and "gap 0.00%" not in out
     assert "method (plan file)" in out and "solve time" not in out
+
+
+# --------------------------------------------------------------------------------- Ctrl-C
+def _mid(tmp_path):
+    """A problem whose energy optimum `local` cannot prove (its bound stays below), so with a
+    huge patience it would search until its time limit."""
+    d = placement.generate("hybrid", 40, 6, device_set="iot", seed=1, name="mid")
+    f = tmp_path / "mid.json"
+    f.write_text(json.dumps(d))
+    return f
+
+
+def test_ctrl_c_keeps_the_best_plan_so_far_and_exits_130(tmp_path):
+    """The first Ctrl-C stops the method as at its time limit, the plan found so far is
+    written where -o was given (status time_limit, message 'interrupted'), exit code 130.
+    Before, the plan was lost (and cpsat swallowed the signal, exit 0)."""
+    import signal
+    import time
+    f, out = _mid(tmp_path), tmp_path / "plan.json"
+    proc = subprocess.Popen([sys.executable, "-m", "placement.cli", "solve", str(f), "-m", "local",
+                             "-t", "120", "--objective", "energy", "--option", "patience=100000000",
+                             "-o", str(out), "--json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8.0)  # imports and the constructive start: local is annealing by now
+    assert proc.poll() is None, "the search must still be running when Ctrl-C comes"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert time.monotonic() - t0 < 20, "stopped well before its 120 s limit"
+    plan = json.loads(out.read_text())
+    assert plan["status"] == "time_limit" and "interrupted" in plan["message"]
+    assert plan["assignment"] and json.loads(stdout)["assignment"] == plan["assignment"]
+
+
+@pytest.mark.parametrize("method,after_s", [("cpsat", 5.0), ("milp", 5.0), ("local", 3.0)])
+def test_a_stop_request_ends_the_search_with_its_best_plan(method, after_s):
+    """What Ctrl-C does, in process (placement.interrupt.request from a timer, while the
+    method is searching: CP-SAT inside its solve, CBC under its watchdog, local annealing):
+    the method returns within a few seconds of the request, its plan marked interrupted."""
+    import threading
+    import time
+    from placement import interrupt
+    if method == "local":  # its energy optimum cannot be proven: it would anneal for 60 s
+        p = placement.load(placement.generate("hybrid", 40, 6, device_set="iot", seed=1)).with_objective("energy")
+        opts = {"patience": 100_000_000}
+    else:                  # 120 blocks x 16 devices: cpsat needs ~16 s to prove it, milp longer
+        p = placement.load(placement.generate("dag", 120, 16, device_set="edge", seed=1))
+        opts = {}
+    placement.solve(p, method=method, time_limit=0)  # imports and compiled kernels, untimed
+    timer = threading.Timer(after_s, interrupt.request)
+    interrupt.clear()
+    timer.start()
+    t0 = time.monotonic()
+    try:
+        plan = placement.solve(p, method=method, time_limit=60, **opts)
+    finally:
+        timer.cancel()
+        interrupt.clear()
+    took = time.monotonic() - t0
+    assert after_s <= took < after_s + 4.0, f"{method} returned {took - after_s:.1f} s after the request"
+    assert "interrupted" in plan.message and plan.assignment
+    assert plan.status.value in ("time_limit", "optimal")
+
+
+def test_ctrl_c_in_compare_marks_the_row_and_resume_redoes_it(tmp_path):
+    import signal
+    import time
+    f, rows = _mid(tmp_path), tmp_path / "rows.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "placement.cli", "compare", str(f), "--methods",
+                             "single,local", "--objective", "energy", "--option",
+                             "local.patience=100000000", "-t", "120", "-o", str(rows)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (rows.exists() and "single" in rows.read_text()):
+        time.sleep(0.1)
+    time.sleep(4.0)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    got = {r["method"]: r["status"] for r in ResultsFile(rows).read()}
+    assert got["local"] == "interrupted" and got["single"] != "interrupted", got
+    again = placement.compare([str(f)], ["single", "local"], objective="energy", time_limit=3,
+                              results=rows, resume=True)
+    assert {r["method"]: r["status"] for r in again}["local"] in ("optimal", "feasible", "time_limit")
