@@ -44,8 +44,12 @@ from .problem import Problem
 #: the evaluator's relative memory tolerance (placement/evaluator.py TOLERANCE), plus float noise
 _MEM_SLACK = 1e-9 + 1e-12
 
-#: seconds the cheap Lagrangian ascent of one metric may take (it stops earlier when converged)
-CHEAP_BUDGET_S = 0.12
+#: element operations (numpy array entries touched) that one part of a cheap bound may spend:
+#: a deterministic budget (the same bound on every machine), about 0.1 s. Parts that would
+#: need more are shortened (ascents) or skipped (run DPs); the strong bound allows more.
+CHEAP_WORK = 2e7
+#: element operations per second of ``time_limit`` for the strong bound
+STRONG_WORK_PER_S = 1e8
 
 
 # ---------------------------------------------------------------- memory view
@@ -146,12 +150,11 @@ def _project_simplex(v: np.ndarray) -> np.ndarray:
     return np.maximum(v - css[r - 1] / r, 0.0)
 
 
-def _ascent(oracle, z0: np.ndarray, project, budget_s: float, max_iter: int) -> float:
+def _ascent(oracle, z0: np.ndarray, project, max_iter: int) -> float:
     """Maximise a concave dual function by projected subgradient steps (Polyak steps
     towards a target a little above the best value, the target shrinking when progress
     stalls). ``oracle(z) -> (value, subgradient)``; every value is a valid bound, so the
     best one is returned whatever the convergence."""
-    t_end = time.perf_counter() + budget_s
     z = z0
     best = -np.inf
     delta, stall = 0.25, 0
@@ -166,7 +169,7 @@ def _ascent(oracle, z0: np.ndarray, project, budget_s: float, max_iter: int) -> 
             if stall >= 3:
                 delta, stall = delta / 2, 0
         nrm = float(s @ s)
-        if nrm <= 0 or delta < 1e-4 or time.perf_counter() > t_end:
+        if nrm <= 0 or delta < 1e-4:
             break
         target = best + delta * max(abs(best), 1e-300)
         z = project(z + (target - g) / nrm * s)
@@ -297,15 +300,18 @@ def _freeze_prices(oracle, k: int):
     return frozen
 
 
-def _latency_path_bound(p: Problem, mv: _MemoryView, t_scale: float, budget_s: float,
-                        max_iter: int) -> float:
+def _latency_path_bound(p: Problem, mv: _MemoryView, t_scale: float, work: float) -> float:
     path = _heaviest_path(p, mv.ct)
     D = p.n_devices
     lag = _PathLagrangian(p, mv, path, t_scale)
     z0 = np.zeros(lag.n)
     z0[0] = 1.0
     oracle = lag if mv.binds else _freeze_prices(lag, D + 1)
-    return _ascent(oracle, z0, _project_simplex_then_positive(D + 1), budget_s, max_iter)
+    per_step = (len(path) * D * D + 8 * p.n_blocks * D) * 4
+    max_iter = int(min(60 if work <= CHEAP_WORK else 2000, work // per_step))
+    if max_iter < 1:
+        return -np.inf
+    return _ascent(oracle, z0, _project_simplex_then_positive(D + 1), max_iter)
 
 
 def _segment_starts(mv: _MemoryView, path: list[int]) -> np.ndarray:
@@ -362,8 +368,43 @@ def _segment_starts(mv: _MemoryView, path: list[int]) -> np.ndarray:
     return lo
 
 
+def _chain_dp(node: np.ndarray, hops: list[np.ndarray], first: np.ndarray, last: np.ndarray,
+              starts: np.ndarray, bottleneck: bool) -> float | None:
+    """The path's least cost with no memory limit on runs (one device per block, hops free on
+    the same device); its value when its own runs all fit (then the run DP has the same
+    optimum), else None."""
+    if bottleneck:     # a run's compute adds up on its device: no state-free shortcut
+        return None
+    P, D = node.shape
+    G = first + node[0]
+    args = []
+    for i, hop in enumerate(hops):
+        M = G[:, None] + hop
+        arg = np.argmin(M, axis=0)
+        args.append(arg)
+        G = M[arg, np.arange(D)] + node[i + 1]
+    end = G + last
+    d = int(np.argmin(end))
+    value = float(end[d])
+    if not np.isfinite(value):
+        return None
+    a = [d]
+    for arg in reversed(args):
+        d = int(arg[d])
+        a.append(d)
+    a.reverse()
+    # the runs of this assignment
+    i = 0
+    for j in range(1, P + 1):
+        if j == P or a[j] != a[i]:
+            if starts[j - 1, a[i]] > i:
+                return None
+            i = j
+    return value
+
+
 def _segment_dp(path: list[int], node: np.ndarray, hops: list[np.ndarray], first: np.ndarray,
-                last: np.ndarray, starts: np.ndarray, budget_s: float, bottleneck: bool = False) -> float:
+                last: np.ndarray, starts: np.ndarray, work: float, bottleneck: bool = False) -> float:
     """The least cost of running the path as runs of consecutive blocks, each run on one
     device where it fits (see `_segment_starts`), consecutive runs on different devices:
     ``first[d0] + sum of node costs + hop costs between runs + last[d_end]`` (with
@@ -373,7 +414,11 @@ def _segment_dp(path: list[int], node: np.ndarray, hops: list[np.ndarray], first
     (D, D) for the edge from position i to i + 1 (inf where unreachable). -inf when the
     budget runs out."""
     P, D = node.shape
-    t_end = time.perf_counter() + budget_s
+    free = _chain_dp(node, hops, first, last, starts, bottleneck)
+    if free is not None:
+        return free
+    if float(np.sum(np.arange(P) - starts.min(axis=1) + 1)) * D * 6 > work:
+        return -np.inf
     S = np.vstack([np.zeros(D), np.cumsum(np.where(np.isfinite(node), node, 0.0), axis=0)])
     V = np.full((P, D), np.inf)       # sum: In[i, d] - S[i, d]; bottleneck: In[i, d]
     G = np.full((P, D), np.inf)       # G[j, d]: best cost with a run on d ending at j
@@ -399,13 +444,11 @@ def _segment_dp(path: list[int], node: np.ndarray, hops: list[np.ndarray], first
             win = V[lmin:j + 1]
             G[j] = np.where(rows >= lo[None, :], win, np.inf).min(axis=0) + S[j + 1]
         G[j] = np.where(lo <= j, G[j], np.inf)
-        if (j & 63) == 0 and time.perf_counter() > t_end:
-            return -np.inf
     end = np.maximum(G[P - 1], last) if bottleneck else G[P - 1] + last
     return float(np.min(end))
 
 
-def _latency_segments(p: Problem, mv: _MemoryView, path: list[int], budget_s: float) -> float:
+def _latency_segments(p: Problem, mv: _MemoryView, path: list[int], work: float) -> float:
     """The path's length with memory-feasible runs (`_segment_dp`): every plan's latency is
     at least the length of any input-to-output path under its assignment."""
     hops = []
@@ -414,30 +457,30 @@ def _latency_segments(p: Problem, mv: _MemoryView, path: list[int], budget_s: fl
         hops.append(np.where(p.reachable, p.transfer_matrix(p.edge_bytes[k]), np.inf))
     starts = _segment_starts(mv, path)
     return _segment_dp(path, mv.ct[path], hops, p.input_arrival(path[0]),
-                       p.output_delivery(path[-1]), starts, budget_s)
+                       p.output_delivery(path[-1]), starts, work)
 
 
 def latency_bound(p: Problem) -> float:
     """A lower bound on every feasible plan's latency, in seconds (see the module docstring)."""
-    return _cached(p, "latency", lambda: _latency_bound(p))
+    return _cached(p, "latency", lambda: _latency_bound(p, CHEAP_WORK))
 
 
-def _latency_bound(p: Problem) -> float:
+def _latency_bound(p: Problem, work: float) -> float:
     mv = memory_view(p)
     ct = mv.ct
     B, D = ct.shape
     if B == 0:
         return 0.0
     done, _ = _dp_latency(p, ct)
-    work = float(np.sum(np.min(ct, axis=1)) / D)
-    best = max(done, work)
+    spread = float(np.sum(np.min(ct, axis=1)) / D)
+    best = max(done, spread)
     if not np.isfinite(best) or best <= 0:
         return float(best)
-    lag = _latency_path_bound(p, mv, best, CHEAP_BUDGET_S, 60)
+    lag = _latency_path_bound(p, mv, best, work)
     seg = -np.inf
     if mv.binds:
         path = _heaviest_path(p, ct)
-        seg = _latency_segments(p, mv, path, CHEAP_BUDGET_S)
+        seg = _latency_segments(p, mv, path, work)
     return float(max(best, lag, seg))
 
 
@@ -499,7 +542,7 @@ class _LoadLagrangian:
         return val, np.concatenate([load, self.prices.grad(a)])
 
 
-def _load_bound(mv: _MemoryView, t_scale: float) -> float:
+def _load_bound(mv: _MemoryView, t_scale: float, work: float) -> float:
     """The load-balancing relaxation with memory: exact LP when small, else the Lagrangian."""
     ct = mv.ct
     B, D = ct.shape
@@ -511,7 +554,8 @@ def _load_bound(mv: _MemoryView, t_scale: float) -> float:
     z0 = np.zeros(lag.n)
     z0[:D] = 1.0 / D
     oracle = lag if mv.binds else _freeze_prices(lag, D)
-    return _ascent(oracle, z0, _project_simplex_then_positive(D), CHEAP_BUDGET_S, 80)
+    max_iter = int(min(80 if work <= CHEAP_WORK else 3000, work // (12 * B * D)))
+    return _ascent(oracle, z0, _project_simplex_then_positive(D), max(max_iter, 1))
 
 
 def _edge_period_bound(p: Problem, ct: np.ndarray) -> float:
@@ -534,10 +578,10 @@ def _edge_period_bound(p: Problem, ct: np.ndarray) -> float:
 
 def period_bound(p: Problem) -> float:
     """A lower bound on every feasible plan's period, in seconds (see the module docstring)."""
-    return _cached(p, "period", lambda: _period_bound(p))
+    return _cached(p, "period", lambda: _period_bound(p, CHEAP_WORK))
 
 
-def _period_bound(p: Problem) -> float:
+def _period_bound(p: Problem, work: float) -> float:
     mv = memory_view(p)
     ct = mv.ct
     if ct.size == 0:
@@ -551,14 +595,14 @@ def _period_bound(p: Problem) -> float:
         t = p.transmission_matrix(p.out_bytes[b])[:, p.sink]
         own[b] = np.maximum(own[b], np.where(p.reachable[:, p.sink], t, np.inf))
     per_block = float(np.max(np.min(own, axis=1)))
-    work = float(np.sum(np.min(ct, axis=1)) / ct.shape[1])
-    best = max(per_block, _edge_period_bound(p, ct), work)
+    spread = float(np.sum(np.min(ct, axis=1)) / ct.shape[1])
+    best = max(per_block, _edge_period_bound(p, ct), spread)
     if not np.isfinite(best) or best <= 0:
         return float(best)
-    return float(max(best, _load_bound(mv, best), _period_segments(p, mv, CHEAP_BUDGET_S)))
+    return float(max(best, _load_bound(mv, best, work), _period_segments(p, mv, work)))
 
 
-def _period_segments(p: Problem, mv: _MemoryView, budget_s: float) -> float:
+def _period_segments(p: Problem, mv: _MemoryView, work: float) -> float:
     """The bottleneck of the heaviest path in memory-feasible runs (`_segment_dp`): every
     plan's period is at least each device's compute on any run of the path it holds, and
     each link's transmission of any path edge that crosses it (and of the input / output)."""
@@ -572,7 +616,7 @@ def _period_segments(p: Problem, mv: _MemoryView, budget_s: float) -> float:
     src, snk = p.source, p.sink
     first = np.where(p.reachable[src], p.transmission_matrix(p.in_bytes[path[0]])[src], np.inf)
     last = np.where(p.reachable[:, snk], p.transmission_matrix(p.out_bytes[path[-1]])[:, snk], np.inf)
-    return _segment_dp(path, mv.ct[path], hops, first, last, _segment_starts(mv, path), budget_s,
+    return _segment_dp(path, mv.ct[path], hops, first, last, _segment_starts(mv, path), work,
                        bottleneck=True)
 
 
@@ -690,7 +734,7 @@ def _heaviest_bytes_path(p: Problem) -> list[int]:
     return path
 
 
-def _energy_segments(p: Problem, mv: _MemoryView, e: np.ndarray, budget_s: float) -> float:
+def _energy_segments(p: Problem, mv: _MemoryView, e: np.ndarray, work: float) -> float:
     """Node energy of every block (off the path at its cheapest feasible device) plus the
     radio energy of the path's edges, the path run in memory-feasible runs (`_segment_dp`)."""
     if not mv.binds or p.n_edges == 0:
@@ -705,16 +749,16 @@ def _energy_segments(p: Problem, mv: _MemoryView, e: np.ndarray, budget_s: float
     on[path] = True
     rest = float(np.sum(np.min(e[~on], axis=1))) if (~on).any() else 0.0
     zero = np.zeros(p.n_devices)
-    seg = _segment_dp(path, e[path], hops, zero, zero, _segment_starts(mv, path), budget_s)
+    seg = _segment_dp(path, e[path], hops, zero, zero, _segment_starts(mv, path), work)
     return rest + seg
 
 
 def energy_bound(p: Problem) -> float:
     """A lower bound on every feasible plan's energy, in joules (see the module docstring)."""
-    return _cached(p, "energy", lambda: _energy_bound(p))
+    return _cached(p, "energy", lambda: _energy_bound(p, CHEAP_WORK))
 
 
-def _energy_bound(p: Problem) -> float:
+def _energy_bound(p: Problem, work: float) -> float:
     mv = memory_view(p)
     ct = mv.ct
     B, D = ct.shape
@@ -728,7 +772,7 @@ def _energy_bound(p: Problem) -> float:
     best = max(node_only, base)
     if not mv.binds or not np.isfinite(best) or best <= 0:
         return float(best)
-    seg = _energy_segments(p, mv, e, CHEAP_BUDGET_S)
+    seg = _energy_segments(p, mv, e, work)
     best = max(best, seg)
     prices = _Prices(mv, best / mv.scale)
 
@@ -738,7 +782,11 @@ def _energy_bound(p: Problem) -> float:
         return val - const, prices.grad(a)
 
     # a tree DP costs about E D^2; fewer steps on large problems, within the budget
-    lag = _ascent(oracle, np.zeros(prices.n), lambda z: np.maximum(z, 0.0), CHEAP_BUDGET_S, 60)
+    per_step = 4 * (len(forest) * D * D + 8 * B * D)
+    max_iter = int(min(60 if work <= CHEAP_WORK else 2000, work // per_step))
+    if max_iter < 1:
+        return float(best)
+    lag = _ascent(oracle, np.zeros(prices.n), lambda z: np.maximum(z, 0.0), max_iter)
     return float(max(best, lag))
 
 
@@ -746,15 +794,31 @@ METRIC_BOUNDS = {"latency": latency_bound, "throughput": period_bound, "energy":
 
 
 def lower_bound(p: Problem, strength: str = "cheap", time_limit: float = 10.0) -> float:
-    """A valid lower bound on ``p``'s objective value (a weighted sum of per-metric bounds;
-    constraints relaxed). ``strength="cheap"`` (the default, what every plan reports) takes
-    milliseconds and at most a few tenths of a second at 2,000 blocks x 64 devices;
-    ``strength="lp"`` adds the LP relaxation of `placement.bounds_lp` (seconds, bounded by
-    ``time_limit``), never below the cheap bound."""
-    cheap = float(sum(w * METRIC_BOUNDS[k](p) for k, w in p.objective.weights.items() if w))
+    """A valid lower bound on ``p``'s objective value: the weighted sum of the per-metric
+    bounds (constraints relaxed). ``strength="cheap"`` (the default, what every plan
+    reports): milliseconds, a few tenths of a second at 2,000 blocks x 64 devices, cached on
+    the problem. ``strength="strong"``: the same relaxations with a work budget sized by
+    ``time_limit`` seconds (longer ascents, run DPs on long paths, the load LP at any size),
+    never below the cheap bound. Deterministic: the same problem gives the same number."""
     if strength == "cheap":
-        return cheap
-    if strength == "lp":
-        from .bounds_lp import lp_bound
-        return max(cheap, lp_bound(p, time_limit=time_limit))
-    raise ValueError(f"strength: expected 'cheap' or 'lp', found {strength!r}")
+        fns = METRIC_BOUNDS
+    elif strength == "strong":
+        fns = {k: (lambda q, k=k: strong_metric_bound(q, k, time_limit)) for k in METRIC_BOUNDS}
+    else:
+        raise ValueError(f"strength: expected 'cheap' or 'strong', found {strength!r}")
+    return float(sum(w * fns[k](p) for k, w in p.objective.weights.items() if w))
+
+
+def strong_metric_bound(p: Problem, metric: str, time_limit: float = 10.0) -> float:
+    """The strong bound of one metric (``latency``, ``throughput`` or ``energy``), never
+    below the cheap one; its work budget is ``time_limit`` x `STRONG_WORK_PER_S`."""
+    work = max(CHEAP_WORK, float(time_limit) * STRONG_WORK_PER_S)
+    cheap = METRIC_BOUNDS[metric](p)
+    fn = {"latency": _latency_bound, "throughput": _period_bound, "energy": _energy_bound}[metric]
+    value = _cached(p, f"strong-{metric}-{work:.6g}", lambda: fn(p, work))
+    if metric == "throughput":
+        mv = memory_view(p)
+        if p.n_blocks and np.isfinite(mv.ct.min(axis=1)).all():
+            lp = _cached(p, "strong-load-lp", lambda: _load_lp(mv.ct, mv if mv.binds else None))
+            value = max(value, lp if lp is not None else -np.inf)
+    return float(max(cheap, value))
