@@ -29,13 +29,14 @@ lower_bound(problem))``. The proofs are in ``docs/bounds.md``; in short:
 - **weighted sums**: the weighted sum of the above; **constraints** are ignored (dropping a
   constraint relaxes the problem). `bounds_lp.lp_bound` is a stronger, costlier bound.
 
-The per-metric values are cached on the problem (they do not depend on the objective or
-the constraints, so problems made by ``with_objective`` / ``with_constraints`` share them).
+The per-metric values are cached per problem (`bound_cache`; they depend on neither the
+objective nor the constraints, so problems made by ``with_objective`` /
+``with_constraints`` share them).
 """
 
 from __future__ import annotations
 
-import time
+import weakref
 
 import numpy as np
 
@@ -127,13 +128,28 @@ def memory_view(p: Problem) -> _MemoryView:
     return _cached(p, "memory_view", lambda: _MemoryView(p))
 
 
+_CACHES: dict[int, dict] = {}
+
+
+def bound_cache(p: Problem) -> dict:
+    """The bound cache of ``p`` and of every problem made from it by ``with_objective`` /
+    ``with_constraints``: keyed by its compute-time array, which those share (read-only),
+    and dropped when that array is freed. The cached values depend on neither the
+    objective nor the constraints."""
+    arr = p.compute_time
+    per_array = _CACHES.get(id(arr))
+    if per_array is None:
+        per_array = _CACHES[id(arr)] = {}
+        weakref.finalize(arr, _CACHES.pop, id(arr), None)
+    # every other input of the bounds too, should a variant ever replace one of them
+    key = tuple(id(x) for x in (p.allowed, p.memory, p.params, p.activation, p.latency,
+                                p.inv_bandwidth, p.edge_bytes, p.power_active, p.tx_power,
+                                p.rx_power, p.in_bytes, p.out_bytes)) + (p.source, p.sink)
+    return per_array.setdefault(key, {})
+
+
 def _cached(p: Problem, key: str, make):
-    # Problem is immutable; its __dict__ is shallow-copied by with_objective/with_constraints,
-    # so one cache dict is shared by all of a problem's variants (the cached values do not
-    # depend on the objective or the constraints).
-    cache = p.__dict__.get("_bounds_cache")
-    if cache is None:
-        cache = p.__dict__.setdefault("_bounds_cache", {})
+    cache = bound_cache(p)
     if key not in cache:
         cache[key] = make()
     return cache[key]
@@ -546,16 +562,20 @@ def _load_bound(mv: _MemoryView, t_scale: float, work: float) -> float:
     """The load-balancing relaxation with memory: exact LP when small, else the Lagrangian."""
     ct = mv.ct
     B, D = ct.shape
-    if B * D <= 20_000 and not mv.binds:
-        lp = _load_lp(ct, None)
-        if lp is not None:
+    lp = -np.inf
+    if B * D <= 20_000:
+        # the exact LP with the weights-only knapsacks (the per-block working-memory ones
+        # are left to the Lagrangian below, which the LP's value also bounds from below)
+        lp = _load_lp(ct, mv if mv.binds else None)
+        lp = -np.inf if lp is None else lp
+        if not mv.binds:
             return lp
     lag = _LoadLagrangian(mv, t_scale)
     z0 = np.zeros(lag.n)
     z0[:D] = 1.0 / D
     oracle = lag if mv.binds else _freeze_prices(lag, D)
     max_iter = int(min(80 if work <= CHEAP_WORK else 3000, work // (12 * B * D)))
-    return _ascent(oracle, z0, _project_simplex_then_positive(D), max(max_iter, 1))
+    return max(lp, _ascent(oracle, z0, _project_simplex_then_positive(D), max(max_iter, 1)))
 
 
 def _edge_period_bound(p: Problem, ct: np.ndarray) -> float:
