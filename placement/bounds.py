@@ -385,10 +385,10 @@ def _segment_starts(mv: _MemoryView, path: list[int]) -> np.ndarray:
 
 
 def _chain_dp(node: np.ndarray, hops: list[np.ndarray], first: np.ndarray, last: np.ndarray,
-              starts: np.ndarray, bottleneck: bool) -> float | None:
+              starts: np.ndarray, bottleneck: bool) -> tuple[float, np.ndarray] | None:
     """The path's least cost with no memory limit on runs (one device per block, hops free on
-    the same device); its value when its own runs all fit (then the run DP has the same
-    optimum), else None."""
+    the same device) and its assignment, when that assignment's runs all fit (then the run
+    DP has the same optimum); else None."""
     if bottleneck:     # a run's compute adds up on its device: no state-free shortcut
         return None
     P, D = node.shape
@@ -416,7 +416,96 @@ def _chain_dp(node: np.ndarray, hops: list[np.ndarray], first: np.ndarray, last:
             if starts[j - 1, a[i]] > i:
                 return None
             i = j
-    return value
+    return value, np.array(a, dtype=np.int64)
+
+
+def _runs_cost(starts: np.ndarray) -> float:
+    """Array entries a run DP over ``starts`` touches (its work-budget cost)."""
+    P, D = starts.shape
+    return float(np.sum(np.arange(P) - np.minimum(starts.min(axis=1), np.arange(P)) + 1)) * D * 6 + 4 * P * D * D
+
+
+def _runs_dp(node: np.ndarray, hops: list[np.ndarray], first: np.ndarray, last: np.ndarray,
+             starts: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """`_segment_dp` (sum form) that also returns the argmin assignment of the path."""
+    free = _chain_dp(node, hops, first, last, starts, False)
+    if free is not None:
+        return free
+    P, D = node.shape
+    S = np.vstack([np.zeros(D), np.cumsum(np.where(np.isfinite(node), node, 0.0), axis=0)])
+    V = np.full((P, D), np.inf)
+    G = np.full((P, D), np.inf)
+    arg_start = np.zeros((P, D), dtype=np.int64)
+    prev_dev = np.zeros((P, D), dtype=np.int64)
+    off_diag = ~np.eye(D, dtype=bool)
+    cols = np.arange(D)
+    for j in range(P):
+        if j == 0:
+            inn = first.copy()
+        else:
+            M = np.where(off_diag, G[j - 1][:, None] + hops[j - 1], np.inf)
+            prev_dev[j] = np.argmin(M, axis=0)
+            inn = M[prev_dev[j], cols]
+        V[j] = inn - S[j]
+        lo = starts[j]
+        lmin = int(lo.min())
+        if lmin > j:
+            continue
+        rows = np.arange(lmin, j + 1)[:, None]
+        win = np.where(rows >= lo[None, :], V[lmin:j + 1], np.inf)
+        k = np.argmin(win, axis=0)
+        arg_start[j] = lmin + k
+        G[j] = np.where(lo <= j, win[k, cols] + S[j + 1], np.inf)
+    end = G[P - 1] + last
+    d = int(np.argmin(end))
+    value = float(end[d])
+    if not np.isfinite(value):
+        return value, None
+    a = np.zeros(P, dtype=np.int64)
+    j = P - 1
+    while j >= 0:
+        i = int(arg_start[j, d])
+        a[i:j + 1] = d
+        if i == 0:
+            break
+        d = int(prev_dev[i, d])
+        j = i - 1
+    return value, a
+
+
+def _priced_runs(p: Problem, mv: _MemoryView, path: list[int], node: np.ndarray,
+                 hops: list[np.ndarray], first: np.ndarray, last: np.ndarray, off_cost: np.ndarray,
+                 scale: float, work: float) -> float:
+    """The runs DP along ``path`` plus every other block at its cheapest device, with the
+    memory prices of `_Prices` on every block (so the weights of revisited devices and of the
+    blocks off the path count too), maximised over the prices by `_ascent`. ``node`` is
+    (B, D) (only the path's rows are read), ``off_cost`` (B, D) for the other blocks. The
+    first step (prices 0) is the plain runs DP. -inf when the budget does not allow one DP."""
+    starts = _segment_starts(mv, path)
+    cost = _runs_cost(starts) + 12 * p.n_blocks * p.n_devices
+    max_iter = int(min(60 if work <= CHEAP_WORK else 2000, work // cost))
+    if max_iter < 1:
+        return -np.inf
+    prices = _Prices(mv, scale / mv.scale)
+    on = np.zeros(p.n_blocks, dtype=bool)
+    on[path] = True
+    off = np.nonzero(~on)[0]
+    fits = mv.fits
+
+    def oracle(z):
+        pen, const = prices.penalty(z)
+        val, ap = _runs_dp(np.where(fits[path], node[path] + pen[path], np.inf), hops, first, last, starts)
+        if ap is None:
+            return -np.inf, np.zeros_like(z)
+        a = np.zeros(p.n_blocks, dtype=np.int64)
+        a[path] = ap
+        if len(off):
+            c = np.where(fits[off], off_cost[off] + pen[off], np.inf)
+            a[off] = np.argmin(c, axis=1)
+            val += float(c[np.arange(len(off)), a[off]].sum())
+        return val - const, prices.grad(a)
+
+    return _ascent(oracle, np.zeros(prices.n), lambda z: np.maximum(z, 0.0), max_iter)
 
 
 def _segment_dp(path: list[int], node: np.ndarray, hops: list[np.ndarray], first: np.ndarray,
@@ -432,8 +521,8 @@ def _segment_dp(path: list[int], node: np.ndarray, hops: list[np.ndarray], first
     P, D = node.shape
     free = _chain_dp(node, hops, first, last, starts, bottleneck)
     if free is not None:
-        return free
-    if float(np.sum(np.arange(P) - starts.min(axis=1) + 1)) * D * 6 > work:
+        return free[0]
+    if _runs_cost(starts) > work:
         return -np.inf
     S = np.vstack([np.zeros(D), np.cumsum(np.where(np.isfinite(node), node, 0.0), axis=0)])
     V = np.full((P, D), np.inf)       # sum: In[i, d] - S[i, d]; bottleneck: In[i, d]
@@ -464,16 +553,16 @@ def _segment_dp(path: list[int], node: np.ndarray, hops: list[np.ndarray], first
     return float(np.min(end))
 
 
-def _latency_segments(p: Problem, mv: _MemoryView, path: list[int], work: float) -> float:
-    """The path's length with memory-feasible runs (`_segment_dp`): every plan's latency is
+def _latency_segments(p: Problem, mv: _MemoryView, path: list[int], scale: float, work: float) -> float:
+    """The path's length with memory-feasible runs (`_segment_dp`), with memory prices
+    (`_priced_runs`; the blocks off the path cost only their prices): every plan's latency is
     at least the length of any input-to-output path under its assignment."""
     hops = []
     for x, y in zip(path, path[1:]):
         k = next(k for v, k in p.succs[x] if v == y)
         hops.append(np.where(p.reachable, p.transfer_matrix(p.edge_bytes[k]), np.inf))
-    starts = _segment_starts(mv, path)
-    return _segment_dp(path, mv.ct[path], hops, p.input_arrival(path[0]),
-                       p.output_delivery(path[-1]), starts, work)
+    return _priced_runs(p, mv, path, mv.ct, hops, p.input_arrival(path[0]), p.output_delivery(path[-1]),
+                        np.zeros_like(mv.ct), scale, work)
 
 
 def latency_bound(p: Problem) -> float:
@@ -496,7 +585,7 @@ def _latency_bound(p: Problem, work: float) -> float:
     seg = -np.inf
     if mv.binds:
         path = _heaviest_path(p, ct)
-        seg = _latency_segments(p, mv, path, work)
+        seg = _latency_segments(p, mv, path, best, work)
     return float(max(best, lag, seg))
 
 
@@ -754,9 +843,10 @@ def _heaviest_bytes_path(p: Problem) -> list[int]:
     return path
 
 
-def _energy_segments(p: Problem, mv: _MemoryView, e: np.ndarray, work: float) -> float:
+def _energy_segments(p: Problem, mv: _MemoryView, e: np.ndarray, scale: float, work: float) -> float:
     """Node energy of every block (off the path at its cheapest feasible device) plus the
-    radio energy of the path's edges, the path run in memory-feasible runs (`_segment_dp`)."""
+    radio energy of the path's edges, the path run in memory-feasible runs, with memory
+    prices (`_priced_runs`)."""
     if not mv.binds or p.n_edges == 0:
         return -np.inf
     path = _heaviest_bytes_path(p)
@@ -765,12 +855,8 @@ def _energy_segments(p: Problem, mv: _MemoryView, e: np.ndarray, work: float) ->
     for x, y in zip(path, path[1:]):
         k = next(k for v, k in p.succs[x] if v == y)
         hops.append(np.where(p.reachable, radio * p.transmission_matrix(p.edge_bytes[k]), np.inf))
-    on = np.zeros(p.n_blocks, dtype=bool)
-    on[path] = True
-    rest = float(np.sum(np.min(e[~on], axis=1))) if (~on).any() else 0.0
     zero = np.zeros(p.n_devices)
-    seg = _segment_dp(path, e[path], hops, zero, zero, _segment_starts(mv, path), work)
-    return rest + seg
+    return _priced_runs(p, mv, path, e, hops, zero, zero, e, scale, work)
 
 
 def energy_bound(p: Problem) -> float:
@@ -792,7 +878,7 @@ def _energy_bound(p: Problem, work: float) -> float:
     best = max(node_only, base)
     if not mv.binds or not np.isfinite(best) or best <= 0:
         return float(best)
-    seg = _energy_segments(p, mv, e, work)
+    seg = _energy_segments(p, mv, e, best, work)
     best = max(best, seg)
     prices = _Prices(mv, best / mv.scale)
 
