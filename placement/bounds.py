@@ -425,6 +425,16 @@ def _runs_cost(starts: np.ndarray) -> float:
     return float(np.sum(np.arange(P) - np.minimum(starts.min(axis=1), np.arange(P)) + 1)) * D * 6 + 4 * P * D * D
 
 
+def _runs_cost_bound(mv: _MemoryView, path: list[int]) -> float:
+    """An upper bound on `_runs_cost` of the path's `_segment_starts`, without computing them:
+    the widest window any device can have is at most the one of the largest memory counting
+    weights only (O(P log P))."""
+    P, D = len(path), mv.fits.shape[1]
+    pre = np.concatenate([[0.0], np.cumsum(mv.w[path])])
+    lo = np.searchsorted(pre, pre[1:] - mv.cap.max(), side="left")
+    return float(np.sum(np.arange(P) - np.minimum(lo, np.arange(P)) + 1)) * D * 6 + 4 * P * D * D
+
+
 def _runs_dp(node: np.ndarray, hops: list[np.ndarray], first: np.ndarray, last: np.ndarray,
              starts: np.ndarray) -> tuple[float, np.ndarray | None]:
     """`_segment_dp` (sum form) that also returns the argmin assignment of the path."""
@@ -481,6 +491,8 @@ def _priced_runs(p: Problem, mv: _MemoryView, path: list[int], node: np.ndarray,
     blocks off the path count too), maximised over the prices by `_ascent`. ``node`` is
     (B, D) (only the path's rows are read), ``off_cost`` (B, D) for the other blocks. The
     first step (prices 0) is the plain runs DP. -inf when the budget does not allow one DP."""
+    if _runs_cost_bound(mv, path) > work:
+        return -np.inf
     starts = _segment_starts(mv, path)
     cost = _runs_cost(starts) + 12 * p.n_blocks * p.n_devices
     max_iter = int(min(60 if work <= CHEAP_WORK else 2000, work // cost))
@@ -663,7 +675,7 @@ def _load_bound(mv: _MemoryView, t_scale: float, work: float) -> float:
     z0 = np.zeros(lag.n)
     z0[:D] = 1.0 / D
     oracle = lag if mv.binds else _freeze_prices(lag, D)
-    max_iter = int(min(80 if work <= CHEAP_WORK else 3000, work // (12 * B * D)))
+    max_iter = int(min(80 if work <= CHEAP_WORK else 3000, work // (25 * B * D)))
     return max(lp, _ascent(oracle, z0, _project_simplex_then_positive(D), max(max_iter, 1)))
 
 
@@ -725,6 +737,8 @@ def _period_segments(p: Problem, mv: _MemoryView, work: float) -> float:
     src, snk = p.source, p.sink
     first = np.where(p.reachable[src], p.transmission_matrix(p.in_bytes[path[0]])[src], np.inf)
     last = np.where(p.reachable[:, snk], p.transmission_matrix(p.out_bytes[path[-1]])[:, snk], np.inf)
+    if _runs_cost_bound(mv, path) > work:
+        return -np.inf
     return _segment_dp(path, mv.ct[path], hops, first, last, _segment_starts(mv, path), work,
                        bottleneck=True)
 
@@ -774,9 +788,10 @@ class _TreeEnergy:
         for k in forest:
             adj[int(p.edge_src[k])].append(k)
             adj[int(p.edge_dst[k])].append(k)
-        radio = p.tx_power[:, None] + p.rx_power[None, :]
+        self.p = p
+        self.radio = p.tx_power[:, None] + p.rx_power[None, :]
         self.roots: list[int] = []
-        self.steps: list[tuple[int, int, bool, np.ndarray]] = []   # (x, parent, x_is_consumer, pe)
+        self.steps: list[tuple[int, int, bool, int]] = []   # (x, parent, x consumes, edge)
         seen = np.zeros(B, dtype=bool)
         for root in range(B):
             if seen[root]:
@@ -798,19 +813,21 @@ class _TreeEnergy:
                 if k < 0:
                     continue
                 u, v = int(p.edge_src[k]), int(p.edge_dst[k])
-                pe = radio * p.transmission_matrix(p.edge_bytes[k])
-                pe = np.where(p.reachable, pe, np.inf)
-                if x == v:       # x consumes from its parent u: parent device on rows
-                    self.steps.append((x, u, True, pe))
-                else:            # x produces for its parent v: parent device on columns
-                    self.steps.append((x, v, False, pe.T.copy()))
+                # x consumes from its parent u, or produces for its parent v
+                self.steps.append((x, u, True, k) if x == v else (x, v, False, k))
         self.B, self.D = B, p.n_devices
 
     def solve(self, node: np.ndarray) -> tuple[float, np.ndarray]:
+        p = self.p
         cost = node.copy()
         D = self.D
         args = []
-        for x, parent, _, pe in self.steps:
+        inv_bw = p.inv_bandwidth
+        for x, parent, consumes, k in self.steps:
+            # [producer device, consumer device]; unreachable pairs are impossible
+            pe = np.where(p.reachable, self.radio * (p.edge_bytes[k] * inv_bw), np.inf)
+            if not consumes:
+                pe = pe.T
             M = pe + cost[x][None, :]          # [parent device, x device]
             arg = np.argmin(M, axis=1)
             args.append(arg)
