@@ -1,37 +1,37 @@
-"""Valid lower bounds for every objective, cheap ones that see memory, and a stronger LP.
+"""Valid lower bounds for every objective, cheap ones that see memory, and stronger ones.
 
 Every function here returns a number that no plan the evaluator accepts can beat: it
 relaxes the problem (contention, integrality, or both) and never adds a restriction that a
 feasible plan could break. Every plan reports ``bound = max(method's proven bound,
 lower_bound(problem))``. The proofs are in ``docs/bounds.md``; in short:
 
-- **Memory view.** A block can only run where it fits alone (``params + activation <=
-  memory``, with the evaluator's 1e-9 tolerance), and a device that holds any block has at
-  most ``memory - alpha_d`` bytes for weights, ``alpha_d`` being the smallest working memory
-  of a block that may run there. Every bound below uses only these pairs, and the
-  Lagrangian bounds charge a price ``mu_d`` per byte of weights on device ``d`` (a relaxed
-  knapsack: any ``mu >= 0`` gives a valid bound, the ascent only looks for a good one).
-- **latency** (``latency_bound``): the largest of
-  the contention-free earliest-finish DP over the block graph (on memory-feasible pairs);
-  the total least work over the devices; and a Lagrangian bound on one input-to-output
-  path ``P``: ``latency >= theta * len_P(a) + sum_d lambda_d load_d(a)`` for ``theta +
-  sum lambda = 1`` (a convex combination of quantities that latency is at least), plus the
-  priced knapsacks, minimised over all assignments by a chain DP along ``P`` (transfers
-  and input/output depend on both ends' devices) and a per-block minimum elsewhere.
-- **period** (``period_bound``): the busiest single block (with its input/output
-  transmission), every edge's best pair, and the load-balancing relaxation with memory:
-  an LP (HiGHS) when small, else the Lagrangian ``sum_d lambda_d load_d(a)`` with priced
-  knapsacks.
-- **energy** (``energy_bound``): an exact tree DP over a maximum-bytes spanning forest
-  (other edges' radio energy dropped), with node costs priced by ``mu`` (so memory that
-  pushes work to costly devices, and the radio energy of off-loading along tree edges,
-  are both charged).
-- **weighted sums**: the weighted sum of the above; **constraints** are ignored (dropping a
-  constraint relaxes the problem). `bounds_lp.lp_bound` is a stronger, costlier bound.
+- **Memory view** (`_MemoryView`). A block only runs where it fits alone (``params +
+  activation <= memory``, with the evaluator's 1e-9 tolerance); a device holding any block
+  has room for at most ``memory - alpha_d`` bytes of weights (``alpha_d``: the least working
+  memory of a block that fits there), and at most ``memory - act_b`` when it holds block b;
+  blocks that one device holds fit there together. `_Prices` charges Lagrangian prices on
+  these knapsacks (any prices >= 0 give a valid bound; `_ascent` looks for good ones).
+- **latency** (`latency_bound`): the largest of the contention-free earliest-finish DP over
+  the block graph (memory-feasible pairs only); the least work spread over the devices; the
+  **runs DP** along the heaviest input-to-output path: its blocks cut into runs on one device
+  each that fit there together, consecutive runs on different devices paying the transfer
+  (off-loading that memory forces), with prices for revisited devices and the blocks off the
+  path; and a Lagrangian of ``theta * len_P(a) + sum_d lambda_d load_d(a)`` with prices.
+- **period** (`period_bound`): the busiest single block (with its input / output
+  transmission), every edge's best pair, the load-balancing LP with the weights knapsacks
+  (HiGHS, when small) and its Lagrangian with prices, and the runs DP in bottleneck form
+  (each run's compute, each crossing edge's transmission).
+- **energy** (`energy_bound`): an exact tree DP over a maximum-bytes spanning forest
+  (other edges' radio energy dropped), with and without prices, and the runs DP along the
+  path with the most bytes (the radio energy of off-loading).
+- **weighted sums**: the weighted sum of the above; **constraints** are dropped (a
+  relaxation). ``lower_bound(p, strength="strong", time_limit=...)``: the same relaxations
+  with a larger work budget.
 
-The per-metric values are cached per problem (`bound_cache`; they depend on neither the
-objective nor the constraints, so problems made by ``with_objective`` /
-``with_constraints`` share them).
+Costs are capped by deterministic work budgets (array entries touched), not clocks: the
+same problem gets the same bound on every machine. The per-metric values are cached per
+problem (`bound_cache`; they depend on neither the objective nor the constraints, so
+problems made by ``with_objective`` / ``with_constraints`` share them).
 """
 
 from __future__ import annotations
@@ -363,7 +363,9 @@ def _segment_starts(mv: _MemoryView, path: list[int]) -> np.ndarray:
     # binary search the smallest i in [lo_allowed, j] with weights + max act <= cap
     J = np.broadcast_to(idx, (P, D))
     valid = lo_allowed <= J
-    cap = np.broadcast_to(mv.cap[None, :], (P, D))
+    # prefix differences carry rounding of the order of the total: forgive it (a larger
+    # capacity only relaxes)
+    cap = np.broadcast_to(mv.cap[None, :] + 8 * np.finfo(float).eps * pre[-1], (P, D))
 
     def fits(i):
         ii, jj = np.minimum(i, J), J
@@ -739,8 +741,10 @@ def _period_segments(p: Problem, mv: _MemoryView, work: float) -> float:
     last = np.where(p.reachable[:, snk], p.transmission_matrix(p.out_bytes[path[-1]])[:, snk], np.inf)
     if _runs_cost_bound(mv, path) > work:
         return -np.inf
-    return _segment_dp(path, mv.ct[path], hops, first, last, _segment_starts(mv, path), work,
-                       bottleneck=True)
+    value = _segment_dp(path, mv.ct[path], hops, first, last, _segment_starts(mv, path), work,
+                        bottleneck=True)
+    # no decomposition at all means no feasible plan: report nothing rather than infinity
+    return value if np.isfinite(value) else -np.inf
 
 
 # ---------------------------------------------------------------------- energy
