@@ -177,7 +177,6 @@ def test_memory_binds_in_the_seeded_cases():
         for dev in roomy["devices"]:
             dev["memory_bytes"] = 1e13
         free = _brute(placement.load(roomy))
-        a = np.array([placement.load(d).device_index[free.assignment[b]] for b in free.assignment])
         p = placement.load(d)
         a = np.array([p.device_index[free.assignment[b.id]] for b in p.blocks])
         binding += not evaluate(p, a).feasible
