@@ -197,7 +197,8 @@ def test_local_never_worse_than_start_and_deterministic(shape, objective):
     dp = placement.solve(p, "dp", time_limit=10)
     one = placement.solve(p, "local", time_limit=10, seed=7, patience=800)
     two = placement.solve(p, "local", time_limit=10, seed=7, patience=800)
-    assert one.status == Status.FEASIBLE                 # converged, not stopped by the clock
+    # converged, not stopped by the clock (optimal when the memory-aware bound meets it)
+    assert one.status in (Status.FEASIBLE, Status.OPTIMAL)
     assert one.value <= min(heft.value, dp.value) * (1 + 1e-12)
     assert one.value == two.value and one.assignment == two.assignment and one.order == two.order
 
