@@ -156,6 +156,9 @@ def heuristic_front(base: Any, objs: list[str], deadline: float, *, seed: int = 
         last_change, last_count = 0, archive.changes
         while time.monotonic() < deadline:
             pop = algo.ask()
+            if pop is None or len(pop) == 0:   # pymoo finds no new assignment to try
+                stopped = "no new assignment to try"
+                break
             X = np.rint(np.asarray(pop.get("X"), dtype=float)).astype(np.int64)
             F = np.full((len(X), len(objs)), _BIG)
             G = np.ones((len(X), 1))
