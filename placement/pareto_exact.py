@@ -90,6 +90,8 @@ class ExactSearch:
     cells_solved: int = 0
     cells_skipped: int = 0
     open_cells: list[dict[str, float | None]] = field(default_factory=list)
+    #: the last solve that ended with neither a plan nor a proof, and why
+    note: str = ""
 
 
 def time_limit_for(deadline: float, cap: float | None = None) -> float:
@@ -147,6 +149,8 @@ def exact_front(base: Any, objs: list[str], methods: list[str], deadline: float,
                 search.method = todo[0]
                 continue
             if not plan.feasible:
+                if plan.status != Status.INFEASIBLE:
+                    search.note = f"{how}: {plan.status.value} ({plan.message or 'no plan'})"
                 return plan.status, None
             scored = api.evaluate(objective_problem, plan.to_dict())
             if not scored.feasible:   # cannot happen: the stage problem is stricter
@@ -155,13 +159,14 @@ def exact_front(base: Any, objs: list[str], methods: list[str], deadline: float,
             return plan.status, scored
         return None, None
 
-    def solve_cell(cell: tuple[float, ...]) -> tuple[str, Found | None]:
-        """('point', Found) | ('empty', None) | ('unknown', None)."""
+    def lexicographic(bounds: dict[str, float], order: list[int]) -> tuple[str, Found | None]:
+        """Minimise the objectives in ``order``, each subject to ``bounds`` and to the ones
+        before it staying at their values: ('point', Found) | ('empty', None) | ('unknown', None)."""
         nonlocal proven_all
-        bounds = {metrics[j + 1]: u * (1 - STEP_TOL) for j, u in enumerate(cell) if math.isfinite(u)}
         where = ", ".join(_label(m, v) for m, v in bounds.items())
-        how = f"min {objs[0]}" + (f" s.t. {where}" if where else "")
-        status, plan = solve(base.with_constraints(bounds) if bounds else base, objs[0], how)
+        first = objs[order[0]]
+        how = f"min {first}" + (f" s.t. {where}" if where else "")
+        status, plan = solve(base.with_constraints(bounds) if bounds else base, first, how)
         if plan is None:
             if status == Status.INFEASIBLE:
                 return "empty", None
@@ -170,13 +175,13 @@ def exact_front(base: Any, objs: list[str], methods: list[str], deadline: float,
         proven = status == Status.OPTIMAL
         best, best_how = plan, how
         fixed = dict(bounds)
-        for j in range(1, k):
-            for i in range(j):
-                fixed[metrics[i]] = min(fixed.get(metrics[i], math.inf), best.metrics[metrics[i]])
-            stage_how = best_how + f", then min {objs[j]}"
-            status, plan = solve(base.with_constraints(fixed), objs[j], stage_how)
-            if plan is None or any(plan.metrics[metrics[i]] > best.metrics[metrics[i]] * (1 + 1e-9)
-                                   for i in range(j)):
+        for n in range(1, k):
+            before = [metrics[i] for i in order[:n]]
+            for m in before:
+                fixed[m] = min(fixed.get(m, math.inf), best.metrics[m])
+            stage_how = best_how + f", then min {objs[order[n]]}"
+            status, plan = solve(base.with_constraints(fixed), objs[order[n]], stage_how)
+            if plan is None or any(plan.metrics[m] > best.metrics[m] * (1 + 1e-9) for m in before):
                 proven = False
                 break
             proven = proven and status == Status.OPTIMAL
@@ -187,6 +192,20 @@ def exact_front(base: Any, objs: list[str], methods: list[str], deadline: float,
         if not proven:
             proven_all = False
         return "point", found
+
+    def solve_cell(cell: tuple[float, ...]) -> tuple[str, Found | None]:
+        bounds = {metrics[j + 1]: u * (1 - STEP_TOL) for j, u in enumerate(cell) if math.isfinite(u)}
+        return lexicographic(bounds, list(range(k)))
+
+    # The other end points first (lexicographic with f_j first): a front cut by the time
+    # limit then spans every objective's range. They only add values to the grid; which
+    # cells exist and how each is resolved does not depend on where a grid value came from.
+    for j in range(1, k):
+        kind, f = lexicographic({}, [j] + [i for i in range(k) if i != j])
+        if kind == "point" and not any(same(p.vector, f.vector) for p in search.points):
+            search.points.append(f)
+        if kind != "point":
+            break
 
     def inside(vec: tuple[float, ...], cell: tuple[float, ...]) -> bool:
         return all(not math.isfinite(u) or vec[j + 1] <= u * (1 - STEP_TOL) for j, u in enumerate(cell))
@@ -241,6 +260,9 @@ def exact_front(base: Any, objs: list[str], methods: list[str], deadline: float,
                          f"empty ({search.cells_solved} cells solved, {search.cells_skipped} implied)")
     elif capped:
         search.reason = f"incomplete: stopped at the cap of {max_points} points; more may exist"
+    elif stopped and search.note and time_limit_for(deadline, solve_cap) >= MIN_SOLVE_S:
+        search.reason = (f"incomplete: a solve ended with neither a plan nor a proof ({search.note}); "
+                         f"{len(search.open_cells)} grid cells not explored, points may be missing there")
     elif stopped:
         search.reason = (f"incomplete: the time limit was reached after {search.solves} solves and "
                          f"{n} points; {len(search.open_cells)} grid cells not explored, points may "

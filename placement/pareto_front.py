@@ -279,7 +279,18 @@ def _check_output(path: str, what: str, suffixes: tuple[str, ...]) -> Path:
         raise InputError(f"{what} {path}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise InputError(f"{what} {path}: cannot be written (permission denied)")
+    if out.exists() and out.suffix.lower() == ".json" and not _is_front_file(out):
+        raise InputError(f"{what} {path}: exists and is not a front written by 'placement pareto'; "
+                         "refusing to overwrite it (name a new file)")
     return out
+
+
+def _is_front_file(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "objectives" in data and "points" in data and "metrics" in data
 
 
 def run(args: argparse.Namespace) -> int:
