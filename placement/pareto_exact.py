@@ -92,6 +92,7 @@ class ExactSearch:
     open_cells: list[dict[str, float | None]] = field(default_factory=list)
     #: the last solve that ended with neither a plan nor a proof, and why
     note: str = ""
+    note_hit_limit: bool = False
 
 
 def time_limit_for(deadline: float, cap: float | None = None) -> float:
@@ -132,6 +133,7 @@ def exact_front(base: Any, objs: list[str], methods: list[str], deadline: float,
     def solve(p, obj: str, how: str):
         """(status, plan scored on the original problem or None); status None: not run."""
         nonlocal todo
+        retried = False
         while todo:
             limit = time_limit_for(deadline, solve_cap)
             if limit < MIN_SOLVE_S:
@@ -148,9 +150,17 @@ def exact_front(base: Any, objs: list[str], methods: list[str], deadline: float,
                 todo = todo[1:]
                 search.method = todo[0]
                 continue
+            if not plan.feasible and plan.status != Status.INFEASIBLE and not retried \
+                    and time_limit_for(deadline, solve_cap) >= max(MIN_SOLVE_S, limit):
+                # no plan and no proof, yet time is left (a cold start, the first solve
+                # paying for the solver's imports): once more with the time now left
+                retried = True
+                continue
             if not plan.feasible:
                 if plan.status != Status.INFEASIBLE:
                     search.note = f"{how}: {plan.status.value} ({plan.message or 'no plan'})"
+                    # too little time rather than a failure: a short limit, or most of it used
+                    search.note_hit_limit = limit < 1.0 or plan.solve_time_s >= 0.9 * limit
                 return plan.status, None
             scored = api.evaluate(objective_problem, plan.to_dict())
             if not scored.feasible:   # cannot happen: the stage problem is stricter
@@ -260,7 +270,7 @@ def exact_front(base: Any, objs: list[str], methods: list[str], deadline: float,
                          f"empty ({search.cells_solved} cells solved, {search.cells_skipped} implied)")
     elif capped:
         search.reason = f"incomplete: stopped at the cap of {max_points} points; more may exist"
-    elif stopped and search.note and time_limit_for(deadline, solve_cap) >= MIN_SOLVE_S:
+    elif stopped and search.note and not search.note_hit_limit:
         search.reason = (f"incomplete: a solve ended with neither a plan nor a proof ({search.note}); "
                          f"{len(search.open_cells)} grid cells not explored, points may be missing there")
     elif stopped:

@@ -100,6 +100,8 @@ def pareto(problem: Any, objectives: Any = ("latency", "energy"), *, points: int
         raise InputError(f"--regime: expected one of {', '.join(REGIMES)}, found '{regime}'")
     base = load(problem)
     metrics = [METRIC[o] for o in objs]
+    from .registry import get_method
+    infos = {i.name: i for i in api.methods()}   # loads every method: the clock starts after
     t_start = time.monotonic()
     deadline = t_start + float(time_limit)
 
@@ -107,11 +109,9 @@ def pareto(problem: Any, objectives: Any = ("latency", "energy"), *, points: int
         if progress is not None:
             progress(msg, time.monotonic() - t_start)
 
-    infos = {i.name: i for i in api.methods()}
     exact = [n for n, i in infos.items() if i.kind == "exact" and all(o in i.objectives for o in objs)]
     heuristics = heuristic_methods(objs)
     if method is not None:
-        from .registry import get_method
         if get_method(method).kind == "exact":
             if not all(o in get_method(method).objectives for o in objs):
                 raise InputError(f"--method {method}: it does not support every objective of "
@@ -171,9 +171,13 @@ def pareto(problem: Any, objectives: Any = ("latency", "energy"), *, points: int
         completeness = search.reason + "; every point proven (lexicographically optimal)"
     elif search is not None:
         n_proven = sum(f.proven for f in chosen)
-        completeness = (f"{search.reason}. The front is an approximation: {n_proven} of "
-                        f"{len(chosen)} points proven, the rest found by heuristics or by solves "
-                        "that stopped at their limit")
+        if n_proven == len(chosen):
+            completeness = (f"{search.reason}. The front is an approximation: all {n_proven} points "
+                            "are proven, but points may be missing")
+        else:
+            completeness = (f"{search.reason}. The front is an approximation: {n_proven} of "
+                            f"{len(chosen)} points proven, the others found by heuristics or by "
+                            "solves that stopped at their limit")
     else:
         completeness = "heuristic front: no point is proven and points may be missing"
     approach = {
@@ -339,11 +343,14 @@ def run(args: argparse.Namespace) -> int:
         q = front["quality"]
         t = Table(title=f"{front['problem']}: Pareto front over {', '.join(front['objectives'])} "
                   f"({front['regime']}, {front['solves']} solves, {front['solve_time_s']:.1f} s)")
-        for col in ("latency (s)", "throughput (1/s)", "energy (J)", "devices used", "point", "method", "how"):
-            t.add_column(col, justify="left" if col in ("point", "method", "how") else "right")
+        for col in ("latency (s)", "throughput (1/s)", "energy (J)", "point"):
+            t.add_column(col, justify="left" if col == "point" else "right", no_wrap=True)
+        t.add_column("how", overflow="fold")
         for p in front["points"]:
+            how = p["how"] if p["method"] == "nsga2" or p["how"].startswith(p["method"]) \
+                else f"{p['method']}: {p['how']}"
             t.add_row(f"{p['latency_s']:.6g}", f"{p['throughput_per_s']:.6g}", f"{p['energy_j']:.6g}",
-                      str(len(set(p["plan"]["assignment"].values()))), p["point"], p["method"], p["how"])
+                      p["point"], how)
         c = console()
         c.print(t)
         c.print(("[bold]complete[/bold]: " if front["complete"] else "[bold]approximation[/bold]: ")
