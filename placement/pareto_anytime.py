@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import InputError, MethodError
 from .pareto_exact import MIN_SOLVE_S, Found, time_limit_for
 from .pareto_quality import METRIC, dominates, same
 
@@ -93,7 +94,7 @@ def heuristic_front(base: Any, objs: list[str], deadline: float, *, seed: int = 
         say(f"{m}: min {o}")
         try:
             plan = api.solve(base, m, objective=o, time_limit=limit, seed=seed)
-        except Exception:   # a heuristic that refuses the problem or its objective: skip it
+        except (InputError, MethodError):   # a heuristic that refuses the problem: skip it
             continue
         if plan.feasible:
             scored = api.evaluate(objective_problem, plan.to_dict())

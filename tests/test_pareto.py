@@ -162,6 +162,14 @@ def test_two_objectives_equal_the_exhaustive_front(seed, objectives):
     assert_equals_exhaustive(front, d)
 
 
+@pytest.mark.parametrize("method", [i.name for i in placement.methods() if i.kind == "exact"])
+def test_every_exact_method_gives_the_exhaustive_front(method):
+    d = tiny(14)
+    front = pareto(d, "latency,energy", method=method, check=False)
+    assert front["exact_method"] == method
+    assert_equals_exhaustive(front, d)
+
+
 def test_three_objectives_equal_the_exhaustive_front():
     d = tiny(0)
     front = pareto(d, "latency,throughput,energy", check=False)
