@@ -34,7 +34,6 @@ The whole run takes about 13-15 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
