@@ -2,68 +2,60 @@
 
 Objectives and the metric each minimises: ``latency`` -> ``latency_s``, ``energy`` ->
 ``energy_j``, ``throughput`` -> ``period_s`` (a shorter period is a higher throughput; the
-plot shows ``throughput_per_s``, higher is better, as ParetoPipe does).
+plot shows ``throughput_per_s``, higher is better).
 
-Two regimes, chosen per problem (``approach`` in the output says which ran):
+Regimes (``regime`` in the output), chosen by size unless forced:
 
-- **epsilon-constraint with an exact solver** when it is tractable: the exact method
-  (``cpsat``, else ``milp``) is available and ``blocks x devices <= EXACT_MAX_CELLS``. First
-  the anchors: minimise each objective alone. Then, for the first objective A and every
-  other objective B, sweep ``eps`` over ``points`` values from B's optimum to B's value at
-  A's optimum, and minimise A subject to ``B <= eps`` (added to the problem's
-  ``constraints``, tightening any it already has). With three objectives the sweep is a
-  grid over the two others.
-- **weighted sums plus local search** otherwise: the anchors come from every available
-  heuristic (``single``, ``heft``, ``dp``, ``local``) on each objective alone; then ``local``
-  minimises ``sum_i w_i * metric_i / anchor_i`` for ``points`` interior weight vectors
-  (normalised by each metric's best anchor, so the weights mean shares, not units).
+- ``exact`` (an exact method supports the objectives and ``blocks x devices <=
+  EXACT_MAX_CELLS``): the adaptive-grid epsilon-constraint search of `placement.pareto_exact`,
+  every point lexicographically optimal; within the time limit the front is **complete**
+  (the output says so, or says which points are only feasible and where points may be
+  missing). Then, with what is left of the time (at most ``CHECK_SHARE`` of it), the
+  heuristic front of `placement.pareto_anytime`, whose hypervolume is reported as a share of
+  the exact front's.
+- ``anytime`` (larger problems): the same exact search with ``EXACT_SHARE`` of the time, each
+  solve capped (the exact methods warm-start from the heuristics themselves), then the
+  heuristic front (anchors, NSGA-II seeded with the exact plans) until the time limit; the
+  reported front is the non-dominated union, each point marked ``proven`` or ``found``.
+- ``heuristic`` (no exact method, or forced): the heuristic front alone.
 
-Every candidate is re-scored by the evaluator on the *original* problem (its own
-constraints kept) and the dominated ones are dropped: a plan stays when no other plan is at
-least as good on every chosen metric and better on one (relative tolerance 1e-9; equal
-points are kept once). Weighted sums miss non-convex parts of the front; the
-epsilon-constraint method does not, which is why it is used wherever it is affordable.
+``time_limit`` is the TOTAL for the whole front (every solve gets what is left), honoured to
+the methods' documented margin. Every figure comes from the evaluator on the original
+problem (its own constraints kept; the search's constraints are a device only). The
+hypervolume of the reported front (`placement.pareto_quality`: normalised, against the box of
+the exact front when complete, else of the reported front) is in ``quality``.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-import numpy as np
+from .errors import InputError
+from .pareto_exact import STEP_TOL, Found, exact_front
+from .pareto_quality import (DOMINANCE_TOL, METRIC, dominates, hypervolume, non_dominated,  # noqa: F401
+                             reference_box)
 
-from .errors import InputError, MethodError
-
-#: objective name -> the metric it minimises (throughput: the period).
-METRIC = {"latency": "latency_s", "energy": "energy_j", "throughput": "period_s"}
-#: the exact regime runs when blocks x devices is at most this (a CP-SAT model of that size
-#: solves in about a second; the sweep makes ~10-20 of them).
+#: the exact regime runs when blocks x devices is at most this.
 EXACT_MAX_CELLS = 120
-#: exact methods to try, in order, and the heuristics whose plans seed the heuristic regime.
-EXACT_METHODS = ("cpsat", "milp", "brute")
-HEURISTICS = ("single", "heft", "dp", "local")
-#: relative slack on an epsilon so that a solver's rounded model is not made infeasible by it.
-EPS_SLACK = 1e-6
-#: relative tolerance of the dominance test.
-DOMINANCE_TOL = 1e-9
-
-
-class _Refused(InputError):
-    """A method refused the problem (e.g. brute above its size limit)."""
-
-
-def _available(name: str, objective: str) -> bool:
-    from .registry import get_method
-    try:
-        return objective in get_method(name).objectives
-    except MethodError:
-        return False
+#: default and largest number of front points the exact search looks for.
+DEFAULT_POINTS = 100
+MAX_POINTS = 1000
+#: default total time limit, seconds.
+DEFAULT_TIME_LIMIT_S = 60.0
+#: exact regime: the heuristic check gets at most this share of the time limit.
+CHECK_SHARE = 0.1
+#: anytime regime: share of the time limit for the exact search, and its cap per solve.
+EXACT_SHARE = 0.5
+ANYTIME_SOLVES = 4
+REGIMES = ("auto", "exact", "anytime", "heuristic")
+#: figure formats, by file extension.
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def parse_objectives(objectives: Any) -> list[str]:
@@ -76,239 +68,182 @@ def parse_objectives(objectives: Any) -> list[str]:
     return items
 
 
-def dominates(a: Sequence[float], b: Sequence[float], tol: float = DOMINANCE_TOL) -> bool:
-    """True when ``a`` is at least as good as ``b`` on every metric (minimised) and better on one."""
-    no_worse = all(x <= y + tol * max(abs(y), 1e-300) for x, y in zip(a, b))
-    better = any(x < y - tol * max(abs(y), 1e-300) for x, y in zip(a, b))
-    return no_worse and better
+def pareto(problem: Any, objectives: Any = ("latency", "energy"), *, points: int = DEFAULT_POINTS,
+           time_limit: float = DEFAULT_TIME_LIMIT_S, method: str | None = None, regime: str = "auto",
+           seed: int = 0, exact_max_cells: int = EXACT_MAX_CELLS, check: bool = True,
+           progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    """The Pareto front of plans of ``problem`` (a `Problem`, dict or path) over
+    ``objectives`` (two or three of latency, throughput, energy).
 
-
-def non_dominated(vectors: Sequence[Sequence[float]], tol: float = DOMINANCE_TOL) -> list[int]:
-    """Indices of the non-dominated vectors (first of each group of equal vectors)."""
-    keep: list[int] = []
-    for i, v in enumerate(vectors):
-        if any(dominates(vectors[j], v, tol) for j in range(len(vectors)) if j != i):
-            continue
-        if any(all(abs(x - y) <= tol * max(abs(y), 1e-300) for x, y in zip(vectors[k], v)) for k in keep):
-            continue
-        keep.append(i)
-    return keep
-
-
-def pareto(problem: Any, objectives: Any = ("latency", "energy"), *, points: int = 7,
-           time_limit: float = 10.0, method: str | None = None, seed: int = 0,
-           exact_max_cells: int = EXACT_MAX_CELLS,
-           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The Pareto front of plans of ``problem`` over ``objectives`` (two or three of latency,
-    throughput, energy). ``points``: epsilon values per swept objective (or weight vectors);
-    ``time_limit``: seconds per solve; ``method``: force a method (exact names force the
-    epsilon-constraint regime, others the weighted-sum one). Returns::
-
-        {"problem", "objectives", "metrics", "approach", "solves", "solve_time_s",
-         "points": [{"latency_s", "period_s", "throughput_per_s", "energy_j", "method",
-                     "how", "status", "plan": plan dict}, ...],   # sorted by the first metric
-         "dominated": [{metrics, "method", "how"}, ...]}
-
-    Every metric comes from the evaluator on the original problem. The problem is not changed.
+    ``points``: most front points the exact search looks for (1..MAX_POINTS); ``time_limit``:
+    total seconds for the whole front; ``method``: an exact method for the search, or a
+    heuristic (then the heuristic regime with that method's anchors); ``regime``: auto,
+    exact, anytime or heuristic; ``check``: in the exact regime, also build the heuristic
+    front and report its hypervolume ratio; ``progress(message, elapsed_s)`` is called as the
+    search goes. Returns a dict (see docs/pareto.md): ``points`` sorted by the first metric,
+    each with its metrics, ``proven`` and its plan; ``complete`` and ``completeness``;
+    ``quality`` with the hypervolume. The problem is not changed.
     """
     from . import api
     from .loader import load
+    from .pareto_anytime import heuristic_front, heuristic_methods
 
     objs = parse_objectives(objectives)
-    if points < 2:
-        raise InputError(f"points: expected at least 2, found {points}")
+    if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= MAX_POINTS:
+        raise InputError(f"--points: expected a whole number from 1 to {MAX_POINTS} (the most front "
+                         f"points the exact search looks for), found {points}")
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) \
+            or not math.isfinite(time_limit) or time_limit <= 0:
+        raise InputError(f"--time-limit: expected a number of seconds > 0 (the total for the whole "
+                         f"front), found {time_limit}")
+    if regime not in REGIMES:
+        raise InputError(f"--regime: expected one of {', '.join(REGIMES)}, found '{regime}'")
     base = load(problem)
     metrics = [METRIC[o] for o in objs]
-    say = progress or (lambda _msg: None)
-    t_start = time.perf_counter()
-    solves = 0
-    cands: list[tuple[Any, str, str]] = []   # (plan re-scored on base, method, how)
+    from .registry import get_method
+    infos = {i.name: i for i in api.methods()}   # loads every method: the clock starts after
+    t_start = time.monotonic()
+    deadline = t_start + float(time_limit)
 
-    def run(p, obj: Any, m: str, how: str) -> Any:
-        nonlocal solves
-        solves += 1
-        say(f"{m}: {how}")
-        try:
-            plan = api.solve(p, m, objective=obj, time_limit=time_limit, seed=seed)
-        except MethodError:
-            return None
-        except InputError as exc:   # a method refusing the size (brute): not this method
-            raise _Refused(str(exc)) from None
-        if not plan.feasible:
-            return None
-        scored = api.evaluate(base, plan.to_dict(), objective=obj if isinstance(obj, str) else None)
-        if not scored.feasible:
-            return None
-        scored.method = m
-        cands.append((scored, m, how))
-        return scored
+    def say(msg: str) -> None:
+        if progress is not None:
+            progress(msg, time.monotonic() - t_start)
 
-    exact = None
-    heur = [m for m in HEURISTICS if all(_available(m, o) for o in objs)]
+    exact = [n for n, i in infos.items() if i.kind == "exact" and all(o in i.objectives for o in objs)]
+    heuristics = heuristic_methods(objs)
     if method is not None:
-        from .registry import get_method
-        m = get_method(method)
-        exact = method if m.kind == "exact" else None
-        if exact is None:
-            heur = [method]
+        if get_method(method).kind == "exact":
+            if not all(o in get_method(method).objectives for o in objs):
+                raise InputError(f"--method {method}: it does not support every objective of "
+                                 f"{', '.join(objs)}")
+            exact = [method]
+        else:
+            exact, heuristics = [], [method]
+            if regime in ("exact", "anytime"):
+                raise InputError(f"--method {method} is a heuristic: the {regime} regime needs an "
+                                 "exact method")
+            regime = "heuristic"
+    if regime == "auto":
+        if not exact:
+            regime = "heuristic"
+        else:
+            regime = "exact" if base.n_blocks * base.n_devices <= exact_max_cells else "anytime"
+    if regime in ("exact", "anytime") and not exact:
+        raise InputError(f"--regime {regime}: no available exact method supports {', '.join(objs)} "
+                         "(see 'placement methods')")
+    if regime == "heuristic" and not heuristics:
+        raise InputError(f"pareto: no available method supports {', '.join(objs)} (see 'placement methods')")
+
+    search = None
+    heur = None
+    if regime == "exact":
+        reserve = CHECK_SHARE * time_limit if check else 0.0
+        search = exact_front(base, objs, exact, deadline - reserve, max_points=points, seed=seed, warm=False,
+                             say=say)
+        if check or not search.complete:
+            end = deadline if not search.complete else min(deadline, time.monotonic() + CHECK_SHARE * time_limit)
+            heur = heuristic_front(base, objs, end, seed=seed, methods=heuristics,
+                                   seeds=[] if search.complete else search.points, say=say)
+    elif regime == "anytime":
+        search = exact_front(base, objs, exact, t_start + EXACT_SHARE * time_limit, max_points=points,
+                             seed=seed, solve_cap=EXACT_SHARE * time_limit / ANYTIME_SOLVES, say=say)
+        heur = heuristic_front(base, objs, deadline, seed=seed, methods=heuristics, seeds=search.points,
+                               say=say)
     else:
-        if base.n_blocks * base.n_devices <= exact_max_cells:
-            exact = next((m for m in EXACT_METHODS if all(_available(m, o) for o in objs)), None)
-    anchors: dict[str, Any] = {}
-    if exact is not None:
-        try:
-            anchors = {o: run(base, o, exact, f"min {o}") for o in objs}
-        except _Refused:
-            if method is not None:
-                raise
-            cands.clear()
-            rest = [m for m in EXACT_METHODS[EXACT_METHODS.index(exact) + 1:]
-                    if all(_available(m, o) for o in objs)]
-            exact = None
-            for m in rest:
-                try:
-                    anchors = {o: run(base, o, m, f"min {o}") for o in objs}
-                    exact = m
-                    break
-                except _Refused:
-                    cands.clear()
-    if exact is not None:
-        approach = f"epsilon-constraint ({exact})"
-        primary, others = objs[0], objs[1:]
-        ranges = []
-        for o in others:
-            met = METRIC[o]
-            lo = anchors[o].metrics[met] if anchors[o] else None
-            hi_plans = [pl for pl in anchors.values() if pl is not None]
-            hi = max(pl.metrics[met] for pl in hi_plans) if hi_plans else None
-            ranges.append(None if lo is None or hi is None else (lo, hi))
-        if all(r is not None for r in ranges):
-            k = points if len(others) == 1 else max(2, int(math.ceil(math.sqrt(points))) + 1)
-            grids = [np.unique(np.linspace(lo, hi, k)) for lo, hi in ranges]
-            for combo in itertools.product(*grids):
-                extra = {METRIC[o]: float(e) * (1 + EPS_SLACK) for o, e in zip(others, combo)}
-                how = "min " + primary + " s.t. " + ", ".join(f"{METRIC[o]} <= {e:.4g}"
-                                                             for o, e in zip(others, combo))
-                try:
-                    run(base.with_constraints(extra), primary, exact, how)
-                except _Refused:
-                    continue
+        heur = heuristic_front(base, objs, deadline, seed=seed, methods=heuristics, say=say)
+
+    exact_points = search.points if search else []
+    heur_points = heur["points"] if heur else []
+    complete = bool(search and search.complete)
+    if complete:
+        chosen = list(exact_points)
     else:
-        if not heur:
-            raise InputError("pareto: no available method supports the objectives "
-                             f"{', '.join(objs)} (see 'placement methods')")
-        searcher = heur[-1] if method is None else method
-        approach = f"weighted sums ({searcher})"
-        anchors = {}
-        for o in objs:
-            for m in (heur if method is None else [method]):
-                try:
-                    pl = run(base, o, m, f"min {o}")
-                except _Refused:
-                    continue
-                if pl is not None and (anchors.get(o) is None or
-                                       pl.metrics[METRIC[o]] < anchors[o].metrics[METRIC[o]]):
-                    anchors[o] = pl
-        ref = {o: (anchors[o].metrics[METRIC[o]] if anchors.get(o) else 1.0) or 1.0 for o in objs}
-        if _available(searcher, "weighted"):
-            for w in _weights(len(objs), points):
-                weights = {o: float(wi) / ref[o] for o, wi in zip(objs, w) if wi > 0}
-                how = "min " + " + ".join(f"{wi:.2f}·{o}/{ref[o]:.3g}" for o, wi in zip(objs, w) if wi > 0)
-                try:
-                    run(base, weights, searcher, how)
-                except _Refused:
-                    continue
+        pool = list(exact_points) + heur_points
+        chosen = [pool[i] for i in non_dominated([f.vector for f in pool])]
+    chosen.sort(key=lambda f: f.vector)
+    chosen_ids = {id(f) for f in chosen}
+    tried = (search.candidates if search else []) + (heur["anchors"] if heur else [])
+    dominated = [f for f in tried if id(f) not in chosen_ids
+                 and any(dominates(c.vector, f.vector) or c.vector == f.vector for c in chosen)]
 
-    vectors = [[c[0].metrics[m] for m in metrics] for c in cands]
-    keep = non_dominated(vectors)
-    keep.sort(key=lambda i: vectors[i])
-    front = [_point(cands[i]) for i in keep]
-    dominated = [{k: v for k, v in _point(cands[i]).items() if k != "plan"}
-                 for i in range(len(cands)) if i not in keep]
-    return {"problem": base.name, "objectives": objs, "metrics": metrics, "approach": approach,
-            "solves": solves, "time_limit": time_limit, "solve_time_s": time.perf_counter() - t_start,
-            "points": front, "dominated": dominated}
-
-
-def _weights(n: int, points: int) -> list[tuple[float, ...]]:
-    """Interior weight vectors (every weight > 0) on the simplex: ``points`` for two
-    objectives, a grid of about ``points`` for three."""
-    if n == 2:
-        return [(w, 1 - w) for w in np.linspace(0, 1, points + 2)[1:-1]]
-    k = max(3, int(round(math.sqrt(2 * points))) + 2)
-    out = []
-    for i in range(1, k):
-        for j in range(1, k - i):
-            out.append((i / k, j / k, (k - i - j) / k))
+    quality = _quality(chosen, exact_points if complete else None, heur_points, metrics)
+    if complete:
+        completeness = search.reason + "; every point proven (lexicographically optimal)"
+    elif search is not None:
+        n_proven = sum(f.proven for f in chosen)
+        if n_proven == len(chosen):
+            completeness = (f"{search.reason}. The front is an approximation: all {n_proven} points "
+                            "are proven, but points may be missing")
+        else:
+            completeness = (f"{search.reason}. The front is an approximation: {n_proven} of "
+                            f"{len(chosen)} points proven, the others found by heuristics or by "
+                            "solves that stopped at their limit")
+    else:
+        completeness = "heuristic front: no point is proven and points may be missing"
+    approach = {
+        "exact": f"exact: adaptive-grid epsilon-constraint, lexicographic points ({search.method})"
+        if search else "",
+        "anytime": f"anytime: time-capped exact solves ({search.method}), then anchors and NSGA-II"
+        if search else "",
+        "heuristic": "heuristic: anchors from " + ", ".join(heuristics) + ", then NSGA-II",
+    }[regime]
+    out: dict[str, Any] = {
+        "problem": base.name, "objectives": objs, "metrics": metrics, "regime": regime,
+        "approach": approach, "exact_method": search.method if search else None,
+        "complete": complete, "completeness": completeness,
+        "tolerance": {"step_relative": STEP_TOL, "dominance_relative": DOMINANCE_TOL},
+        "solves": (search.solves if search else 0) + (heur["solves"] if heur else 0),
+        "time_limit": float(time_limit), "solve_time_s": time.monotonic() - t_start,
+        "points": [_point(f) for f in chosen],
+        "dominated": [{k: v for k, v in _point(f).items() if k != "plan"} for f in dominated],
+        "quality": quality,
+    }
+    if search is not None:
+        out["grid"] = {"kind": "adaptive: +inf and the values of " + ", ".join(metrics[1:])
+                       + " at the points found (Laumanns, Thiele & Zitzler 2006)",
+                       "cells_solved": search.cells_solved, "cells_implied": search.cells_skipped,
+                       "open_cells": search.open_cells[:50], "open_cells_total": len(search.open_cells)}
+    if heur is not None:
+        out["heuristic"] = {"methods": heuristics, "anchors": len(heur["anchors"]),
+                            "evaluations": heur["evaluations"], "generations": heur["generations"],
+                            "stopped": heur["stopped"], "points": len(heur_points),
+                            "front": [{k: v for k, v in _point(f).items() if k != "plan"}
+                                      for f in heur_points]}
     return out
 
 
-def _point(c) -> dict[str, Any]:
-    plan, m, how = c
-    mm = plan.metrics
+def _quality(front: list[Found], exact: list[Found] | None, heur: list[Found],
+             metrics: list[str]) -> dict[str, Any]:
+    if not front:
+        return {"reference": None, "hypervolume": None}
+    ref_front = exact if exact else front
+    ideal, ref = reference_box([f.vector for f in ref_front])
+    q: dict[str, Any] = {
+        "reference": "the exact front" if exact else "the reported front",
+        "ideal": dict(zip(metrics, map(float, ideal))),
+        "reference_point": dict(zip(metrics, map(float, ref))),
+        "hypervolume": hypervolume([f.vector for f in front], ideal, ref),
+        "heuristic_hypervolume": None, "heuristic_ratio": None,
+    }
+    if heur:
+        q["heuristic_hypervolume"] = hypervolume([f.vector for f in heur], ideal, ref)
+        if exact and q["hypervolume"] > 0:
+            q["heuristic_ratio"] = q["heuristic_hypervolume"] / q["hypervolume"]
+    return q
+
+
+def _point(f: Found) -> dict[str, Any]:
+    mm = f.plan.metrics
     return {"latency_s": mm["latency_s"], "period_s": mm["period_s"],
             "throughput_per_s": mm["throughput_per_s"], "energy_j": mm["energy_j"],
-            "method": m, "how": how, "status": plan.status.value, "plan": plan.to_dict()}
+            "proven": f.proven, "point": "proven" if f.proven else "found", "source": f.source,
+            "method": f.method, "how": f.how, "status": f.plan.status.value, "plan": f.plan.to_dict()}
 
 
-# ------------------------------------------------------------------------------ plot
-_AXIS = {"latency_s": ("latency_s", "latency (s)"), "energy_j": ("energy_j", "energy per inference (J)"),
-         "period_s": ("throughput_per_s", "throughput (inferences/s, higher is better)")}
-
-
-def plot_front(front: dict[str, Any], output: str | os.PathLike[str], dpi: int = 120) -> dict[str, Any]:
-    """Draw a front (the dict `pareto` returns) to a PNG/SVG: a scatter with the staircase of
-    the front for two metrics, the three pairwise projections for three. Returns counts."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    out = Path(output)
-    if out.suffix.lower() not in (".png", ".svg"):
-        raise InputError(f"--plot {output}: expected a .png or .svg file")
-    metrics = front["metrics"]
-    pairs = [(0, 1)] if len(metrics) == 2 else [(0, 1), (0, 2), (1, 2)]
-    fig, axes = plt.subplots(1, len(pairs), figsize=(6.5 * len(pairs), 5), squeeze=False)
-    methods = sorted({p["method"] for p in front["points"]} | {p["method"] for p in front["dominated"]})
-    cmap = matplotlib.colormaps["tab10"]
-    colour = {m: cmap(i % 10) for i, m in enumerate(methods)}
-    n_front = len(front["points"])
-    for ax, (i, j) in zip(axes[0], pairs):
-        kx, lx = _AXIS[metrics[i]]
-        ky, ly = _AXIS[metrics[j]]
-        if front["dominated"]:
-            ax.scatter([d[kx] for d in front["dominated"]], [d[ky] for d in front["dominated"]],
-                       marker="x", color="#aaaaaa", s=25, label="dominated candidates", zorder=2)
-        for m in methods:
-            pts = [p for p in front["points"] if p["method"] == m]
-            if pts:
-                ax.scatter([p[kx] for p in pts], [p[ky] for p in pts], color=colour[m], s=45,
-                           edgecolors="black", linewidths=0.5, label=f"front: {m}", zorder=4)
-        if len(metrics) == 2 and n_front:
-            pts = sorted(front["points"], key=lambda p: p[kx])
-            ax.step([p[kx] for p in pts], [p[ky] for p in pts], where="post", color="#333333",
-                    linewidth=1.0, zorder=3)
-        ax.set_xlabel(lx)
-        ax.set_ylabel(ly)
-        ax.grid(linestyle=":", linewidth=0.5)
-    axes[0][0].legend(fontsize=8, loc="best")
-    names = ", ".join(front["objectives"])
-    fig.suptitle(f"{front['problem']}: Pareto front over {names} · {n_front} plans · "
-                 f"{front['approach']} · {front['solves']} solves", fontsize=10)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    import tempfile
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return {"files": [str(out)], "points": n_front, "dominated": len(front["dominated"]),
-            "panels": len(pairs)}
+def plot_front(front: dict[str, Any], output: str | os.PathLike[str], dpi: int = 300) -> dict[str, Any]:
+    """Draw a front (the dict `pareto` returns); see `placement.pareto_plot`."""
+    from .pareto_plot import plot_front as _plot
+    return _plot(front, output, dpi=dpi)
 
 
 # ------------------------------------------------------------------------------- CLI
@@ -316,53 +251,119 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("problem", help="problem file (JSON)")
     p.add_argument("--objectives", default="latency,energy",
                    help="two or three of latency, throughput, energy (default latency,energy)")
-    p.add_argument("--points", type=int, default=7,
-                   help="epsilon values per swept objective, or weight vectors (default 7)")
-    p.add_argument("-t", "--time-limit", type=float, default=10.0, help="seconds per solve (default 10)")
-    p.add_argument("-m", "--method", help="force a method (an exact one: epsilon-constraint; "
-                   "a heuristic: weighted sums); default: chosen by size")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output", help="write the front as JSON here (and its plot beside it as .png "
-                   "unless --plot is given)")
-    p.add_argument("--plot", help="write the plot here (.png or .svg)")
+    p.add_argument("--points", type=int, default=DEFAULT_POINTS,
+                   help=f"most front points the exact search looks for (default {DEFAULT_POINTS}, "
+                   f"at most {MAX_POINTS}); the output says when the cap cut the front")
+    p.add_argument("-t", "--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S,
+                   help=f"seconds for the WHOLE front, every solve included (default {DEFAULT_TIME_LIMIT_S:g})")
+    p.add_argument("-m", "--method", help="an exact method for the search (default: the first exact one "
+                   "in 'placement methods' that accepts the problem), or a heuristic (heuristic regime)")
+    p.add_argument("--regime", choices=REGIMES, default="auto",
+                   help=f"auto (default: exact up to {EXACT_MAX_CELLS} blocks x devices, else anytime), "
+                   "exact, anytime or heuristic")
+    p.add_argument("--no-check", action="store_true",
+                   help="exact regime: skip the heuristic front (and its hypervolume ratio)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the solvers and of NSGA-II (default 0); the same seed gives the same "
+                   "front when no time limit cuts it")
+    p.add_argument("-o", "--output", help="write the front here: .json (the figure beside it as .png "
+                   "unless --plot is given), or a figure (.png, .pdf, .svg)")
+    p.add_argument("--plot", help="write the figure here (.png, .pdf or .svg)")
     p.add_argument("--json", action="store_true", help="print the front as JSON on stdout")
 
 
+def _check_output(path: str, what: str, suffixes: tuple[str, ...]) -> Path:
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise InputError(f"{what} {path}: expected a file ending in {', '.join(suffixes)}")
+    if out.is_dir():
+        raise InputError(f"{what} {path}: is a directory, expected a file")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{what} {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise InputError(f"{what} {path}: cannot be written (permission denied)")
+    if out.exists() and out.suffix.lower() == ".json" and not _is_front_file(out):
+        raise InputError(f"{what} {path}: exists and is not a front written by 'placement pareto'; "
+                         "refusing to overwrite it (name a new file)")
+    return out
+
+
+def _is_front_file(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "objectives" in data and "points" in data and "metrics" in data
+
+
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
     from .cli import EXIT_NO_PLAN, EXIT_OK
     from .plan import write_json_atomic
     from .report import console
-    from rich.console import Console
-    from rich.table import Table
 
     err = Console(stderr=True, highlight=False)
-    if args.json:
-        front = pareto(args.problem, args.objectives, points=args.points, time_limit=args.time_limit,
-                       method=args.method, seed=args.seed)
-    else:
-        with err.status("pareto") as status:
-            front = pareto(args.problem, args.objectives, points=args.points, time_limit=args.time_limit,
-                           method=args.method, seed=args.seed,
-                           progress=lambda msg: status.update(f"pareto · {msg}"))
+    json_out = plot = None
     if args.output:
-        write_json_atomic(args.output, front)
-    plot = args.plot or (str(Path(args.output).with_suffix(".png")) if args.output else None)
+        out = _check_output(args.output, "-o", (".json",) + FIGURE_SUFFIXES)
+        if out.suffix.lower() == ".json":
+            json_out = str(out)
+            plot = str(out.with_suffix(".png"))
+        else:
+            plot = str(out)
+    if args.plot:
+        plot = str(_check_output(args.plot, "--plot", FIGURE_SUFFIXES))
+    elif plot and json_out:
+        _check_output(plot, "-o (its figure)", FIGURE_SUFFIXES)
+    kwargs = dict(points=args.points, time_limit=args.time_limit, method=args.method, regime=args.regime,
+                  seed=args.seed, check=not args.no_check)
+    if args.json or not err.is_terminal:
+        front = pareto(args.problem, args.objectives, **kwargs)
+    else:
+        with Progress(TextColumn("pareto"), BarColumn(), TextColumn("{task.fields[elapsed]}"),
+                      TimeElapsedColumn(), TextColumn("{task.description}"), console=err,
+                      transient=True) as bar:
+            task = bar.add_task("", total=float(args.time_limit), elapsed=f"of {args.time_limit:g} s")
+
+            def show(msg: str, elapsed: float) -> None:
+                bar.update(task, completed=min(elapsed, float(args.time_limit)), description=msg)
+
+            front = pareto(args.problem, args.objectives, progress=show, **kwargs)
+    if json_out:
+        write_json_atomic(json_out, front)
     if plot and front["points"]:
         plot_front(front, plot)
     if args.json:
         print(json.dumps(front, indent=2))
     else:
-        t = Table(title=f"{front['problem']}: Pareto front ({front['approach']}, {front['solves']} solves, "
-                  f"{front['solve_time_s']:.1f} s)")
-        for col in ("latency s", "throughput /s", "energy J", "devices", "method", "how"):
-            t.add_column(col, justify="right" if col not in ("method", "how") else "left")
+        q = front["quality"]
+        t = Table(title=f"{front['problem']}: Pareto front over {', '.join(front['objectives'])} "
+                  f"({front['regime']}, {front['solves']} solves, {front['solve_time_s']:.1f} s)")
+        for col in ("latency (s)", "throughput (1/s)", "energy (J)", "point"):
+            t.add_column(col, justify="left" if col == "point" else "right", no_wrap=True)
+        t.add_column("how", overflow="fold")
         for p in front["points"]:
-            t.add_row(f"{p['latency_s']:.4g}", f"{p['throughput_per_s']:.4g}", f"{p['energy_j']:.4g}",
-                      str(len(set(p["plan"]["assignment"].values()))), p["method"], p["how"])
-        console().print(t)
-        for f in (args.output, plot if front["points"] else None):
+            how = p["how"] if p["method"] == "nsga2" or p["how"].startswith(p["method"]) \
+                else f"{p['method']}: {p['how']}"
+            t.add_row(f"{p['latency_s']:.6g}", f"{p['throughput_per_s']:.6g}", f"{p['energy_j']:.6g}",
+                      p["point"], how)
+        c = console()
+        c.print(t)
+        c.print(("[bold]complete[/bold]: " if front["complete"] else "[bold]approximation[/bold]: ")
+                + front["completeness"], highlight=False)
+        if q.get("hypervolume") is not None:
+            line = (f"hypervolume {q['hypervolume']:.4f} (normalised, box of {q['reference']}: reference "
+                    "point " + ", ".join(f"{k} {v:.6g}" for k, v in q["reference_point"].items()) + ")")
+            if q.get("heuristic_ratio") is not None:
+                line += f"; heuristic front: {q['heuristic_ratio']:.2%} of the exact front's hypervolume"
+            c.print(line, highlight=False)
+        for f in (json_out, plot if front["points"] else None):
             if f:
-                console().print(f"wrote {f}")
+                c.print(f"wrote {f}", highlight=False)
     if not front["points"]:
         err.print("placement pareto: no feasible plan found (see 'placement solve' for the reason)")
         return EXIT_NO_PLAN
