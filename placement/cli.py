@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pareto": ("placement.pareto_front", "the Pareto front of plans over two or three metrics"),
     "show": ("placement.plots", "draw a plan: Gantt chart and the block graph by device"),
     "profile": ("profiles.cli", "measure a torch model's blocks into a problem file"),
+    "run": ("placement.runtime.cli", "execute a plan on worker processes and measure it against the prediction"),
 }
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_NO_PLAN = 0, 1, 2, 3
