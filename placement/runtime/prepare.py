@@ -194,11 +194,15 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
 #: most this share of its emulated time on the host, so CPU sharing between workers and the
 #: host's own jitter stay inside the wait.
 AUTO_SCALE_HEADROOM = 2.0
+#: the automatic scale never exceeds this: a block predicted in microseconds on a fast
+#: device would otherwise slow the whole run by thousands; such a block then runs longer
+#: than predicted, and the report shows it block by block.
+AUTO_SCALE_MAX = 50.0
 
 
 def auto_time_scale(compute_s: Mapping[str, float], host_s: Mapping[str, float]) -> float:
-    """The smallest power-of-two-ish scale >= 1 at which every block's host time fits, with
-    `AUTO_SCALE_HEADROOM`, in its emulated time."""
+    """The smallest scale >= 1 at which every block's host time fits, with
+    `AUTO_SCALE_HEADROOM`, in its emulated time (at most `AUTO_SCALE_MAX`)."""
     need = 1.0
     for b, t in compute_s.items():
         h = host_s.get(b, 0.0)
@@ -206,7 +210,7 @@ def auto_time_scale(compute_s: Mapping[str, float], host_s: Mapping[str, float])
             need = max(need, AUTO_SCALE_HEADROOM * h / t)
         elif h > 0:
             need = max(need, 1.0)
-    return float(round(need, 2)) if need > 1 else 1.0
+    return float(min(round(need, 2), AUTO_SCALE_MAX)) if need > 1 else 1.0
 
 
 def _max_abs(x) -> float:

@@ -9,7 +9,8 @@ when
 
 * a worker exits before ``done`` (killed, crashed, could not bind or connect);
 * a worker sends no heartbeat for `HEARTBEAT_TIMEOUT_S` (stopped, frozen);
-* no worker changes state for ``timeout_s`` (a hang: a block that never ends, a message
+* no worker changes state for ``timeout_s`` (`STARTUP_TIMEOUT_S` at least, until all have
+  joined the process group: a worker that cannot bind or connect fails there) (a hang: a block that never ends, a message
   that never comes): the workers that are running a block are named, else those waiting.
 
 Teardown: SIGTERM to every worker still alive, SIGKILL after `KILL_GRACE_S`, then wait for
@@ -32,6 +33,9 @@ from typing import Any, Sequence
 from ..errors import PlacementError
 
 HEARTBEAT_TIMEOUT_S = 10.0
+#: until every worker has joined the process group, the progress timeout is at least this
+#: long: importing torch and rebuilding the blocks takes seconds on a busy host.
+STARTUP_TIMEOUT_S = 120.0
 KILL_GRACE_S = 2.0
 
 
@@ -49,6 +53,7 @@ class _Watched:
     last_hb: float = field(default_factory=time.monotonic)
     error: str | None = None
     done: bool = False
+    ready: bool = False
     buf: bytes = b""
 
 
@@ -116,6 +121,8 @@ def supervise(run_dir: str, world: Sequence[str], local: Sequence[str], *, timeo
                         w.error = msg["error"]
                     if msg.get("done"):
                         w.done = True
+                    if msg.get("ready"):
+                        w.ready = True
                     st = msg.get("state")
                     if st and st != w.state:
                         w.state = st
@@ -125,19 +132,22 @@ def supervise(run_dir: str, world: Sequence[str], local: Sequence[str], *, timeo
             now = time.monotonic()
             for w in watched:
                 rc = w.proc.poll()
-                if rc is not None and (rc != 0 or not w.done):
+                if rc is not None and not w.done:
                     _drain(w)
                     why = w.error or _tail(w.log)
                     raise WorkerFailure(f"worker of device '{w.device}' (rank {w.rank}) {_describe_exit(rc)} "
                                         f"while {w.state}" + (f": {why}" if why else ""))
-                if rc is None and now - w.last_hb > HEARTBEAT_TIMEOUT_S:
+                if rc is None and w.done and now - w.last_hb > KILL_GRACE_S:
+                    w.proc.kill()  # said done and stopped talking: it is exiting
+                elif rc is None and now - w.last_hb > HEARTBEAT_TIMEOUT_S:
                     raise WorkerFailure(f"worker of device '{w.device}' (rank {w.rank}) stopped responding "
                                         f"(no heartbeat for {HEARTBEAT_TIMEOUT_S:g} s) while {w.state}")
-            if now - last_change > timeout_s:
+            limit = timeout_s if all(w.ready for w in watched) else max(timeout_s, STARTUP_TIMEOUT_S)
+            if now - last_change > limit:
                 busy = [w for w in watched if w.state.startswith("running block")] or \
                        [w for w in watched if not w.done]
                 names = "; ".join(f"device '{w.device}' (rank {w.rank}) {w.state}" for w in busy)
-                raise WorkerFailure(f"no progress for {timeout_s:g} s (--timeout): {names}")
+                raise WorkerFailure(f"no progress for {limit:g} s (--timeout): {names}")
     finally:
         teardown([w.proc for w in watched])
         sel.close()

@@ -339,6 +339,8 @@ class Worker:
         self.dist.destroy_process_group()
         self.set_state("done")
         emit(done=True)
+        sys.stderr.flush()
+        os._exit(0)  # the records are written; do not wait for library destructors at shutdown
 
 
 def main(argv: list[str] | None = None) -> int:
