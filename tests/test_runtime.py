@@ -150,6 +150,12 @@ def test_three_workers_layer_granularity_skip_edges_emulated(files, tmp_path):
     assert placement.solve(cal, "heft", time_limit=5).feasible
     tr = json.loads(trace.read_text())
     assert set(tr["schedule"]) == {b.id for b in p.blocks}
+    # predicted above measured: every block drawn in both charts
+    from placement.plots import show_measured
+    info = show_measured(str(problem), plan, str(trace), tmp_path / "gantt.png")
+    assert info["bars"] == p.n_blocks and (tmp_path / "gantt.png").stat().st_size > 0
+    with pytest.raises(InputError, match="no measured times for blocks"):
+        show_measured(str(problem), plan, {"schedule": {}}, tmp_path / "bad.png")
 
 
 def test_timm_hybrid_block_granularity_three_workers(tmp_path):
