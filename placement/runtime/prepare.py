@@ -193,7 +193,7 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
 #: headroom of the automatic time scale: the slowest block (relative to its device) uses at
 #: most this share of its emulated time on the host, so CPU sharing between workers and the
 #: host's own jitter stay inside the wait.
-AUTO_SCALE_HEADROOM = 2.0
+AUTO_SCALE_HEADROOM = 3.0
 #: the automatic scale never exceeds this: a block predicted in microseconds on a fast
 #: device would otherwise slow the whole run by thousands; such a block then runs longer
 #: than predicted, and the report shows it block by block.
