@@ -158,13 +158,15 @@ def test_three_workers_layer_granularity_skip_edges_emulated(files, tmp_path):
         show_measured(str(problem), plan, {"schedule": {}}, tmp_path / "bad.png")
 
 
-def test_timm_hybrid_block_granularity_three_workers(tmp_path):
+def test_timm_hybrid_block_granularity_two_workers(tmp_path):
     problem = ROOT / "examples" / "models" / "levit_128s.block.json"
     assert "fx_nodes" in json.loads(problem.read_text())["model"]["blocks"][0]
-    plan = _spread(problem, ["rpi4", "jetson-nano", "laptop"])
+    plan = _spread(problem, ["rpi4", "jetson-nano"])
     rep = placement.run(str(problem), plan, "levit_128s", inferences=2)
     _check_report(rep, 2)
-    assert len({b["device"] for b in rep.blocks}) == 3
+    assert len({b["device"] for b in rep.blocks}) == 2
+    # attention blocks crossed a device boundary and came back equal to the unsplit model
+    assert any(t["src"] != "input" and t["dst"] != "output" for t in rep.transfers)
 
 
 def _cli(*args, env=None, timeout=240):
@@ -176,7 +178,7 @@ def _cli(*args, env=None, timeout=240):
 
 def test_killed_worker_is_reported_and_nothing_is_left(files, tmp_path):
     plan_path = tmp_path / "plan.json"
-    plan = _spread(files["block"], ["rpi4", "jetson-nano", "laptop"])
+    plan = _spread(files["block"], ["rpi4", "jetson-nano"])
     plan_path.write_text(json.dumps(plan))
     victim = next(b for b, d in plan["assignment"].items() if d == "jetson-nano")
     before = _workers_alive()
