@@ -242,3 +242,19 @@ def test_unrebuildable_blocks_name_the_block(files):
     del victim["fx_nodes"]
     with pytest.raises(InputError, match=rf"block '{victim['id']}' cannot be rebuilt: .*no fx_nodes"):
         placement.run(prob, plan, MODEL)
+
+
+def test_worker_that_cannot_bind_is_reported(files, monkeypatch):
+    import socket
+
+    plan = _spread(files["block"], ["rpi4", "laptop"])
+    before = _workers_alive()
+    with socket.socket() as held:  # rank 0 must listen on MASTER_PORT: it is taken
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+        monkeypatch.setenv("MASTER_PORT", str(held.getsockname()[1]))
+        with pytest.raises(WorkerFailure, match=r"device 'rpi4' \(rank 0\) exited with code 1 while joining "
+                                                r"the process group: .*(EADDRINUSE|address already in use)"):
+            placement.run(str(files["block"]), plan, MODEL, inferences=2)
+    assert _workers_alive() - before == set()
