@@ -77,8 +77,9 @@ def run(problem: Any, plan: Any, model: str, *, inferences: int = DEFAULT_INFERE
     link_kind = emulation.NONE
     netem_note = ""
     if emulate:
-        ok, netem_note = emulation.netem_available()
-        # even where netem works, the throttle is what this runtime implements (docs/runtime.md)
+        # probed once per run and reported; the throttle is what this runtime implements (where
+        # netem works, the report still says "throttle": kernel shaping is not built, docs/runtime.md)
+        _, netem_note = emulation.netem_available()
         link_kind = emulation.THROTTLE
     run_dir = tempfile.mkdtemp(prefix="placement-run-")
     try:

@@ -31,7 +31,6 @@ import time
 
 #: the name a report gives each kind of link emulation.
 THROTTLE = "throttle"
-NETEM = "netem"
 NONE = "none"
 
 

@@ -199,6 +199,8 @@ def print_report(rep: RunReport, out) -> None:
     how = (f"emulated ({rep.emulation} links, devices paced, time scale {rep.time_scale:g})"
            if rep.emulated else "host speed, real links (no emulation)")
     out.print(f"[bold]{rep.problem}[/] · plan {rep.plan} · {how} · {rep.inferences} single inferences")
+    if rep.emulated and rep.netem:
+        out.print(f"[dim]links: in-process sender throttle; kernel shaping probe: {rep.netem}[/]")
     out.print(f"output equals the unsplit model: {ok} (max abs error {fmt(rep.max_abs_error)})")
     t = Table(show_edge=False, pad_edge=False, title="totals")
     for col in ("", "predicted s", "measured s", "error"):

@@ -355,8 +355,6 @@ def main(argv: list[str] | None = None) -> int:
         _die_with_parent()
     with open(os.path.join(run_dir, "run.pkl"), "rb") as f:
         spec = pickle.load(f)
-    if os.environ.get("PLACEMENT_RUNTIME_ADDR"):
-        spec["master_addr"], spec["master_port"] = os.environ["PLACEMENT_RUNTIME_ADDR"].rsplit(":", 1)
     state = {"state": "starting (importing torch)", "done": 0}
 
     def early_heartbeat():  # until the worker exists: importing torch takes seconds on a busy host
