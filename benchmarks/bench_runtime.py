@@ -3,6 +3,7 @@
     python benchmarks/bench_runtime.py                 # run every row, then tables and plot
     python benchmarks/bench_runtime.py --plot          # only redraw from runtime.json
     python benchmarks/bench_runtime.py -n 5 --models levit_128s
+    python benchmarks/bench_runtime.py --gantt         # predicted-above-measured Gantt charts
 
 Problems: the committed block-granularity profiles ``examples/models/<model>.block.json``
 (mobilevit_s, efficientformer_l1, levit_128s) restricted to three catalog devices, rpi4 (the
@@ -87,6 +88,19 @@ def split_plan(problem: dict):
     return plan
 
 
+def draw_gantts(n: int) -> None:
+    """``runtime_gantt_levit_128s_<plan>.png``: the evaluator's schedule above the measured one."""
+    import placement
+    from placement.plots import show_measured
+
+    problem = problem_for("levit_128s")
+    for name, plan in (("heft", placement.solve(problem, "heft", time_limit=10)), ("split", split_plan(problem))):
+        rep = placement.run(problem, plan.to_dict(), "levit_128s", inferences=n, emulate=True)
+        out = RESULTS / f"runtime_gantt_levit_128s_{name}.png"
+        show_measured(problem, plan.to_dict(), rep.trace(), out)
+        print(f"wrote {out}", flush=True)
+
+
 def contributors(rep, k: int = 3) -> list[dict]:
     """The blocks and transfers whose measured time differs most from the prediction."""
     rows = [{"what": f"block {b['id']} on {b['device']}", "diff_s": b["measured_s"] - b["predicted_s"]}
@@ -116,10 +130,15 @@ def main(argv=None) -> int:
     ap.add_argument("-n", "--inferences", type=int, default=4)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--plot", action="store_true", help="only redraw from runtime.json")
+    ap.add_argument("--gantt", action="store_true",
+                    help="only draw predicted-above-measured Gantt charts of levit_128s's heft plan and split")
     ap.add_argument("--split-only", action="store_true",
                     help="only (re)run the hand-made split rows and merge them into runtime.json")
     args = ap.parse_args(argv)
     out_json = RESULTS / "runtime.json"
+    if args.gantt:
+        draw_gantts(args.inferences)
+        return 0
     if args.split_only:
         data = json.loads(out_json.read_text())
         data["rows"] = [r for r in data["rows"] if r["method"] != "split"]

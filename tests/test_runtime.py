@@ -94,7 +94,8 @@ def _spread(problem_path: Path, devices: list[str]) -> dict:
 def _check_report(rep, n: int) -> None:
     d = rep.to_dict()
     assert set(d) == SPEC_KEYS
-    assert d["output_matches"] is True and d["max_abs_error"] == 0.0
+    # same kernels, same thread count: equal in practice (0.0 here); allclose is the contract
+    assert d["output_matches"] is True and 0.0 <= d["max_abs_error"] <= 1e-5
     assert d["inferences"] == n
     assert set(d["measured"]) == {"latency_s", "latency_p90_s", "period_s"}
     assert all(b["measured_s"] is not None and b["measured_s"] > 0 for b in d["blocks"])
