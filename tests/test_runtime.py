@@ -64,6 +64,11 @@ def _problem(granularity: str) -> dict:
     torch.manual_seed(0)
     section = profile_model(SmallNet(), (1, 3, 32, 32), granularity, name="smallnet", measure_time=False)
     prob = make_problem(section, ["rpi4", "jetson-nano", "laptop"], "wifi5", name=f"smallnet-{granularity}")
+    # a slow camera on a fast network: every method moves blocks off it, so plans cross devices
+    for d in prob["devices"]:
+        if d["id"] == "rpi4":
+            d["flops_per_s"] = 1e7
+    prob["network"] = {"default": {"bandwidth_bytes_per_s": 1e9, "latency_s": 1e-4}}
     return prob
 
 
@@ -124,8 +129,9 @@ def test_plans_of_every_method_reproduce_the_model(files, method, tmp_path):
     _check_report(rep, 2)
     # the report lists every block on the device the plan put it on
     assert {b["id"]: b["device"] for b in rep.blocks} == plan.assignment
-    n_cross = sum(1 for t in rep.transfers)
-    assert n_cross == len(predicted_transfers(placement.load(problem), plan.assignment))
+    # at least two workers: the camera's input and output cross devices, and every transfer
+    # the evaluator counts was measured
+    assert rep.transfers and len(rep.transfers) == len(predicted_transfers(placement.load(problem), plan.assignment))
 
 
 def test_three_workers_layer_granularity_skip_edges_emulated(files, tmp_path):
