@@ -42,6 +42,12 @@ def show(*args: Any, **kwargs: Any):
     return _show(*args, **kwargs)
 
 
-__all__ = ["load", "solve", "evaluate", "methods", "generate", "compare", "pareto", "show",
+def run(*args: Any, **kwargs: Any):
+    """Execute a plan on one worker process per device and measure it (see `placement.runtime`)."""
+    from .runtime import run as _run
+    return _run(*args, **kwargs)
+
+
+__all__ = ["run", "load", "solve", "evaluate", "methods", "generate", "compare", "pareto", "show",
            "Plan", "Status", "Problem", "PlacementError", "InputError", "ProblemError",
            "PlanError", "MethodError", "__version__"]

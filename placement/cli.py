@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("placement.plots", "draw a plan: Gantt chart and the block graph by device"),
     "profile": ("profiles.cli", "measure a torch model's blocks into a problem file"),
     "schema": ("placement.cli", "print the JSON Schema of problem or plan files (for editors)"),
+    "run": ("placement.runtime.cli", "execute a plan on worker processes and measure it against the prediction"),
 }
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_NO_PLAN = 0, 1, 2, 3

@@ -185,7 +185,8 @@ def _figure(p, plan, *, dag: bool, title: str | None, hide_idle: bool = False, p
     return fig, info
 
 
-def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None) -> dict[str, Any]:
+def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None,
+           arrivals: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
     from matplotlib.lines import Line2D
     from matplotlib.patches import FancyArrowPatch, Patch
     from matplotlib.ticker import FuncFormatter
@@ -232,6 +233,8 @@ def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None) -> dict[
         if dev[u] == dev[v]:
             continue
         arrival = end[u] + p.transfer_time(float(p.edge_bytes[k]), int(dev[u]), int(dev[v]))
+        if arrivals is not None:
+            arrival = arrivals.get((blocks[u], blocks[v]), arrival)
         arrow(end[u], a[u], arrival, a[v], f"transfer:{blocks[u]}--{blocks[v]}", "#333333")
         n_tr += 1
     n_in = n_out = 0
@@ -239,6 +242,8 @@ def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None) -> dict[
     for b in p.input_blocks:
         if dev[b] != p.source:
             arrival = float(p.input_arrival(b)[dev[b]])
+            if arrivals is not None:
+                arrival = arrivals.get(("input", blocks[b]), arrival)
             arrow(0.0, src, arrival, a[b], f"input:{blocks[b]}", "#2ca02c", "--")
         else:
             mk = ax.plot([0.0], [src], marker=">", color="#2ca02c", markersize=7, zorder=6,
@@ -247,6 +252,8 @@ def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None) -> dict[
         n_in += 1
     for b in p.output_blocks:
         delivered = end[b] + float(p.output_delivery(b)[dev[b]])
+        if arrivals is not None:
+            delivered = arrivals.get((blocks[b], "output"), delivered)
         if dev[b] != p.sink:
             arrow(end[b], a[b], delivered, snk, f"output:{blocks[b]}", "#d62728", "--")
         else:
@@ -463,14 +470,88 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="leave out the rows of devices that run no block (source and sink stay)")
     p.add_argument("--dpi", type=int, default=120, help="resolution of a .png (default 120)")
     p.add_argument("--title", help="title instead of the default (method, value, latency)")
+    p.add_argument("--measured", metavar="TRACE.json",
+                   help="a trace of 'placement run --trace': draw the predicted Gantt chart above the "
+                        "measured one (same time axis) instead of the block graph")
 
 
 def run(args: argparse.Namespace) -> int:
     from .cli import EXIT_OK
     from .report import plural
+    if getattr(args, "measured", None):
+        info = show_measured(args.problem, args.plan, args.measured, args.output, title=args.title,
+                             dpi=args.dpi)
+        print(f"wrote {args.output}: predicted and measured schedules of {plural(info['bars'], 'block')} "
+              f"on {plural(info['devices'], 'device')}")
+        return EXIT_OK
     info = show(args.problem, args.plan, args.output, dag=not args.no_dag, title=args.title,
                 dpi=args.dpi, hide_idle=args.hide_idle)
     print(f"wrote {args.output}: {plural(info['bars'], 'block')} on "
           f"{plural(info['devices_used'], 'device')} (of {info['devices']} drawn), "
           f"{plural(info['transfers'], 'transfer')} between devices")
     return EXIT_OK
+
+
+def show_measured(problem: Any, plan: Any, trace: Any, output: str | os.PathLike[str], *,
+                  title: str | None = None, dpi: int = 120) -> dict[str, Any]:
+    """Two Gantt charts on one time axis: the evaluator's schedule of ``plan`` above, the
+    schedule measured by ``placement run`` below (``trace``: the file ``--trace`` wrote, or
+    its dict: the median single inference, in the problem's seconds). Writes .png, .svg or .pdf."""
+    import json
+
+    from .plan import Plan
+
+    out = Path(output)
+    ext = out.suffix.lower()
+    if ext not in (".png", ".svg", ".pdf"):
+        raise InputError(f"-o {output}: expected a file ending in .png, .svg or .pdf with --measured, found "
+                         f"'{ext or 'no extension'}'")
+    if isinstance(trace, (str, os.PathLike)):
+        try:
+            trace = json.loads(Path(trace).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--measured {trace}: expected a trace written by 'placement run --trace' ({exc})") from None
+    if not isinstance(trace, dict) or not isinstance(trace.get("schedule"), dict):
+        raise InputError("--measured: expected a trace with a 'schedule' (written by 'placement run --trace')")
+    p, scored = _rescored(problem, plan)
+    missing = [b.id for b in p.blocks if b.id not in trace["schedule"]]
+    if missing:
+        raise InputError(f"--measured: the trace has no measured times for blocks {missing[:5]} (another plan?)")
+    arrivals: dict[tuple[str, str], float] = {}
+    for t in trace.get("transfers") or []:
+        if t.get("arrival_s") is None:
+            continue
+        src = "input" if t["producer"] == "@source" else t["producer"]
+        for c in t.get("consumers") or []:
+            arrivals[(src, "output" if c == "@output" else c)] = float(t["arrival_s"])
+    ends = [float(v["end_s"]) for v in trace["schedule"].values()] + list(arrivals.values())
+    measured_latency = float(trace.get("latency_s") or max(ends, default=0.0))
+    measured = Plan(problem=scored.problem, method=scored.method, objective=scored.objective,
+                    status=scored.status, value=scored.value, bound=scored.bound,
+                    solve_time_s=scored.solve_time_s, assignment=scored.assignment, order=scored.order,
+                    schedule={b: dict(v) for b, v in trace["schedule"].items()},
+                    metrics={**scored.metrics, "latency_s": measured_latency})
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    D = p.n_devices
+    h = min(2.0 + 0.45 * D, 18.0)
+    fig, (ax_p, ax_m) = plt.subplots(2, 1, figsize=(14.0, 2 * h), sharex=True)
+    info = _gantt(ax_p, p, scored, width_pt=14.0 * 72 * 0.85)
+    _gantt(ax_m, p, measured, width_pt=14.0 * 72 * 0.85, arrivals=arrivals)
+    horizon = max(float(scored.metrics.get("latency_s") or 0.0), measured_latency, max(ends, default=0.0))
+    ax_m.set_xlim(-0.01 * horizon, horizon * 1.04)
+    emu = trace.get("emulation", "")
+    scale = trace.get("time_scale", 1.0)
+    ax_p.set_title(title or f"{p.name} · {scored.method or 'plan'} · predicted by the evaluator: latency "
+                   f"{scored.metrics.get('latency_s', math.nan):.4g} s", fontsize=10, loc="left")
+    ax_m.set_title(f"measured by placement run ({'emulated, ' + emu + ' links, time scale ' + format(scale, 'g') if emu and emu != 'none' else 'host speed'}): "
+                   f"median single inference, latency {measured_latency:.4g} s", fontsize=10, loc="left")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _save_atomic(fig, out, ext[1:], dpi)
+    finally:
+        plt.close(fig)
+    info["files"] = [str(out)]
+    return info
