@@ -27,7 +27,8 @@ from .problem import Problem
 #: default wall-clock limit of a solve, seconds (the CLI's ``--time-limit`` default too).
 DEFAULT_TIME_LIMIT_S = 60.0
 #: default method when none is named.
-DEFAULT_METHOD = "local"
+#: (heft: milliseconds on every example, same value as local there; local may take seconds)
+DEFAULT_METHOD = "heft"
 #: a method's "optimal" claim is kept only when the evaluator's value is within this relative
 #: distance of the proven bound (else the status becomes "feasible": e.g. CP-SAT proved
 #: optimality of its rounded-time model, not of the real-valued one).
