@@ -211,6 +211,21 @@ def test_hung_worker_ends_the_run_within_the_timeout(files, tmp_path):
     assert _workers_alive() - before == set()
 
 
+def test_frozen_worker_is_found_by_its_missing_heartbeat(files, tmp_path):
+    """A worker stopped whole (SIGSTOP: its heartbeat thread too) ends the run after
+    HEARTBEAT_TIMEOUT_S with exit 1 naming the device, and no process is left."""
+    plan_path = tmp_path / "plan.json"
+    plan = _spread(files["block"], ["rpi4", "jetson-nano"])
+    plan_path.write_text(json.dumps(plan))
+    victim = next(b for b, d in plan["assignment"].items() if d == "jetson-nano")
+    before = _workers_alive()
+    r = _cli("run", str(files["block"]), str(plan_path), "--model", MODEL, "-n", "2",
+             env={"PLACEMENT_RUNTIME_FAULT": f"stop:jetson-nano:{victim}"})
+    assert r.returncode == 1, r.stderr
+    assert "device 'jetson-nano'" in r.stderr and "no heartbeat" in r.stderr and "Traceback" not in r.stderr
+    assert _workers_alive() - before == set()
+
+
 def test_bad_plans_exit_2_before_any_worker_starts(files, tmp_path):
     problem = str(files["block"])
     p = placement.load(problem)

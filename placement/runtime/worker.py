@@ -82,7 +82,7 @@ class Worker:
         self.outputs: dict[int, Any] = {}
         self.failed: BaseException | None = None
         self.blocks_done = 0
-        fault = os.environ.get("PLACEMENT_RUNTIME_FAULT", "")  # tests: "kill:DEVICE:BLOCK" or "hang:..."
+        fault = os.environ.get("PLACEMENT_RUNTIME_FAULT", "")  # tests: "kill|hang|stop:DEVICE:BLOCK"
         parts = fault.split(":", 2)
         self.fault = (parts[0], parts[2]) if len(parts) == 3 and parts[1] == self.device else None
 
@@ -283,6 +283,8 @@ class Worker:
                 os.kill(os.getpid(), signal.SIGKILL)
             elif self.fault[0] == "hang":
                 time.sleep(10**6)
+            elif self.fault[0] == "stop":  # frozen whole (heartbeat thread too), as a paused process
+                os.kill(os.getpid(), signal.SIGSTOP)
         with self.cond:
             ins = {n: self.values[(i, n)] for n in blk.inputs}
         t0 = time.perf_counter()
