@@ -69,13 +69,14 @@ def from_dict(raw: Mapping[str, Any], file: str | None = None) -> Problem:
         raise exc.in_file(file) from None
 
 
-def _unique(items: list[dict], where: str) -> dict[str, int]:
+def _unique(items: list[dict], where: str, key: str = "id", what: str = "a unique id") -> dict[str, int]:
+    """name -> index of ``items`` by ``key``; a repeated name is a `ProblemError` naming both."""
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
-        if item["id"] in seen:
-            raise ProblemError(f"{where}[{i}].id", "a unique id", item["id"],
-                               detail=f"also {where}[{seen[item['id']]}].id")
-        seen[item["id"]] = i
+        if item[key] in seen:
+            raise ProblemError(f"{where}[{i}].{key}", what, item[key],
+                               detail=f"also {where}[{seen[item[key]]}].{key}")
+        seen[item[key]] = i
     return seen
 
 
@@ -114,14 +115,10 @@ def check_media(net: dict[str, Any], didx: Mapping[str, int]) -> list[tuple[str,
     """SPEC section 5a: ids unique, each medium lists at least two existing devices, each once,
     and a pair of devices shares at most one medium. Returns (id, device indices) per medium."""
     out: list[tuple[str, tuple[int, ...]]] = []
-    seen_ids: dict[str, int] = {}
+    _unique(net["media"], "network.media", what="a unique medium id")
     pair_medium: dict[tuple[int, int], int] = {}
     for m, medium in enumerate(net["media"]):
         where = f"network.media[{m}]"
-        if medium["id"] in seen_ids:
-            raise ProblemError(f"{where}.id", "a unique medium id", medium["id"],
-                               detail=f"also network.media[{seen_ids[medium['id']]}].id")
-        seen_ids[medium["id"]] = m
         members: list[int] = []
         for j, dev in enumerate(medium["devices"]):
             _need(dev, didx, f"{where}.devices[{j}]", "a device")
@@ -152,13 +149,9 @@ def check_scenarios(model: dict[str, Any], bidx: Mapping[str, int],
     if not scenarios:
         return []
     out: list[tuple[str, float, frozenset[str]]] = []
-    names: dict[str, int] = {}
+    _unique(scenarios, "model.scenarios", key="name", what="a unique scenario name")
     for k, sc in enumerate(scenarios):
         where = f"model.scenarios[{k}]"
-        if sc["name"] in names:
-            raise ProblemError(f"{where}.name", "a unique scenario name", sc["name"],
-                               detail=f"also model.scenarios[{names[sc['name']]}].name")
-        names[sc["name"]] = k
         skip: list[str] = []
         for j, b in enumerate(sc["skip"]):
             _need(b, bidx, f"{where}.skip[{j}]", "a block")

@@ -187,15 +187,6 @@ def add_exits(section: Mapping[str, Any], exits: Mapping[str, float],
                      + f"; blocks: {', '.join(ids[:12])}{' ...' if len(ids) > 12 else ''}")
     _check_probabilities(list(exits.values()), "--exits")
 
-    def after(x: str) -> set[str]:
-        seen, stack = set(), list(succ[x])
-        while stack:
-            b = stack.pop()
-            if b not in seen:
-                seen.add(b)
-                stack += succ[b]
-        return seen
-
     # ancestors: an exit's scenario keeps every block that feeds it or an earlier exit
     pred: dict[str, list[str]] = {i: [] for i in ids}
     for s, ds in succ.items():

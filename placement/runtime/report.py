@@ -211,21 +211,18 @@ def print_report(rep: RunReport, out) -> None:
     t.add_row("period (stream)", fmt(rep.predicted["period_s"]), fmt(rep.measured["period_s"]),
               pct(rep.error["period"]))
     out.print(t)
-    t = Table(show_edge=False, pad_edge=False, title="blocks")
-    for col in ("block", "device", "predicted s", "measured s", "diff"):
-        t.add_column(col, justify="left" if col in ("block", "device") else "right", overflow="fold")
-    for b in rep.blocks:
-        t.add_row(b["id"], b["device"], fmt(b["predicted_s"]), fmt(b["measured_s"]),
-                  signed(b["measured_s"], b["predicted_s"]))
-    out.print(t)
-    if rep.transfers:
-        t = Table(show_edge=False, pad_edge=False, title="transfers")
-        for col in ("from", "to", "predicted s", "measured s", "diff"):
-            t.add_column(col, justify="left" if col in ("from", "to") else "right", overflow="fold")
-        for x in rep.transfers:
-            t.add_row(x["src"], x["dst"], fmt(x["predicted_s"]), fmt(x["measured_s"]),
+    def compared(title: str, first: str, second: str, rows, a: str, b: str) -> None:
+        t = Table(show_edge=False, pad_edge=False, title=title)
+        for col in (first, second, "predicted s", "measured s", "diff"):
+            t.add_column(col, justify="left" if col in (first, second) else "right", overflow="fold")
+        for x in rows:
+            t.add_row(x[a], x[b], fmt(x["predicted_s"]), fmt(x["measured_s"]),
                       signed(x["measured_s"], x["predicted_s"]))
         out.print(t)
+
+    compared("blocks", "block", "device", rep.blocks, "id", "device")
+    if rep.transfers:
+        compared("transfers", "from", "to", rep.transfers, "src", "dst")
     for u in rep.unmodelled:
         out.print(f"[yellow]a message the problem has no edge for[/]: {u['producer']} -> device "
                   f"{u['to_device']}, {u['bytes']} bytes, measured {fmt(u['measured_s'])} s")
