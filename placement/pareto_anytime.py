@@ -20,6 +20,8 @@ population, is the heuristic front. No point here is proven.
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from typing import Any, Callable
 
@@ -99,7 +101,7 @@ def heuristic_front(base: Any, objs: list[str], deadline: float, *, seed: int = 
         if plan.feasible:
             scored = api.evaluate(objective_problem, plan.to_dict())
             if scored.feasible:
-                scored.method = m
+                scored = dataclasses.replace(scored, method=m)  # plans are frozen
                 anchors.append(Found(scored, tuple(float(scored.metrics[k]) for k in metrics), m,
                                      f"{m}: min {o}", False, "heuristic"))
 
@@ -192,7 +194,7 @@ def heuristic_front(base: Any, objs: list[str], deadline: float, *, seed: int = 
             points.append(match)
             continue
         pl = score(g)
-        pl.method = "nsga2"
+        pl = dataclasses.replace(pl, method="nsga2")
         points.append(Found(pl, tuple(float(pl.metrics[k]) for k in metrics), "nsga2",
                             "NSGA-II on the assignment", False, "heuristic"))
     points.sort(key=lambda f: f.vector)

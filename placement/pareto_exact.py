@@ -49,6 +49,8 @@ tolerance applies).
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import math
 import time
@@ -165,7 +167,7 @@ def exact_front(base: Any, objs: list[str], methods: list[str], deadline: float,
             scored = api.evaluate(objective_problem, plan.to_dict())
             if not scored.feasible:   # cannot happen: the stage problem is stricter
                 return Status.NO_SOLUTION, None
-            scored.method = todo[0]
+            scored = dataclasses.replace(scored, method=todo[0])  # plans are frozen
             return plan.status, scored
         return None, None
 
