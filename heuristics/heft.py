@@ -174,7 +174,8 @@ class Heft(Method):
         if best is None:
             blocks = stats.get("no_room", [])
             return Candidate(None, status=Status.NO_SOLUTION, stats=stats, message=(
-                "memory leaves no device for block(s) " + ", ".join(map(repr, blocks[:5]))
+                "memory leaves no device for " + ("block " if len(blocks) == 1 else "blocks ")
+                + ", ".join(map(repr, blocks[:5]))
                 + " in every list-scheduling variant and in the memory-first fill"))
         status = Status.FEASIBLE
         message = f"best variant: {pool.best_label}"

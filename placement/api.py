@@ -191,14 +191,21 @@ def evaluate(problem: Any, plan: Plan | Mapping[str, Any] | str | os.PathLike[st
     ``no_solution`` (bound None) when a rule is broken.
     """
     p = _objective_problem(problem, objective)
+    where = ""
     if isinstance(plan, (str, os.PathLike)):
+        where = f"{plan}: "  # every error about the plan names its file
         plan = Plan.load(plan)
     elif not isinstance(plan, Plan):
         plan = Plan.from_dict(plan)
     if not plan.assignment:
-        raise PlanError("assignment: expected a block -> device mapping, found an empty one "
+        raise PlanError(f"{where}assignment: expected a block -> device mapping, found an empty one "
                         f"(plan status {plan.status.value}: {plan.message or 'no plan'})")
-    ev = evaluate_ids(p, plan.assignment, plan.order)
+    try:
+        ev = evaluate_ids(p, plan.assignment, plan.order)
+    except PlanError as exc:
+        if where and not str(exc).startswith(where):
+            raise PlanError(where + str(exc)) from None
+        raise
     # A plan file's bound and status are claims this function cannot check: neither is read.
     status, bound, note = derive_status(p, ev)
     message = _join(plan.message, note) if note else plan.message

@@ -86,6 +86,14 @@ def did_you_mean(word: str, choices) -> str | None:
     return f"did you mean '{best}'?" if best else None
 
 
+def fmt_bytes(n: float) -> str:
+    """Bytes in decimal units (kB, MB, GB), as everywhere the package prints memory."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
 class JsonKind(str):
     """A JSON type word (``an array``) shown as found, unquoted."""
 

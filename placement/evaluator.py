@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .errors import fmt_bytes
 from .problem import TOLERANCE, Problem  # TOLERANCE re-exported: it lives on problem.py
 from .simulator import list_rule_order, makespan, simulate_orders
 from .simulator import upward_rank  # re-exported
@@ -203,8 +204,8 @@ def evaluate(problem: Problem, assignment: Sequence[int] | np.ndarray,
     for d in np.nonzero(mem > p.memory_cap)[0]:
         blocks_here = int(np.sum(a == d))
         violations.append(Violation("memory", (
-            f"device '{p.devices[d].id}' needs {mem[d]:.4g} bytes for its {blocks_here} block(s), "
-            f"holds {p.memory[d]:.4g}")))
+            f"device '{p.devices[d].id}' needs {fmt_bytes(mem[d])} ({mem[d]:.4g} bytes) for its "
+            f"{blocks_here} block{'s' if blocks_here != 1 else ''}, holds {fmt_bytes(p.memory[d])}")))
 
     values = {"latency_s": latency, "period_s": c.period_s,
               "throughput_per_s": throughput_of(c.period_s), "energy_j": energy}

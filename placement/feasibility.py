@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import bounds
+from .errors import fmt_bytes
 from .problem import TOLERANCE, Problem
 
 
@@ -30,11 +31,12 @@ def infeasibility_reasons(p: Problem) -> list[str]:
         fits = can[p.memory_cap[can] >= need[b]]                # the evaluator's tolerance
         if len(fits) == 0:
             best = can[np.argmax(p.memory[can])]
-            reasons.append(f"block '{blk.id}' needs {need[b]:.4g} bytes, the largest device it may "
-                           f"run on ('{p.devices[best].id}') holds {p.memory[best]:.4g}")
+            reasons.append(f"block '{blk.id}' needs {fmt_bytes(need[b])} ({need[b]:.4g} bytes), the "
+                           f"largest device it may run on ('{p.devices[best].id}') holds "
+                           f"{fmt_bytes(p.memory[best])}")
     if not reasons and p.params.sum() > p.memory.sum() * (1 + TOLERANCE):
-        reasons.append(f"the model's weights need {p.params.sum():.4g} bytes, all devices together "
-                       f"hold {p.memory.sum():.4g}")
+        reasons.append(f"the model's weights need {fmt_bytes(p.params.sum())} ({p.params.sum():.4g} "
+                       f"bytes), all devices together hold {fmt_bytes(p.memory.sum())}")
     if reasons:
         return reasons
     # constraints against the cheap bounds of the metrics

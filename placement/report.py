@@ -39,12 +39,7 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
-def fmt_bytes(n: float) -> str:
-    """Bytes in decimal units (kB, MB, GB), as everywhere the package prints memory."""
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n:.0f} B"
+from .errors import fmt_bytes  # noqa: E402,F401  (one bytes formatter for tables and messages)
 
 
 def time_unit(largest_s: float) -> tuple[float, str]:

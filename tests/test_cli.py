@@ -97,7 +97,7 @@ def test_proven_infeasible_exits_3_with_reason(tmp_path, capsys):
     assert main(["solve", str(f), "-m", "single"]) == 3
     out = capsys.readouterr().out
     assert "status infeasible" in out
-    assert "block 'r' needs 3.2e+09 bytes, the largest device it may run on ('A') holds 1e+06" in out
+    assert "block 'r' needs 3.2 GB (3.2e+09 bytes), the largest device it may run on ('A') holds 1 MB" in out
 
 
 def test_no_single_device_fits_exits_3(tmp_path, capsys):

@@ -101,7 +101,7 @@ def test_violations_are_reported(diamond):
     text = " | ".join(map(str, ev.violations))
     assert "block 's' cannot run on 'B' (not in its allowed_devices)" in text
     assert "block 't' is pinned to 'A', placed on 'B'" in text
-    assert "device 'B' needs 3800 bytes for its 4 block(s), holds 1000" in text
+    assert "device 'B' needs 3.8 kB (3800 bytes) for its 4 blocks, holds 1 kB" in text
     assert "latency_s is inf, must be at most 0.1" in text
     assert not ev.feasible and math.isinf(ev.latency_s)
 

@@ -339,3 +339,18 @@ def test_ctrl_c_in_compare_marks_the_row_and_resume_redoes_it(tmp_path):
     again = placement.compare([str(f)], ["single", "local"], objective="energy", time_limit=3,
                               results=rows, resume=True)
     assert {r["method"]: r["status"] for r in again}["local"] in ("optimal", "feasible", "time_limit")
+
+
+@pytest.mark.parametrize("plan,field", [
+    ({"assignment": {"zz": "A"}}, "assignment"),
+    ({"assignment": {"s": "nope", "l": "A", "r": "A", "t": "A"}}, "assignment"),
+    ({"assignment": {"s": "A", "l": "A", "r": "A", "t": "A"}, "order": {"A": ["s", "zz"]}}, "order"),
+    ({"assignment": []}, "assignment"),
+])
+def test_plan_file_errors_name_the_file_and_the_field(tmp_path, diamond, capsys, plan, field):
+    (p1,) = _files(tmp_path, diamond, n=1)
+    f = tmp_path / "hand.plan.json"
+    f.write_text(json.dumps(plan))
+    assert main(["evaluate", str(p1), str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}: {field}" in err and "Traceback" not in err, err
