@@ -264,3 +264,16 @@ def test_milp_highs_from_a_plain_script(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "STATUS optimal" in out.stdout
+
+
+def test_cbc_watchdog_stops_cbc_at_the_deadline():
+    """CBC's own -sec limit is not checked during the root's cuts; the watchdog sends it
+    SIGINT at the deadline, and milp returns within its margin with the plan in hand."""
+    from placement.method import TIME_LIMIT_MARGIN_FRACTION, TIME_LIMIT_MARGIN_S
+    p = placement.load(placement.generate("dag", 120, 16, device_set="edge", seed=1))
+    placement.solve(p, "milp", time_limit=0)   # imports, untimed
+    limit = 4.0
+    plan = placement.solve(p, "milp", time_limit=limit)
+    assert plan.solve_time_s <= limit + TIME_LIMIT_MARGIN_S + TIME_LIMIT_MARGIN_FRACTION * limit
+    assert plan.feasible and plan.status.value == "time_limit"
+    assert "watchdog" in plan.message, plan.message

@@ -484,3 +484,28 @@ def test_heft_plans_2000_blocks_on_64_devices_in_seconds():
     got = placement.solve(p, "heft", time_limit=60)
     assert got.status.has_plan and not got.violations
     assert got.solve_time_s < 20
+
+
+def test_pipeline_dp_above_max_units_cuts_into_runs_and_stays_near_the_exact_dp(monkeypatch):
+    """Above MAX_UNITS blocks (the path taken at scale) the pipeline DP cuts only between
+    runs of about equal compute: a contiguous pipeline on distinct devices whose period is
+    never below the exact DP's over every cut position (fewer cuts, a restriction) and close
+    to it; `dp` returns a plan at least as good."""
+    import heuristics.dp as dp_mod
+    from placement.method import Context
+    d = placement.generate("chain", 200, 6, device_set="iot", seed=4, objective="throughput")
+    p = placement.load(d)
+    seq = linear_order(p)
+    assert len(seq) > dp_mod.MAX_UNITS
+    units = dp_mod._units(p, masked_ct(p), seq)
+    assert len(units) <= dp_mod.MAX_UNITS + 2 + 2 * len(p.pinned) and units[0] == 0 and units[-1] == 200
+    ra, runs, _ = pipeline_dp(p, masked_ct(p), seq, Context(time_limit=60))
+    assert ra is not None and evaluate(p, ra).feasible
+    stages = [ra[seq[0]]] + [ra[y] for x, y in zip(seq, seq[1:]) if ra[y] != ra[x]]
+    assert len(stages) == len(set(stages)), "contiguous stages on distinct devices"
+    plan = placement.solve(p, "dp", time_limit=30)
+    assert plan.feasible and plan.value <= runs * (1 + 1e-9)
+    monkeypatch.setattr(dp_mod, "MAX_UNITS", 10**6)       # every cut position: the exact DP
+    ea, exact, _ = pipeline_dp(p, masked_ct(p), seq, Context(time_limit=60))
+    assert ea is not None
+    assert exact * (1 - 1e-9) <= runs <= exact * 1.10
