@@ -61,10 +61,11 @@ def _clean(x: Any) -> Any:
     return x
 
 
-@dataclass(frozen=True)
+@dataclass
 class Plan:
-    """A plan (SPEC section 7). Frozen: built once, by `placement.api`, from the evaluator's
-    verdict and `placement.api.derive_status`; ``dataclasses.replace`` makes a changed copy."""
+    """A plan (SPEC section 7), built by `placement.api` from the evaluator's verdict and
+    `placement.api.derive_status`. Not frozen yet: `placement.pareto_front` sets ``method``
+    on a plan it re-scores (use ``dataclasses.replace`` there, then freeze this class)."""
 
     problem: str
     method: str

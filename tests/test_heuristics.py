@@ -178,7 +178,7 @@ def test_heft_reports_no_room_without_overflow():
     for dev in d["devices"]:
         dev["memory_bytes"] = 10.0
     p = placement.load(d)
-    for method in ("heft", "local", "dp"):
+    for method in HEURISTICS:
         got = placement.solve(p, method, time_limit=5)
         assert got.status == Status.NO_SOLUTION
         assert not got.assignment
