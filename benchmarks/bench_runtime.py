@@ -31,6 +31,8 @@ transfer differences of each row), ``runtime.csv``, ``runtime_calibrated.csv`` a
 
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import csv
 import json
@@ -84,8 +86,7 @@ def split_plan(problem: dict):
     for b, d in p.pinned.items():
         assignment[p.blocks[b].id] = p.devices[d].id
     plan = placement.evaluate(p, {"assignment": assignment, "method": "split"})
-    plan.method = "split"
-    return plan
+    return dataclasses.replace(plan, method="split")  # plans are frozen
 
 
 def draw_gantts(n: int) -> None:

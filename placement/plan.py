@@ -61,7 +61,7 @@ def _clean(x: Any) -> Any:
     return x
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     """A plan (SPEC section 7), built by `placement.api` from the evaluator's verdict and
     `placement.api.derive_status`. Not frozen yet: `placement.pareto_front` sets ``method``
