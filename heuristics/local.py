@@ -109,7 +109,7 @@ class Scorer:
             if p.count_idle:
                 energy += idle_energy(p, a, latency, c.load)
         mem_excess = float(np.sum(np.maximum(c.memory_bytes - self.cap, 0.0) / p.memory))
-        metrics = {"latency_s": latency, "period_s": c.period_s, "energy_j": energy,
+        metrics = {"latency_s": latency, "latency_max_s": latency, "period_s": c.period_s, "energy_j": energy,
                    "throughput_per_s": throughput_of(c.period_s)}
         con = float(sum(p.constraint_excess(metrics).values()))
         return metrics, mem_excess, con, (start, end)

@@ -219,7 +219,7 @@ class Brute(Method):
                 energy = energy_busy
                 if p.count_idle:
                     energy += idle_energy(p, a, latency, c.load)
-                values = {"latency_s": latency, "period_s": c.period_s,
+                values = {"latency_s": latency, "latency_max_s": latency, "period_s": c.period_s,
                           "throughput_per_s": throughput_of(c.period_s), "energy_j": energy}
                 if p.constraint_excess(values):
                     why = why or "constraint: no order meets the constraints"
