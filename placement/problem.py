@@ -372,8 +372,10 @@ class Problem:
         return frozenset(used)
 
     def latency_only(self) -> bool:
-        """The objective is latency alone and no constraint but a latency bound."""
-        return self.objective.name == "latency" and set(self.constraints) <= {"latency_s"}
+        """The objective is latency alone and no constraint but a latency bound (and no
+        scenarios: their expected latency is the evaluator's, not one simulation's)."""
+        return (self.objective.name == "latency" and set(self.constraints) <= {"latency_s"}
+                and not self.scenarios)
 
     def needs_energy(self) -> bool:
         """True when energy matters (energy objective or an ``energy_j`` constraint)."""
