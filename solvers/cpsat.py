@@ -558,12 +558,16 @@ class _CpSatModel:
             raise InputError("cpsat does not model idle energy (count_idle) with scenarios: "
                              "use brute or local")
         scen = [(sc.probability, *p.scenario_problem(k)) for k, sc in enumerate(p.scenarios)]
-        Q = 10 ** 6
+        # Q as large as int64 headroom allows (the bound loses < 1/(p_k Q) relatively)
         coef = max([u.c_lat, u.c_per, u.c_en, 1])
+        top = 1.0
         if p.needs_schedule():
-            h_max = max(ws.serial_horizon(q) for _, q, _ in scen)
-            while Q > 10 and coef * Q * floor_units(h_max, u.r_lat) * len(scen) > 1e17:
-                Q //= 10
+            top = max(top, float(floor_units(max(ws.serial_horizon(q) for _, q, _ in scen), u.r_lat)))
+        if p.needs_period() or w.get("throughput"):
+            top = max(top, float(np.sum(np.where(allowed, p.compute_time, 0.0))) / u.r_per)
+        if p.needs_energy() or w.get("energy"):
+            top = max(top, float(np.sum(np.where(allowed, p.node_energy, 0.0))) / u.r_en * 4)
+        Q = 10 ** int(min(12, max(1, math.floor(math.log10(1e17 / (coef * top * (len(scen) + 2)))))))
         self.obj_div = Q
         P = np.zeros(B)               # probability that block b runs
         P_out = np.zeros(B)           # ... that it sends its output to sink
