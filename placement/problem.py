@@ -424,6 +424,7 @@ class Problem:
         new.__dict__.update(self.__dict__)
         new.__dict__.pop("_cached_lower_bound", None)     # depends on objective and constraints
         new.__dict__.pop("_scenario_problems", None)      # carry the objective
+        new.__dict__.pop("_plain_problem", None)
         new.__dict__.update(attrs)
         return new
 
