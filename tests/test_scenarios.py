@@ -217,3 +217,16 @@ def test_the_runtime_refuses_scenarios_rather_than_running_every_block(tmp_path)
         b["fx_nodes"] = ["x"]
     with pytest.raises(InputError, match=r"has scenarios .*does not execute conditional models"):
         check_plan(d, {"assignment": {"g": "edge", "e": "srv"}})
+
+
+def test_show_draws_one_scenarios_schedule(tmp_path):
+    from placement.plots import show
+
+    plan = {"assignment": {"g": "edge", "e": "srv"}}
+    easy = show(two_scenarios(), plan, tmp_path / "easy.png", dag=False, scenario="easy")
+    hard = show(two_scenarios(), plan, tmp_path / "hard.png", dag=False, scenario="hard")
+    assert (easy["bars"], easy["transfers"]) == (1, 0)      # g alone, its output stays on edge
+    assert (hard["bars"], hard["transfers"]) == (2, 1)      # g -> e crosses to srv
+    from placement.errors import InputError
+    with pytest.raises(InputError, match=r"--scenario: expected one of .*easy, hard.*found 'esay'"):
+        show(two_scenarios(), plan, tmp_path / "x.png", scenario="esay")
