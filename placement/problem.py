@@ -357,7 +357,8 @@ class Problem:
         """The problem features of SPEC section 8 this problem uses (names of
         `placement.method.FEATURES`): ``media`` when the network declares shared media,
         ``scenarios`` when the problem has scenarios, ``split_choice`` when a split block
-        offers more than one way. (Today's loader rejects media and scenarios and expands
+        offers more than one way. (Scenarios are modelled: `Problem.scenarios`. Today's loader
+        rejects media and expands
         every split block by ``max(ways)`` without keeping the ways: the issues that add
         them set these flags in the spec; a method's support is its ``features``.)"""
         spec = self.spec or {}
