@@ -156,6 +156,9 @@ class Heft(Method):
     summary = ("HEFT-family list scheduling: upward/PEFT rank, insertion, earliest finish with "
                "successor-aware ties and lookahead, then a compiled critical-chain descent (latency); "
                "load balancing for throughput; greedy energy")
+    #: scenarios (SPEC 10): the variants are built on the problem with every block running
+    #: and every candidate is scored by the evaluator's expectation over the scenarios.
+    features = frozenset({"scenarios"})
     options = (Option("variants", str, "all", "'all' or 'objective' (only the variants of the objective)",
                       choices=("all", "objective")),
                Option("polish", int, None, "candidate plans the closing descent may score (none: "

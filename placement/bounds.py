@@ -585,6 +585,8 @@ def latency_bound(p: Problem) -> float:
 
 
 def _latency_bound(p: Problem, work: float) -> float:
+    if p.scenarios:
+        return scenario_bound(p, _latency_bound, "latency", work)
     mv = memory_view(p)
     ct = mv.ct
     B, D = ct.shape
@@ -705,6 +707,8 @@ def period_bound(p: Problem) -> float:
 
 
 def _period_bound(p: Problem, work: float) -> float:
+    if p.scenarios:
+        return scenario_bound(p, _period_bound, "throughput", work)
     mv = memory_view(p)
     ct = mv.ct
     if ct.size == 0:
@@ -886,6 +890,8 @@ def energy_bound(p: Problem) -> float:
 
 
 def _energy_bound(p: Problem, work: float) -> float:
+    if p.scenarios:
+        return scenario_bound(p, _energy_bound, "energy", work)
     mv = memory_view(p)
     ct = mv.ct
     B, D = ct.shape
@@ -917,6 +923,22 @@ def _energy_bound(p: Problem, work: float) -> float:
     return float(max(best, lag))
 
 
+def scenario_bound(p: Problem, fn, metric: str, work: float) -> float:
+    """A metric's bound with scenarios (SPEC section 10; proof in docs/bounds.md): each
+    scenario's bound ``LB_k`` on its reduced problem (fewer weights: a relaxation of the
+    memory rule, so still a bound for the same plan's scenario-k metric). Latency and
+    energy are expectations: ``sum_k p_k LB_k``. The period is the busiest resource's
+    expected load ``max_r sum_k p_k load_k(r) >= p_k max_r load_k(r) >= p_k LB_k`` for
+    every k: ``max_k p_k LB_k``."""
+    vals = []
+    for k, sc in enumerate(p.scenarios):
+        q, _keep = p.scenario_problem(k)
+        vals.append(sc.probability * float(fn(q, work)))
+    if not vals:
+        return 0.0
+    return float(max(vals)) if metric == "throughput" else float(sum(vals))
+
+
 METRIC_BOUNDS = {"latency": latency_bound, "throughput": period_bound, "energy": energy_bound}
 
 
@@ -943,7 +965,7 @@ def strong_metric_bound(p: Problem, metric: str, time_limit: float = 10.0) -> fl
     cheap = METRIC_BOUNDS[metric](p)
     fn = {"latency": _latency_bound, "throughput": _period_bound, "energy": _energy_bound}[metric]
     value = _cached(p, f"strong-{metric}-{work:.6g}", lambda: fn(p, work))
-    if metric == "throughput":
+    if metric == "throughput" and not p.scenarios:
         mv = memory_view(p)
         if p.n_blocks and np.isfinite(mv.ct.min(axis=1)).all():
             lp = _cached(p, "strong-load-lp", lambda: _load_lp(mv.ct, mv if mv.binds else None))

@@ -292,3 +292,42 @@ def generate(shape: str = "hybrid", blocks: int = 20, devices: int = 4, *,
                                "device_set": device_set, "network": network, "seed": seed,
                                "split": split}},
     }
+
+
+def add_scenarios(problem: dict[str, Any], scenarios: int = 3, seed: int = 0) -> dict[str, Any]:
+    """A copy of a problem dict with ``scenarios`` random scenarios (SPEC section 10), seeded:
+    each skips a random block and everything after it (closed under successors: a cut of
+    the graph), probabilities from a Dirichlet draw; when some block would run in no
+    scenario the last one skips nothing. For tests and benchmarks."""
+    import copy
+
+    out = copy.deepcopy(problem)
+    model = out["model"]
+    ids = [b["id"] for b in model["blocks"]]
+    succ: dict[str, list[str]] = {b: [] for b in ids}
+    for e in model["edges"]:
+        u, v = (e["src"], e["dst"]) if isinstance(e, dict) else e
+        succ[u].append(v)
+    rng = np.random.default_rng([seed, len(ids), scenarios, 16])
+    skips = []
+    for _ in range(scenarios):
+        start = ids[int(rng.integers(len(ids)))] if rng.random() < 0.8 else None
+        skip: set[str] = set()
+        stack = [start] if start is not None else []
+        while stack:
+            b = stack.pop()
+            if b not in skip:
+                skip.add(b)
+                stack.extend(succ[b])
+        if len(skip) == len(ids):
+            skip = set()
+        skips.append(skip)
+    if any(all(b in s for s in skips) for b in ids):
+        skips[-1] = set()
+    prob = rng.dirichlet(np.ones(scenarios))
+    prob = [float(x) for x in prob]
+    prob[-1] = 1.0 - sum(prob[:-1])
+    model["scenarios"] = [{"name": f"s{k}", "probability": prob[k], "skip": sorted(skips[k])}
+                          for k in range(scenarios)]
+    return out
+

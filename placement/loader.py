@@ -17,7 +17,7 @@ import numpy as np
 
 from . import schema, split
 from .errors import ProblemError, did_you_mean, json_kind
-from .problem import Block, Device, Objective, Problem
+from .problem import Block, Device, Objective, Problem, Scenario
 
 
 def load(source: Any) -> Problem:
@@ -106,7 +106,7 @@ def _acyclic(n: int, edges: list[tuple[int, int]]) -> bool:
 
 #: problem features the loader accepts: validated AND modelled by the evaluator. A feature
 #: that is validated but not yet modelled is refused with a message naming it, never ignored.
-MODELLED_FEATURES: frozenset[str] = frozenset()
+MODELLED_FEATURES: frozenset[str] = frozenset({"scenarios"})
 #: probabilities of a model's scenarios must sum to 1 within this (SPEC section 10)
 PROBABILITY_TOLERANCE = 1e-9
 
@@ -305,11 +305,19 @@ def _build(d: dict[str, Any], file: str | None) -> Problem:
                                             for b in new_blocks],
                              edges=[{"src": u, "dst": v, "bytes": n} for u, v, n in new_edges])
     expanded["pinned"] = pinned
+    constraints = {k: v for k, v in d["constraints"].items() if v is not None}
+    if not scenarios and "latency_max_s" in constraints:
+        # one scenario: its latency is the worst one; every method reads the latency_s bound
+        worst = constraints.pop("latency_max_s")
+        constraints["latency_s"] = min(constraints.get("latency_s", worst), worst)
     return Problem(
         name=d["name"], objective=Objective.parse(objective),
-        constraints={k: v for k, v in d["constraints"].items() if v is not None},
+        constraints=constraints,
         count_idle=d["count_idle"], model_name=model["name"], input_bytes=model["input_bytes"],
         blocks=block_objs, devices=device_objs,
         edges=tuple((nidx[u], nidx[v], n) for u, v, n in new_edges),
         link_latency=lat, link_bandwidth=bw, source=didx[source], sink=didx[sink],
-        pinned={nidx[b]: didx[v] for b, v in pinned.items()}, spec=expanded, path=file)
+        pinned={nidx[b]: didx[v] for b, v in pinned.items()}, spec=expanded, path=file,
+        scenarios=tuple(Scenario(name, prob, np.array(
+            [(blk.origin or blk.id) not in skipped for blk in block_objs], dtype=bool))
+            for name, prob, skipped in scenarios))

@@ -95,8 +95,26 @@ def _rescored(problem: Any, plan: Any):
 FORMATS = (".png", ".svg", ".pdf", ".html", ".htm")
 
 
+def _scenario_view(p, scored, scenario: str):
+    """(reduced problem, its re-scored plan) of one scenario (SPEC section 10): the plan's
+    assignment and orders restricted to the blocks that run in it."""
+    names = [sc.name for sc in p.scenarios]
+    if scenario not in names:
+        from .errors import did_you_mean
+        hint = did_you_mean(scenario, names) if names else None
+        raise InputError(f"--scenario: expected one of the problem's scenarios ({', '.join(names) or 'it has none'}), "
+                         f"found '{scenario}'" + (f" ({hint})" if hint else ""))
+    q, _keep = p.scenario_problem(names.index(scenario))
+    runs = set(q.block_index)
+    plan = {"assignment": {b: d for b, d in scored.assignment.items() if b in runs},
+            "order": {d: [b for b in o if b in runs] for d, o in (scored.order or {}).items()},
+            "method": f"{scored.method or 'plan'} [{scenario}]", "objective": scored.objective}
+    return _rescored(q, plan)
+
+
 def show(problem: Any, plan: Any, output: str | os.PathLike[str], *, dag: bool = True,
-         title: str | None = None, dpi: int = 120, hide_idle: bool = False) -> dict[str, Any]:
+         title: str | None = None, dpi: int = 120, hide_idle: bool = False,
+         scenario: str | None = None) -> dict[str, Any]:
     """Draw ``plan`` on ``problem`` to ``output`` (.png, .svg, .pdf or .html; see the module doc).
 
     ``problem``/``plan``: objects, dicts or file paths. Returns what was drawn:
@@ -114,6 +132,8 @@ def show(problem: Any, plan: Any, output: str | os.PathLike[str], *, dag: bool =
                          f"'{ext or 'no extension'}'")
     check_output_path(out, what="picture")
     p, scored = _rescored(problem, plan)
+    if scenario is not None:          # SPEC 10: that scenario's schedule under the same plan
+        p, scored = _scenario_view(p, scored, scenario)
     import matplotlib
     matplotlib.use("Agg", force=False)
     page = ext in (".html", ".htm")
@@ -470,6 +490,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="leave out the rows of devices that run no block (source and sink stay)")
     p.add_argument("--dpi", type=int, default=120, help="resolution of a .png (default 120)")
     p.add_argument("--title", help="title instead of the default (method, value, latency)")
+    p.add_argument("--scenario", metavar="NAME",
+                   help="draw this scenario's schedule (SPEC section 10: the plan restricted to the "
+                        "blocks that run in it)")
     p.add_argument("--measured", metavar="TRACE.json",
                    help="a trace of 'placement run --trace': draw the predicted Gantt chart above the "
                         "measured one (same time axis) instead of the block graph")
@@ -485,7 +508,7 @@ def run(args: argparse.Namespace) -> int:
               f"on {plural(info['devices'], 'device')}")
         return EXIT_OK
     info = show(args.problem, args.plan, args.output, dag=not args.no_dag, title=args.title,
-                dpi=args.dpi, hide_idle=args.hide_idle)
+                dpi=args.dpi, hide_idle=args.hide_idle, scenario=getattr(args, "scenario", None))
     print(f"wrote {args.output}: {plural(info['bars'], 'block')} on "
           f"{plural(info['devices_used'], 'device')} (of {info['devices']} drawn), "
           f"{plural(info['transfers'], 'transfer')} between devices")

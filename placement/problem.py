@@ -59,6 +59,20 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Scenario:
+    """One way an inference can go (SPEC section 10): its name, probability, and ``runs``,
+    a (B,) read-only bool mask over the EXPANDED blocks (a skipped split block skips its
+    shards). `Problem.scenario_problem` gives the reduced problem it is scored on."""
+
+    name: str
+    probability: float
+    runs: np.ndarray
+
+    def __post_init__(self):
+        self.runs.setflags(write=False)
+
+
+@dataclass(frozen=True)
 class Objective:
     """Weights over the raw metrics; ``{"latency": 1.0}`` is the plain latency objective."""
 
@@ -138,8 +152,11 @@ class Problem:
                  edges: tuple[tuple[int, int, float], ...],
                  link_latency: np.ndarray, link_bandwidth: np.ndarray,
                  source: int, sink: int, pinned: Mapping[int, int],
-                 spec: Mapping[str, Any], path: str | None = None):
+                 spec: Mapping[str, Any], path: str | None = None,
+                 scenarios: tuple["Scenario", ...] = ()):
         self.name = name
+        #: SPEC section 10: the ways one inference can go (empty: every block always runs).
+        self.scenarios = tuple(scenarios)
         self.objective = objective
         self.constraints = MappingProxyType(dict(constraints))
         self.count_idle = count_idle
@@ -327,6 +344,7 @@ class Problem:
         energy (``count_idle``) in the objective or an ``energy_j`` constraint."""
         w = self.objective.weights
         return bool(w.get("latency") or "latency_s" in self.constraints
+                    or "latency_max_s" in self.constraints
                     or (self.count_idle and (w.get("energy") or "energy_j" in self.constraints)))
 
     def needs_period(self) -> bool:
@@ -339,14 +357,15 @@ class Problem:
         """The problem features of SPEC section 8 this problem uses (names of
         `placement.method.FEATURES`): ``media`` when the network declares shared media,
         ``scenarios`` when the problem has scenarios, ``split_choice`` when a split block
-        offers more than one way. (Today's loader rejects media and scenarios and expands
+        offers more than one way. (Scenarios are modelled: `Problem.scenarios`. Today's loader
+        rejects media and expands
         every split block by ``max(ways)`` without keeping the ways: the issues that add
         them set these flags in the spec; a method's support is its ``features``.)"""
         spec = self.spec or {}
         used = set()
         if (spec.get("network") or {}).get("media"):
             used.add("media")
-        if spec.get("scenarios"):
+        if self.scenarios:
             used.add("scenarios")
         if any(len(set((b.get("split") or {}).get("ways", ()))) > 1
                for b in (spec.get("model") or {}).get("blocks", ())):
@@ -354,8 +373,10 @@ class Problem:
         return frozenset(used)
 
     def latency_only(self) -> bool:
-        """The objective is latency alone and no constraint but a latency bound."""
-        return self.objective.name == "latency" and set(self.constraints) <= {"latency_s"}
+        """The objective is latency alone and no constraint but a latency bound (and no
+        scenarios: their expected latency is the evaluator's, not one simulation's)."""
+        return (self.objective.name == "latency" and set(self.constraints) <= {"latency_s"}
+                and not self.scenarios)
 
     def needs_energy(self) -> bool:
         """True when energy matters (energy objective or an ``energy_j`` constraint)."""
@@ -386,11 +407,25 @@ class Problem:
                 members = [d for d in rest if d not in same]
         return [g for g in out if len(g) > 1]
 
+    def scenario_problem(self, k: int) -> tuple["Problem", np.ndarray]:
+        """The reduced problem of scenario ``k`` (SPEC section 10) and the (B_k,) full block
+        index of each of its blocks: skipped blocks and their edges removed, a block whose
+        successors are all skipped sends its ``output_bytes`` to ``sink``; same devices,
+        links, objective, pins; no constraints and no scenarios (the caller checks the
+        constraints on the expected and worst metrics; memory is the full problem's).
+        Built once per problem and scenario (the problem is immutable)."""
+        cache = self.__dict__.setdefault("_scenario_problems", {})
+        if k not in cache:
+            cache[k] = _reduced_problem(self, self.scenarios[k])
+        return cache[k]
+
     def _replaced(self, **attrs: Any) -> "Problem":
         """A shallow copy with some attributes replaced (the arrays are shared: read-only)."""
         new = object.__new__(Problem)
         new.__dict__.update(self.__dict__)
         new.__dict__.pop("_cached_lower_bound", None)     # depends on objective and constraints
+        new.__dict__.pop("_scenario_problems", None)      # carry the objective
+        new.__dict__.pop("_plain_problem", None)
         new.__dict__.update(attrs)
         return new
 
@@ -407,11 +442,13 @@ class Problem:
         bound; the smaller for the others)."""
         cons = dict(self.constraints)
         for metric, bound in constraints.items():
-            if metric not in ("latency_s", "period_s", "throughput_per_s", "energy_j"):
+            if metric not in ("latency_s", "latency_max_s", "period_s", "throughput_per_s", "energy_j"):
                 from .errors import InputError
-                raise InputError(f"constraints: expected latency_s, period_s, throughput_per_s or "
-                                 f"energy_j, found '{metric}'")
+                raise InputError(f"constraints: expected latency_s, latency_max_s, period_s, "
+                                 f"throughput_per_s or energy_j, found '{metric}'")
             stricter = max if metric == "throughput_per_s" else min
+            if metric == "latency_max_s" and not self.scenarios:
+                metric = "latency_s"       # one scenario: the worst latency is the latency
             cons[metric] = stricter(cons[metric], bound) if metric in cons else bound
         return self._replaced(constraints=MappingProxyType(cons), spec={**self.spec, "constraints": cons})
 
@@ -440,6 +477,32 @@ def _same_links(p: Problem, a: int, b: int) -> bool:
             and np.array_equal(p.inv_bandwidth[others, a], p.inv_bandwidth[others, b])
             and p.latency[a, b] == p.latency[b, a]
             and p.inv_bandwidth[a, b] == p.inv_bandwidth[b, a])
+
+
+def _reduced_problem(p: Problem, sc: Scenario) -> tuple[Problem, np.ndarray]:
+    keep = np.nonzero(sc.runs)[0].astype(np.int64)
+    new_index = {int(b): i for i, b in enumerate(keep)}
+    edges = tuple((new_index[int(u)], new_index[int(v)], float(n))
+                  for u, v, n in zip(p.edge_src, p.edge_dst, p.edge_bytes)
+                  if int(u) in new_index and int(v) in new_index)
+    blocks = tuple(p.blocks[int(b)] for b in keep)
+    spec = dict(p.spec or {})
+    model = dict(spec.get("model") or {})
+    ids = {b.id for b in blocks}
+    model["blocks"] = [b for b in model.get("blocks", ()) if b.get("id") in ids]
+    model["edges"] = [e for e in model.get("edges", ())
+                      if isinstance(e, dict) and e.get("src") in ids and e.get("dst") in ids]
+    model["scenarios"] = []
+    spec.update(model=model, constraints={},
+                pinned={b: d for b, d in (spec.get("pinned") or {}).items() if b in ids})
+    sub = Problem(name=f"{p.name}[{sc.name}]", objective=p.objective, constraints={},
+                  count_idle=p.count_idle, model_name=p.model_name, input_bytes=p.input_bytes,
+                  blocks=blocks, devices=p.devices, edges=edges,
+                  link_latency=p.latency, link_bandwidth=p.bandwidth, source=p.source,
+                  sink=p.sink, pinned={new_index[b]: d for b, d in p.pinned.items() if b in new_index},
+                  spec=spec, path=p.path)
+    keep.setflags(write=False)
+    return sub, keep
 
 
 def _compute_times(blocks: tuple[Block, ...], devices: tuple[Device, ...]) -> np.ndarray:
@@ -487,4 +550,4 @@ def _topological_order(B: int, preds, succs) -> tuple[int, ...]:
     return tuple(order)
 
 
-__all__ = ["Block", "Device", "Objective", "Problem", "TOLERANCE", "replace"]
+__all__ = ["Block", "Device", "Objective", "Problem", "Scenario", "TOLERANCE", "replace"]

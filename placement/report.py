@@ -125,6 +125,11 @@ def plan_report(problem: Problem, plan: Plan, out: Console) -> None:
                   f"({fmt(m.get('throughput_per_s'), '/s')}) · energy {fmt(m.get('energy_j'), ' J')} · "
                   f"transfers {fmt_bytes(m.get('transfer_bytes') or 0.0)}"
                   + (f" · {plural(unused, 'device')} unused" if unused else ""))
+        if m.get("scenarios"):      # SPEC 10: the figures above are expectations
+            out.print("expected over scenarios; worst latency "
+                      f"{fmt(m.get('latency_max_s'), ' s')} · " + " · ".join(
+                          f"{name} (p={sc['probability']:.3g}): {fmt(sc['latency_s'], ' s')}, "
+                          f"{fmt(sc['energy_j'], ' J')}" for name, sc in m["scenarios"].items()))
     for v in plan.violations[:10]:
         out.print(f"[red]violation[/] {v}")
     if len(plan.violations) > 10:

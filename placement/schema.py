@@ -20,7 +20,7 @@ Id = Annotated[str, Field(min_length=1)]
 
 #: metrics that may appear in ``constraints`` and their sense: an upper bound, except
 #: ``throughput_per_s`` which is a lower bound (a stream must reach at least that rate).
-CONSTRAINT_METRICS = ("latency_s", "period_s", "throughput_per_s", "energy_j")
+CONSTRAINT_METRICS = ("latency_s", "latency_max_s", "period_s", "throughput_per_s", "energy_j")
 #: objective names and the metric each minimises.
 OBJECTIVE_METRIC = {"latency": "latency_s", "throughput": "period_s", "energy": "energy_j"}
 
@@ -161,6 +161,8 @@ class NetworkSpec(_Strict):
 
 class Constraints(_Strict):
     latency_s: NonNeg | None = None
+    #: the worst scenario's latency (SPEC section 10); without scenarios: latency_s
+    latency_max_s: NonNeg | None = None
     period_s: NonNeg | None = None
     throughput_per_s: NonNeg | None = None
     energy_j: NonNeg | None = None

@@ -55,6 +55,8 @@ class CpSat(Method):
     guarantee = ("optimal when it says so (proven bound of a rounded-down relaxation, valid for "
                  "the real problem); else best plan and proven bound at the time limit")
     summary = "OR-Tools CP-SAT: assignment, optional intervals and no-overlap per device, all objectives"
+    #: scenarios (SPEC 10): `_CpSatModel._scenarios` (one schedule per scenario, shared order)
+    features = frozenset({"scenarios"})
     options = (
         Option("precision", float, DEFAULT_PRECISION, "worst-case relative rounding error of the integer model",
                low=1e-9, high=0.5),
@@ -108,7 +110,7 @@ class CpSat(Method):
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) or (status == cp_model.UNKNOWN and m.has_objective):
             b = solver.best_objective_bound
             if math.isfinite(b):
-                bound = max(0.0, (b - m.idle_slack) * m.units.r_obj * (1 - 1e-9))
+                bound = max(0.0, (b - m.idle_slack) * m.units.r_obj / m.obj_div * (1 - 1e-9))
         if status == cp_model.INFEASIBLE:
             if inc is not None:  # cannot happen for a relaxation; say so rather than lie
                 return Candidate(inc.assignment, inc.order, status=Status.FEASIBLE, stats=stats,
@@ -208,8 +210,8 @@ class _Collector:
                 self.solutions.append((a, s))
                 del self.solutions[:-4]
                 if m.has_objective:
-                    ctx.report(self.objective_value * m.units.r_obj,
-                               self.best_objective_bound * m.units.r_obj)
+                    ctx.report(self.objective_value * m.units.r_obj / m.obj_div,
+                               self.best_objective_bound * m.units.r_obj / m.obj_div)
 
             def plans(self):
                 out = []
@@ -242,9 +244,13 @@ class _CpSatModel:
         self._memory()
         self._links()
         self._symmetry()
-        self._latency()
-        self._period()
-        self._energy()
+        self.obj_div = 1      # objective units per r_obj (scenarios: probabilities as integers)
+        if p.scenarios:
+            self._scenarios()   # SPEC 10: its own builder (one schedule per scenario)
+        else:
+            self._latency()
+            self._period()
+            self._energy()
         self.has_objective = bool(self.objective)
         if self.objective:
             self.model.minimize(sum(self.objective))
@@ -528,6 +534,180 @@ class _CpSatModel:
             if u.c_en:
                 objective.append(u.c_en * energy)
                 objective.extend(idle_obj)
+
+    def _scenarios(self) -> None:
+        """Scenarios (SPEC section 10): the assignment ``x`` and memory are shared; one
+        pairwise order literal ``o[i,j]`` (i before j when on one device) for every pair of
+        blocks no path orders, shared by every scenario; ``sd[i,j]`` is forced to 1 when
+        both are on one device. Each scenario k gets its own starts ``s_k`` on its reduced
+        problem (precedence with transfers, input from ``source``, outputs -- incl. blocks
+        whose successors are all skipped -- to ``sink``) and its latency ``L_k``; a further
+        schedule with every block running keeps the shared order acyclic (the evaluator's
+        rule) and is read back as the plan's order. Expected latency ``sum_k p_k L_k``,
+        expected loads (period) and expected energy use the probabilities as integers
+        ``floor(p_k Q)`` with the objective unit divided by Q (rounded down: still a
+        relaxation). ``latency_max_s`` bounds every ``L_k``. Idle energy (``count_idle``)
+        with scenarios is not modelled (refused with a message)."""
+        from placement.errors import InputError
+        from placement.scenarios import plain
+
+        p, mdl, x, u, w, objective, allowed = (self.p, self.model, self.x, self.units, self.w,
+                                               self.objective, self.p.allowed)
+        B, D = p.n_blocks, p.n_devices
+        if p.count_idle and (w.get("energy") or "energy_j" in p.constraints):
+            raise InputError("cpsat does not model idle energy (count_idle) with scenarios: "
+                             "use brute or local")
+        scen = [(sc.probability, *p.scenario_problem(k)) for k, sc in enumerate(p.scenarios)]
+        # Q as large as int64 headroom allows (the bound loses < 1/(p_k Q) relatively)
+        coef = max([u.c_lat, u.c_per, u.c_en, 1])
+        top = 1.0
+        if p.needs_schedule():
+            top = max(top, float(floor_units(max(ws.serial_horizon(q) for _, q, _ in scen), u.r_lat)))
+        if p.needs_period() or w.get("throughput"):
+            top = max(top, float(np.sum(np.where(allowed, p.compute_time, 0.0))) / u.r_per)
+        if p.needs_energy() or w.get("energy"):
+            top = max(top, float(np.sum(np.where(allowed, p.node_energy, 0.0))) / u.r_en * 4)
+        Q = 10 ** int(min(12, max(1, math.floor(math.log10(1e17 / (coef * top * (len(scen) + 2)))))))
+        self.obj_div = Q
+        P = np.zeros(B)               # probability that block b runs
+        P_out = np.zeros(B)           # ... that it sends its output to sink
+        for pk, q, keep in scen:
+            P[keep] += pk
+            P_out[keep[list(q.output_blocks)]] += pk
+        if p.needs_schedule():
+            r = u.r_lat
+            ct_u = floor_units(np.where(allowed, p.compute_time, 0.0), r)
+            dur = [sum(int(ct_u[b, d]) * x[b, d] for d in range(D) if allowed[b, d] and ct_u[b, d] > 0)
+                   for b in range(B)]
+            pairs = ws.incomparable_pairs(p)
+            lit = {}
+            for i, j in pairs:
+                sd = mdl.new_bool_var(f"sd[{i},{j}]")
+                for d in np.nonzero(allowed[i] & allowed[j])[0]:
+                    mdl.add_bool_or([~x[i, int(d)], ~x[j, int(d)], sd])
+                lit[i, j] = (sd, mdl.new_bool_var(f"o[{i},{j}]"))
+            full = plain(p)
+            schedules = [(None, full, np.arange(B, dtype=np.int64))] + list(scen)
+            latencies = []
+            for n, (pk, q, keep) in enumerate(schedules):
+                h = ws.serial_horizon(q)
+                if pk is not None and "latency_max_s" in p.constraints:
+                    h = min(h, p.constraint_cap("latency_max_s"))
+                H = int(floor_units(h, r))
+                s = {int(b): mdl.new_int_var(0, H, f"s{n}[{b}]") for b in keep}
+                for b in keep:
+                    b = int(b)
+                    for d in range(D):
+                        if allowed[b, d]:
+                            mdl.add(s[b] + int(ct_u[b, d]) <= H).only_enforce_if(x[b, d])
+                for qb in q.input_blocks:
+                    b = int(keep[qb])
+                    arr = q.input_arrival(qb)
+                    arr = floor_units(np.where(np.isfinite(arr), arr, 0.0), r)
+                    terms = [int(arr[d]) * x[b, d] for d in range(D) if allowed[b, d] and arr[d] > 0]
+                    if terms:
+                        mdl.add(s[b] >= sum(terms))
+                for k in range(q.n_edges):
+                    uu, vv = int(keep[q.edge_src[k]]), int(keep[q.edge_dst[k]])
+                    tt = q.transfer_matrix(q.edge_bytes[k])
+                    tt_u = floor_units(np.where(np.isfinite(tt), tt, 0.0), r)
+                    for d1 in range(D):
+                        if not allowed[uu, d1]:
+                            continue
+                        terms = [int(tt_u[d1, d2]) * x[vv, d2] for d2 in range(D)
+                                 if d2 != d1 and allowed[vv, d2] and tt_u[d1, d2] > 0]
+                        mdl.add(s[vv] >= s[uu] + int(ct_u[uu, d1]) + sum(terms)).only_enforce_if(x[uu, d1])
+                for (i, j), (sd, o) in lit.items():
+                    if i in s and j in s:
+                        mdl.add(s[j] >= s[i] + dur[i]).only_enforce_if([sd, o])
+                        mdl.add(s[i] >= s[j] + dur[j]).only_enforce_if([sd, ~o])
+                L = mdl.new_int_var(0, H, f"latency{n}")
+                for qb in q.output_blocks:
+                    b = int(keep[qb])
+                    dv = q.output_delivery(qb)
+                    out_u = floor_units(np.where(np.isfinite(dv), dv, 0.0), r)
+                    mdl.add(L >= s[b] + sum(int(ct_u[b, d] + out_u[d]) * x[b, d]
+                                            for d in range(D) if allowed[b, d]))
+                for d in range(D):
+                    terms = [int(ct_u[b, d]) * x[int(b), d] for b in keep if allowed[b, d] and ct_u[b, d] > 0]
+                    if terms:
+                        mdl.add(L >= sum(terms))
+                if n == 0:
+                    self.s = [s[b] for b in range(B)]
+                    self.horizon_s, self.H = h, H
+                else:
+                    latencies.append((int(math.floor(pk * Q)), L))
+            expected = sum(c * L for c, L in latencies if c > 0)
+            if "latency_s" in p.constraints:
+                mdl.add(expected <= int(math.floor(p.constraint_cap("latency_s") / r * Q)))
+            if u.c_lat:
+                objective.append(u.c_lat * expected)
+        if p.needs_period() or w.get("throughput"):
+            r = u.r_per
+            loads: dict[tuple[int, int], list] = {}
+            for (b, d), var in x.items():
+                c = int(math.floor(Q * P[b] * p.compute_time[b, d] / r))
+                if c > 0:
+                    loads.setdefault((d, d), []).append((c, var))
+            for k in range(p.n_edges):
+                uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
+                tx = p.transmission_matrix(p.edge_bytes[k])
+                for d1 in range(D):
+                    for d2 in range(D):
+                        if d1 == d2 or not (allowed[uu, d1] and allowed[vv, d2]):
+                            continue
+                        c = int(math.floor(Q * P[vv] * tx[d1, d2] / r))
+                        if c > 0:
+                            y = mdl.new_bool_var(f"y[{k},{d1},{d2}]")
+                            mdl.add_bool_or([~x[uu, d1], ~x[vv, d2], y])
+                            loads.setdefault((d1, d2), []).append((c, y))
+            for (b, d), var in x.items():
+                if not p.preds[b] and d != p.source:
+                    c = int(math.floor(Q * P[b] * p.in_bytes[b] * p.inv_bandwidth[p.source, d] / r))
+                    if c > 0:
+                        loads.setdefault((p.source, d), []).append((c, var))
+                if P_out[b] > 0 and d != p.sink:
+                    c = int(math.floor(Q * P_out[b] * p.blocks[b].output_bytes * p.inv_bandwidth[d, p.sink] / r))
+                    if c > 0:
+                        loads.setdefault((d, p.sink), []).append((c, var))
+            top = max([sum(c for c, _ in t) for t in loads.values()] + [1])
+            T = mdl.new_int_var(0, int(top), "period")
+            cap = ws.period_cap(p)
+            if cap is not None:
+                mdl.add(T <= int(math.floor(cap / r * Q)))
+            for terms in loads.values():
+                mdl.add(T >= sum(c * v for c, v in terms))
+            if u.c_per:
+                objective.append(u.c_per * T)
+        if p.needs_energy() or w.get("energy"):
+            r = u.r_en
+            terms = []
+            for (b, d), var in x.items():
+                e = P[b] * p.node_energy[b, d]
+                if not p.preds[b] and d != p.source:
+                    e += P[b] * p.radio_power[p.source, d] * p.in_bytes[b] * p.inv_bandwidth[p.source, d]
+                if P_out[b] > 0 and d != p.sink:
+                    e += P_out[b] * p.radio_power[d, p.sink] * p.blocks[b].output_bytes * p.inv_bandwidth[d, p.sink]
+                c = int(math.floor(Q * e / r))
+                if c > 0:
+                    terms.append(c * var)
+            for k in range(p.n_edges):
+                uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
+                e = P[vv] * p.radio_power * p.transmission_matrix(p.edge_bytes[k])
+                for d1 in range(D):
+                    for d2 in range(D):
+                        if d1 == d2 or not (allowed[uu, d1] and allowed[vv, d2]):
+                            continue
+                        c = int(math.floor(Q * e[d1, d2] / r))
+                        if c > 0:
+                            y = mdl.new_bool_var(f"ey[{k},{d1},{d2}]")
+                            mdl.add_bool_or([~x[uu, d1], ~x[vv, d2], y])
+                            terms.append(c * y)
+            energy = sum(terms) if terms else 0
+            if "energy_j" in p.constraints:
+                mdl.add(energy <= int(math.floor(p.constraint_cap("energy_j") / r * Q)))
+            if u.c_en:
+                objective.append(u.c_en * energy)
 
     def _hint(self) -> None:
         """The warm start as a hint."""

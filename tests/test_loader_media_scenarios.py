@@ -68,12 +68,14 @@ def test_scenario_rules(diamond, scenarios, match):
         placement.load(d)
 
 
-def test_valid_scenarios_are_refused_until_modelled_not_ignored(diamond):
+def test_valid_scenarios_load_now_that_the_evaluator_models_them(diamond):
     d = copy.deepcopy(diamond)
     d["model"]["scenarios"] = [{"name": "exit-early", "probability": 0.6, "skip": ["t"]},
                                {"name": "full", "probability": 0.4 + 1e-12}]
-    with pytest.raises(ProblemError, match=r"model\.scenarios: expected a problem without scenarios"):
-        placement.load(d)
+    p = placement.load(d)
+    assert "scenarios" in p.features
+    assert [(s.name, s.runs.tolist()) for s in p.scenarios] == [
+        ("exit-early", [True, True, True, False]), ("full", [True, True, True, True])]
 
 
 def test_generator_and_catalog_put_wifi_devices_on_one_medium_when_media_are_modelled(monkeypatch):

@@ -208,5 +208,5 @@ def test_with_constraints_keeps_the_stricter_bound(diamond):
     assert dict(q.constraints) == {"latency_s": 1.0, "throughput_per_s": 5.0, "energy_j": 3.0}
     assert dict(p.constraints) == {"latency_s": 1.0, "throughput_per_s": 2.0}
     assert placement.load(q.spec).constraints == q.constraints
-    with pytest.raises(placement.InputError, match=r"constraints: expected latency_s, period_s, throughput_per_s or energy_j, found 'latency'"):
+    with pytest.raises(placement.InputError, match=r"constraints: expected latency_s, latency_max_s, period_s, throughput_per_s or energy_j, found 'latency'"):
         p.with_constraints({"latency": 1.0})

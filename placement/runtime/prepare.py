@@ -25,6 +25,12 @@ def check_plan(problem: Any, plan: Any):
     from ..loader import load
 
     p = load(problem)
+    if p.scenarios:
+        # SPEC 10 is planned and scored, not executed: running every block of every scenario
+        # would measure an inference that never happens (issue 16, runtime part not built)
+        raise InputError(f"problem '{p.name}' has scenarios (model.scenarios): the runtime does not "
+                         "execute conditional models yet (no --scenario); plan and evaluate them with "
+                         "'placement solve' / 'placement evaluate'")
     scored = api.evaluate(p, plan)
     if scored.violations:
         raise PlanError(f"the plan is infeasible on problem '{p.name}': " + "; ".join(scored.violations[:3]))
