@@ -105,7 +105,7 @@ def _acyclic(n: int, edges: list[tuple[int, int]]) -> bool:
 
 #: problem features the loader accepts: validated AND modelled by the evaluator. A feature
 #: that is validated but not yet modelled is refused with a message naming it, never ignored.
-MODELLED_FEATURES: frozenset[str] = frozenset()
+MODELLED_FEATURES: frozenset[str] = frozenset({"media"})
 #: probabilities of a model's scenarios must sum to 1 within this (SPEC section 10)
 PROBABILITY_TOLERANCE = 1e-9
 
@@ -319,4 +319,5 @@ def _build(d: dict[str, Any], file: str | None) -> Problem:
         blocks=block_objs, devices=device_objs,
         edges=tuple((nidx[u], nidx[v], n) for u, v, n in new_edges),
         link_latency=lat, link_bandwidth=bw, source=didx[source], sink=didx[sink],
-        pinned={nidx[b]: didx[v] for b, v in pinned.items()}, spec=expanded, path=file)
+        pinned={nidx[b]: didx[v] for b, v in pinned.items()}, spec=expanded, path=file,
+        media=tuple(media))

@@ -1,0 +1,173 @@
+"""Shared media (SPEC 5a): hand-worked schedules, medium orders, plan files, the period.
+
+The problem of every hand-worked case: s -> {l, r} -> t, three devices A, B, C at 1e9
+flop/s (every block 0.1 s), every pair 1e6 B/s and 10 ms latency, all three on medium
+``w``; s sends 1e5 B to l (0.1 s on the air) and 2e5 B to r (0.2 s); l, r and t send 1e4 B
+(0.01 s). Source and sink: A. Transfer indices: 0 = [input, s], 1 = [s, l], 2 = [s, r],
+3 = [l, t], 4 = [r, t], 5 = [t, output].
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import placement
+from placement.errors import PlanError
+from placement.evaluator import evaluate, evaluate_ids
+from placement.media import transfer_names
+
+
+def fan(media=True, input_bytes=0.0) -> dict:
+    blk = lambda i, out: {"id": i, "flops": 1e8, "params_bytes": 1, "activation_bytes": 1, "output_bytes": out}
+    d = {"name": "fan", "model": {"name": "fan", "input_bytes": input_bytes,
+                                  "blocks": [blk("s", 0), blk("l", 1e4), blk("r", 1e4), blk("t", 1e4)],
+                                  "edges": [{"src": "s", "dst": "l", "bytes": 1e5},
+                                            {"src": "s", "dst": "r", "bytes": 2e5},
+                                            ["l", "t"], ["r", "t"]]},
+         "devices": [{"id": x, "flops_per_s": 1e9, "memory_bytes": 1e9} for x in "ABC"],
+         "network": {"default": {"bandwidth_bytes_per_s": 1e6, "latency_s": 0.01}}}
+    if media:
+        d["network"]["media"] = [{"id": "w", "devices": ["A", "B", "C"]}]
+    return d
+
+
+A, B, C = 0, 1, 2
+
+
+def test_transfer_names_follow_the_tie_order():
+    p = placement.load(fan())
+    assert transfer_names(p) == [("input", "s"), ("s", "l"), ("s", "r"), ("l", "t"), ("r", "t"), ("t", "output")]
+    assert p.features == {"media"}
+    assert p.medium_of[A, B] == 0 and p.medium_of[A, A] == -1
+
+
+def test_a_tie_goes_to_the_lower_transfer_index():
+    p = placement.load(fan())
+    ev = evaluate(p, [A, B, C, A])
+    # s 0-0.1; [s,l] and [s,r] both ready at 0.1: [s,l] (index 1) first, 0.1-0.2, arrives 0.21;
+    # [s,r] 0.2-0.4, arrives 0.41; l 0.21-0.31; r 0.41-0.51; [l,t] ready 0.31, the air is busy
+    # until 0.4: 0.4-0.41 (arr 0.42); [r,t] 0.51-0.52 (arr 0.53); t 0.53-0.63.
+    assert ev.feasible
+    assert ev.medium_order == ((1, 2, 3, 4),)
+    np.testing.assert_allclose(ev.start, [0.0, 0.21, 0.41, 0.53])
+    np.testing.assert_allclose(ev.transfer_start[[1, 2, 3, 4]], [0.1, 0.2, 0.4, 0.51])
+    np.testing.assert_allclose(ev.transfer_end[[1, 2, 3, 4]], [0.2, 0.4, 0.41, 0.52])
+    assert ev.latency_s == pytest.approx(0.63)
+    # without the medium r would get its input at 0.31 and t would end at 0.53
+    free = evaluate(placement.load(fan(media=False)), [A, B, C, A])
+    assert free.latency_s == pytest.approx(0.53)
+    # period: the medium carries 0.1 + 0.2 + 0.01 + 0.01 s, more than any device (0.2 s on A)
+    assert ev.period_s == pytest.approx(0.32)
+    assert free.period_s == pytest.approx(0.2)
+    assert ev.energy_j == free.energy_j
+
+
+def test_a_given_medium_order_is_followed():
+    p = placement.load(fan())
+    ev = evaluate(p, [A, B, C, A], medium_order=[[2, 1, 4, 3]])
+    # [s,r] 0.1-0.3 (arr 0.31), [s,l] 0.3-0.4 (arr 0.41); r 0.31-0.41, l 0.41-0.51;
+    # [r,t] 0.41-0.42 (arr 0.43), [l,t] 0.51-0.52 (arr 0.53); t 0.53-0.63
+    assert ev.feasible
+    np.testing.assert_allclose(ev.start, [0.0, 0.41, 0.31, 0.53])
+    np.testing.assert_allclose(ev.transfer_start[[1, 2, 3, 4]], [0.3, 0.1, 0.51, 0.41])
+    assert ev.medium_order == ((2, 1, 4, 3),)
+    # [l,t] before [r,t] holds the medium idle until l ends (0.51): same latency here, a later send
+    ev2 = evaluate(p, [A, B, C, A], medium_order=[[2, 1, 3, 4]])
+    np.testing.assert_allclose(ev2.transfer_start[[3, 4]], [0.51, 0.52])
+    assert ev2.latency_s == pytest.approx(0.64)
+
+
+def test_contention_with_different_ready_times_and_an_output_on_the_medium():
+    p = placement.load(fan())
+    ev = evaluate(p, [A, B, A, C])
+    # s on A 0-0.1, then on A the list rule runs r (the longer branch)... fix the order instead:
+    ev = evaluate(p, [A, A, B, C], order=[[0, 1], [2], [3]])
+    # s 0-0.1, l 0.1-0.2 on A; [s,r] 0.1-0.3 (arr 0.31); [l,t] ready 0.2, waits: 0.3-0.31 (arr 0.32);
+    # r 0.31-0.41; [r,t] 0.41-0.42 (arr 0.43); t 0.43-0.53; [t,output] C -> A 0.53-0.54, arrives 0.55
+    assert ev.medium_order == ((2, 3, 4, 5),)
+    np.testing.assert_allclose(ev.transfer_start[[2, 3, 4, 5]], [0.1, 0.3, 0.41, 0.53])
+    np.testing.assert_allclose(ev.start, [0.0, 0.1, 0.31, 0.43])
+    assert ev.latency_s == pytest.approx(0.55)
+
+
+def test_an_input_transfer_on_the_medium():
+    p = placement.load(fan(input_bytes=5e4))
+    ev = evaluate(p, [B, C, C, B], order=[[], [0, 3], [1, 2]])
+    # [input,s] A -> B 0-0.05 (arr 0.06); s 0.06-0.16; [s,l] B -> C 0.16-0.26 (arr 0.27), [s,r]
+    # 0.26-0.46 (arr 0.47); l 0.27-0.37, r 0.47-0.57; [l,t] ready 0.37, sent 0.46-0.47; [r,t] 0.57-0.58
+    # (arr 0.59); t 0.59-0.69; [t,output] B -> A 0.69-0.70, arrives 0.71
+    assert ev.medium_order == ((0, 1, 2, 3, 4, 5),)
+    np.testing.assert_allclose(ev.transfer_start, [0.0, 0.16, 0.26, 0.46, 0.57, 0.69])
+    assert ev.latency_s == pytest.approx(0.71)
+
+
+def test_transfers_off_the_medium_stay_contention_free():
+    d = fan()
+    d["network"]["media"] = [{"id": "w", "devices": ["A", "B"]}]     # C is wired
+    p = placement.load(d)
+    ev = evaluate(p, [A, B, C, A])
+    # [s,l] A -> B and [l,t] B -> A on w; [s,r] A -> C and [r,t] off: both at 0.1, no waiting
+    assert ev.medium_order == ((1, 3),)
+    np.testing.assert_allclose(ev.start, [0.0, 0.21, 0.31, 0.43])
+    assert ev.latency_s == pytest.approx(0.53)
+    assert np.isnan(ev.transfer_start[2])
+
+
+def test_bad_medium_orders_are_violations():
+    p = placement.load(fan())
+    ev = evaluate(p, [A, B, C, A], medium_order=[[2, 1, 4]])
+    assert not ev.feasible and "missing" in str(ev.violations[0])
+    ev = evaluate(p, [A, B, C, A], medium_order=[[2, 1, 4, 3, 5]])     # [t,output] is on A itself
+    assert not ev.feasible and "not on this medium" in str(ev.violations[0])
+    # [r,t] before [s,r]: r cannot send before it has its input -- a deadlock
+    ev = evaluate(p, [A, B, C, A], medium_order=[[4, 2, 1, 3]])
+    assert not ev.feasible and ev.violations[0].kind == "order" and ev.latency_s == float("inf")
+
+
+def test_plan_files_carry_medium_order_and_transfers(tmp_path):
+    p = placement.load(fan())
+    plan = placement.evaluate(p, {"assignment": {"s": "A", "l": "B", "r": "C", "t": "A"},
+                                  "medium_order": {"w": [["s", "r"], ["s", "l"], ["r", "t"], ["l", "t"]]}})
+    d = plan.to_dict()
+    assert d["medium_order"] == {"w": [["s", "r"], ["s", "l"], ["r", "t"], ["l", "t"]]}
+    assert [(t["src"], t["dst"]) for t in d["transfers"]] == [("s", "r"), ("s", "l"), ("r", "t"), ("l", "t")]
+    assert d["transfers"][0] == pytest.approx({"medium": "w", "src": "s", "dst": "r", "start_s": 0.1,
+                                                "end_s": 0.3, "arrival_s": 0.31})
+    again = placement.evaluate(p, placement.Plan.from_dict(d))
+    assert again.to_dict()["transfers"] == d["transfers"] and again.value == plan.value
+    # FCFS written out when the plan has no order
+    plain = placement.evaluate(p, {"assignment": {"s": "A", "l": "B", "r": "C", "t": "A"}})
+    assert plain.medium_order == {"w": [["s", "l"], ["s", "r"], ["l", "t"], ["r", "t"]]}
+
+
+@pytest.mark.parametrize("mo,match", [
+    ({"x": []}, r"medium_order: expected medium ids of the problem \(w\), found 'x'"),
+    ({"w": [["s", "q"]]}, r"medium_order\.w\[0\]: expected a transfer \[producer, consumer\]"),
+    ({"w": [["s", "t"]]}, r"medium_order\.w\[0\]: expected a transfer"),
+])
+def test_bad_medium_order_ids_are_plan_errors(mo, match):
+    p = placement.load(fan())
+    with pytest.raises(PlanError, match=match):
+        evaluate_ids(p, {"s": "A", "l": "B", "r": "C", "t": "A"}, None, mo)
+
+
+def test_bad_medium_order_shape_is_a_plan_error():
+    with pytest.raises(PlanError, match=r"medium_order: expected an object of medium id"):
+        placement.Plan.from_dict({"assignment": {"s": "A"}, "medium_order": {"w": ["s", "l"]}})
+
+
+def test_cli_evaluate_exits_2_naming_the_field(tmp_path):
+    prob, plan = tmp_path / "p.json", tmp_path / "plan.json"
+    prob.write_text(json.dumps(fan()))
+    plan.write_text(json.dumps({"assignment": {"s": "A", "l": "B", "r": "C", "t": "A"},
+                                "medium_order": {"w": [["s", "nope"]]}}))
+    r = subprocess.run([sys.executable, "-m", "placement.cli", "evaluate", str(prob), str(plan)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert "medium_order.w[0]" in r.stderr and "Traceback" not in r.stderr
