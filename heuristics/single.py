@@ -20,6 +20,7 @@ class Single(Method):
     kind = "baseline"
     guarantee = "optimal among plans that put every block on one device"
     summary = "no split: every block on the one device that fits and is best for the objective"
+    features = frozenset({"media"})      # scored by the evaluator, which models them
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         p = problem

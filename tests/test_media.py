@@ -222,3 +222,24 @@ def test_brute_beats_first_come_first_served_when_the_order_matters():
     assert best.value < fcfs.latency_s - 0.05
     cp = placement.solve(p, "cpsat", warm=False, time_limit=20)
     assert cp.value == pytest.approx(best.value)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cpsat_equals_brute_on_random_fans_where_the_air_binds(seed):
+    rng = np.random.default_rng(seed)
+    d = fan(input_bytes=float(rng.uniform(0, 1e5)))
+    for b in d["model"]["blocks"]:
+        b["flops"] = float(rng.uniform(2e7, 3e8))
+    for e in d["model"]["edges"][:2]:
+        e["bytes"] = float(rng.uniform(2e4, 3e5))
+    for x, dev in zip(rng.uniform(0.5, 3, 3), d["devices"]):
+        dev["flops_per_s"] = float(x * 1e9)
+    d["objective"] = ["latency", {"latency": 1.0, "throughput": 1.0}][seed % 2]
+    p = placement.load(d)
+    brute = placement.solve(p, "brute", time_limit=60)
+    blind = placement.solve(placement.load(fan(media=False) | {"model": d["model"], "devices": d["devices"],
+                                                               "objective": d["objective"]}), "brute")
+    plan = placement.solve(p, "cpsat", time_limit=20, warm=False)
+    assert plan.value == pytest.approx(brute.value, rel=1e-6), (plan.value, brute.value)
+    assert brute.value >= blind.value * (1 - 1e-12)        # the air never helps
+    assert p.lower_bound() <= brute.value * (1 + 1e-9)
