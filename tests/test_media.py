@@ -243,3 +243,12 @@ def test_cpsat_equals_brute_on_random_fans_where_the_air_binds(seed):
     assert plan.value == pytest.approx(brute.value, rel=1e-6), (plan.value, brute.value)
     assert brute.value >= blind.value * (1 - 1e-12)        # the air never helps
     assert p.lower_bound() <= brute.value * (1 + 1e-9)
+
+
+def test_show_draws_each_medium_as_a_gantt_row(tmp_path):
+    from placement.plots import show
+    plan = {"assignment": {"s": "A", "l": "B", "r": "C", "t": "A"}}
+    info = show(fan(), plan, tmp_path / "g.svg", dag=False)
+    assert info["media"] == 1 and info["medium_transfers"] == 4
+    svg = (tmp_path / "g.svg").read_text()
+    assert "medium:w:s--r" in svg and "medium w" in svg
