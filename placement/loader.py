@@ -279,6 +279,11 @@ def _build(d: dict[str, Any], file: str | None) -> Problem:
     media = check_media(net, didx)
     if media:
         _gate("media", "network.media", "shared media")
+        for name in ("input", "output"):     # they name source and sink in medium_order (SPEC 7)
+            if name in bidx:
+                raise ProblemError(f"model.blocks[{bidx[name]}].id", "a block id other than 'input' and "
+                                   "'output' in a problem with shared media", name,
+                                   detail="medium_order uses them for source and sink")
     scenarios = check_scenarios(model, bidx, edges)
     if scenarios:
         _gate("scenarios", "model.scenarios", "scenarios")

@@ -252,3 +252,32 @@ def test_show_draws_each_medium_as_a_gantt_row(tmp_path):
     assert info["media"] == 1 and info["medium_transfers"] == 4
     svg = (tmp_path / "g.svg").read_text()
     assert "medium:w:s--r" in svg and "medium w" in svg
+
+
+def test_emulated_medium_serialises_senders_across_processes(tmp_path):
+    from placement.runtime.emulation import Link, Medium
+    path = str(tmp_path / "medium-w.time")
+    med = Medium(path)
+    a = Link(0.01, 1e6, 1.0, medium=med)
+    b = Link(0.01, 1e6, 1.0, medium=Medium(path))          # another link on the same air
+    assert a.reserve(100.0, 100_000) == pytest.approx(100.11)      # sends 100.0-100.1, +10 ms
+    assert b.reserve(100.05, 200_000) == pytest.approx(100.31)     # waits for the air: 100.1-100.3
+    # a worker in another process sees the same air
+    code = (f"from placement.runtime.emulation import Medium; "
+            f"print(Medium({path!r}).reserve(100.2, 0.05))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**__import__('os').environ}, check=True).stdout
+    assert float(out) == pytest.approx(100.3)
+    # a link off the air is contention-free for a single inference
+    c = Link(0.01, 1e6, 1.0)
+    assert c.reserve(100.0, 100_000) == pytest.approx(100.11)
+
+
+def test_blocks_called_input_or_output_are_refused_with_media():
+    d = fan()
+    d["model"]["blocks"][3]["id"] = "output"
+    d["model"]["edges"][2:] = [["l", "output"], ["r", "output"]]
+    with pytest.raises(placement.errors.ProblemError, match=r"model\.blocks\[3\]\.id: expected a block id other"):
+        placement.load(d)
+    del d["network"]["media"]
+    placement.load(d)          # without media the name is free
