@@ -13,9 +13,10 @@ What is enumerated
     device and inputs allow (the evaluator's rule), which is optimal for a fixed order
     because latency and idle energy only grow with start times.
   * with shared media (SPEC 5a) and an order-dependent objective, also every sending order
-    of the transfers on each medium (all permutations; those that deadlock are skipped),
-    simulated by `placement.media.simulate_media`; the candidate count multiplies by the
-    factorial of each medium's transfer count.
+    of the transfers on each medium that can be followed (`_medium_orders`: a transfer goes
+    after every transfer its producer depends on; other orders would deadlock; combinations
+    that still deadlock across devices and media are skipped), simulated by
+    `placement.media.simulate_media`; the candidate count multiplies by their number.
 
 Scoring
   Order-independent objectives are scored with `placement.evaluator.evaluate`. With
@@ -105,6 +106,39 @@ def structurally_feasible(p: Problem, A: np.ndarray) -> np.ndarray:
     if p.output_blocks:
         ok &= np.all(p.reachable[A[:, list(p.output_blocks)], p.sink], axis=1)
     return ok
+
+
+def _medium_orders(p: Problem, transfers: list[int], ends, cap: int) -> list[tuple[int, ...]] | None:
+    """Every sending order of ``transfers`` (one medium) that can be followed: transfer t1
+    goes before t2 whenever t2's producer is t1's consumer or one of its descendants (any other
+    order deadlocks). None if there are more than ``cap``."""
+    anc = p.ancestors
+    n = len(transfers)
+    before = [0] * n                    # bit i set in before[j]: transfers[i] must precede transfers[j]
+    for i, t1 in enumerate(transfers):
+        c1 = ends[t1][1]
+        if c1 < 0:
+            continue
+        for j, t2 in enumerate(transfers):
+            p2 = ends[t2][0]
+            if i != j and p2 >= 0 and (p2 == c1 or (anc[p2] >> c1) & 1):
+                before[j] |= 1 << i
+    out: list[tuple[int, ...]] = []
+
+    def rec(prefix: list[int], placed: int) -> bool:
+        if len(prefix) == n:
+            out.append(tuple(transfers[i] for i in prefix))
+            return len(out) <= cap
+        for j in range(n):
+            if (placed >> j) & 1 or before[j] & ~placed:
+                continue
+            prefix.append(j)
+            if not rec(prefix, placed | (1 << j)):
+                return False
+            prefix.pop()
+        return True
+
+    return out if rec([], 0) else None
 
 
 class _Orders:
@@ -244,10 +278,10 @@ class Brute(Method):
 
     def _with_media(self, p: Problem, ctx: Context, A: np.ndarray, stats: dict) -> Candidate:
         """`_with_orders` with shared media: per-device orders times per-medium sending orders."""
-        from itertools import permutations
         from placement import media as md
 
         D, M = p.n_devices, len(p.media)
+        ends = md.transfer_endpoints(p)
         orders = _Orders(p, MAX_CANDIDATES)
         per_assignment = []
         total = 0
@@ -260,9 +294,13 @@ class Brute(Method):
                 lists.append(ext)
                 count *= len(ext)
             tr = md.transfers(p, a)
-            on = [md.on_medium(tr, m) for m in range(M)]
-            for o in on:
-                count *= math.factorial(len(o))
+            on = []
+            for m in range(M):
+                ext = _medium_orders(p, md.on_medium(tr, m), ends, MAX_CANDIDATES)
+                if ext is None:
+                    raise _refuse(p, float(MAX_CANDIDATES + 1), MAX_CANDIDATES, "medium orders")
+                on.append(ext)
+                count *= len(ext)
             total += count
             if total > MAX_CANDIDATES:
                 raise _refuse(p, float(total) * A.shape[0] / (i + 1), MAX_CANDIDATES,
@@ -280,7 +318,7 @@ class Brute(Method):
             period = float(max(c.period_s, md.medium_loads(p, a, tr).max(initial=0.0)))
             for combo in product(*lists):
                 order = [list(o) for o in combo]
-                for mcombo in product(*[list(permutations(o)) for o in on]):
+                for mcombo in product(*on):
                     if scored % _CHECK_EVERY == 0 and ctx.expired():
                         return self._stopped(best, best_value, scored, stats)
                     scored += 1
