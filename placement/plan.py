@@ -107,7 +107,7 @@ class Plan:
         }
         if self.medium_order is not None:
             out["medium_order"] = self.medium_order
-        if self.transfers:
+        if self.transfers or self.medium_order is not None:    # every plan of a media problem
             out["transfers"] = self.transfers
         if self.violations:
             out["violations"] = self.violations
