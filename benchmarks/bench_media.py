@@ -90,6 +90,22 @@ def row(model: str, k: int, method: str, time_limit: float, objective: str = "la
             "blind_solve_s": round(t1 - t0, 2), "aware_solve_s": round(t2 - t1, 2)}
 
 
+def measure(model: str, k: int, objective: str, method: str, time_limit: float, inferences: int) -> dict:
+    """Both plans of one row executed by ``placement.run(..., emulate=True)`` on the problem
+    with the medium (the emulated air serialises the senders): measured against predicted."""
+    aware_p = placement.load(problem(model, k, True, objective))
+    blind_p = placement.load(problem(model, k, False, objective))
+    blind = placement.solve(blind_p, method, time_limit=time_limit)
+    aware = placement.solve(aware_p, method, time_limit=time_limit)
+    out = {"model": model, "devices": k, "objective": objective, "method": method, "inferences": inferences}
+    for name, plan in (("blind", {"assignment": blind.assignment, "order": blind.order}),
+                       ("aware", aware.to_dict())):
+        scored = placement.evaluate(aware_p, plan)
+        rep = placement.run(aware_p, scored, model, inferences=inferences, emulate=True)
+        out[name] = {"predicted": rep.predicted, "measured": rep.measured, "time_scale": rep.time_scale}
+    return out
+
+
 def plot(rows: list[dict], out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -124,8 +140,17 @@ def main(argv=None) -> int:
     ap.add_argument("--objectives", nargs="*", default=OBJECTIVES)
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--plot", action="store_true", help="only redraw from media.json")
+    ap.add_argument("--measure", nargs=3, metavar=("MODEL", "DEVICES", "OBJECTIVE"),
+                    help="run both plans of one row under placement run --emulate (media_measured.json)")
+    ap.add_argument("-n", "--inferences", type=int, default=5)
     args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.measure:
+        model, k, obj = args.measure
+        res = measure(model, int(k), obj, args.methods[0], args.time_limit, args.inferences)
+        print(json.dumps(res, indent=2, default=str))
+        write_json_atomic(RESULTS / "media_measured.json", res)
+        return 0
     if args.plot:
         rows = json.loads((RESULTS / "media.json").read_text())["rows"]
     else:
