@@ -185,7 +185,7 @@ class Pool:
     _pos: np.ndarray | None = None
 
     def __post_init__(self):
-        if latency_only(self.p) and self.p.n_blocks:
+        if latency_only(self.p) and self.p.n_blocks and not self.p.media:   # media: evaluator
             self._sim = SequenceSim(self.p)
             self._pos = topo_position(self.p)
 

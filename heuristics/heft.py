@@ -153,6 +153,9 @@ class Heft(Method):
     name = "heft"
     kind = "heuristic"
     guarantee = "none (list scheduling); never overflows memory; milliseconds to seconds"
+    #: shared media: its variants are built contention-blind, but every one is scored (and the
+    #: best chosen) by the evaluator, which models the media (docs/heuristics.md)
+    features = frozenset({"media"})
     summary = ("HEFT-family list scheduling: upward/PEFT rank, insertion, earliest finish with "
                "successor-aware ties and lookahead, then a compiled critical-chain descent (latency); "
                "load balancing for throughput; greedy energy")

@@ -20,8 +20,8 @@ class Single(Method):
     kind = "baseline"
     guarantee = "optimal among plans that put every block on one device"
     summary = "no split: every block on the one device that fits and is best for the objective"
-    #: scenarios (SPEC 10): each device's plan is scored by the evaluator's expectation
-    features = frozenset({"scenarios"})
+    #: scenarios (SPEC 10) and media (5a): each device's plan is scored by the evaluator
+    features = frozenset({"scenarios", "media"})
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         p = problem

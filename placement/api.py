@@ -147,7 +147,8 @@ def plan_from_candidate(p: Problem, method: str, cand: Candidate, solve_time_s: 
     """Re-score a method's candidate with the evaluator and build the honest `Plan`."""
     ev = None
     if cand.assignment is not None:
-        ev = evaluate_indices(p, np.asarray(cand.assignment, dtype=np.int64), cand.order)
+        ev = evaluate_indices(p, np.asarray(cand.assignment, dtype=np.int64), cand.order,
+                              getattr(cand, "medium_order", None))
     status, bound, note = derive_status(p, ev, claimed=cand.status, bound=cand.bound)
     if ev is None:
         return _empty_plan(p, method, status, cand.message or "no plan found", solve_time_s,
@@ -162,6 +163,19 @@ def plan_from_evaluation(p: Problem, ev: Evaluation, *, method: str, status: Sta
                          stats: dict[str, Any] | None = None) -> Plan:
     devices = [d.id for d in p.devices]
     blocks = [b.id for b in p.blocks]
+    medium_order, transfers = None, []
+    if p.media:
+        from .media import transfer_names, transfers as media_transfers
+        names = transfer_names(p)
+        lat = media_transfers(p, ev.assignment).lat
+        medium_order = {mid: [list(names[t]) for t in o] for (mid, _), o in
+                        zip(p.media, ev.medium_order or [()] * len(p.media))}
+        for (mid, _), o in zip(p.media, ev.medium_order):
+            for t in o:
+                end = float(ev.transfer_end[t])
+                transfers.append({"medium": mid, "src": names[t][0], "dst": names[t][1],
+                                  "start_s": float(ev.transfer_start[t]), "end_s": end,
+                                  "arrival_s": end + float(lat[t])})
     return Plan(
         problem=p.name, method=method, objective=p.objective.to_json(), status=status,
         value=ev.value, bound=bound, solve_time_s=solve_time_s,
@@ -170,7 +184,7 @@ def plan_from_evaluation(p: Problem, ev: Evaluation, *, method: str, status: Sta
         schedule={blocks[b]: {"device": devices[ev.assignment[b]], "start_s": float(ev.start[b]),
                               "end_s": float(ev.end[b])} for b in range(p.n_blocks)},
         metrics=ev.metrics(p), violations=[str(v) for v in ev.violations], message=message,
-        stats=dict(stats or {}))
+        stats=dict(stats or {}), medium_order=medium_order, transfers=transfers)
 
 
 def _empty_plan(p: Problem, method: str, status: Status, message: str, solve_time_s: float,
@@ -201,7 +215,7 @@ def evaluate(problem: Any, plan: Plan | Mapping[str, Any] | str | os.PathLike[st
         raise PlanError(f"{where}assignment: expected a block -> device mapping, found an empty one "
                         f"(plan status {plan.status.value}: {plan.message or 'no plan'})")
     try:
-        ev = evaluate_ids(p, plan.assignment, plan.order)
+        ev = evaluate_ids(p, plan.assignment, plan.order, plan.medium_order)
     except PlanError as exc:
         if where and not str(exc).startswith(where):
             raise PlanError(where + str(exc)) from None

@@ -62,9 +62,16 @@ class Evaluation:
     #: (name, probability, evaluation of its reduced problem, its blocks' full indices).
     latency_max_s: float | None = None
     scenario_evals: tuple = ()
+    #: shared media (SPEC 5a; empty without media): per medium, its transfers (indices of
+    #: `placement.media.transfer_names`) in sending order, and each transfer's send start
+    #: and end (nan for a transfer off every medium).
+    medium_order: tuple[tuple[int, ...], ...] = ()
+    transfer_start: np.ndarray | None = None
+    transfer_end: np.ndarray | None = None
 
     def __post_init__(self):
-        for a in (self.assignment, self.start, self.end, self.memory_bytes):
+        for a in (self.assignment, self.start, self.end, self.memory_bytes, self.transfer_start,
+                  self.transfer_end):
             if isinstance(a, np.ndarray):
                 a.setflags(write=False)
 
@@ -178,9 +185,12 @@ def constraint_excess(p: Problem, values: Mapping[str, float]) -> dict[str, floa
 
 
 def evaluate(problem: Problem, assignment: Sequence[int] | np.ndarray,
-             order: Sequence[Sequence[int]] | None = None) -> Evaluation:
+             order: Sequence[Sequence[int]] | None = None,
+             medium_order: Sequence[Sequence[int] | None] | None = None) -> Evaluation:
     """Score a plan given by indices: ``assignment[b]`` is block b's device; ``order[d]``
-    lists device d's blocks in run order (None: the list rule decides).
+    lists device d's blocks in run order (None: the list rule decides); with shared media,
+    ``medium_order[m]`` lists medium m's transfers in sending order (None, or None for a
+    medium: first come first served, SPEC 5a; `_evaluate_media`).
 
     Never raises for an infeasible plan: every broken rule is a `Violation`, and
     quantities that cannot be computed (a block on a device that cannot run it, an
@@ -197,6 +207,8 @@ def evaluate(problem: Problem, assignment: Sequence[int] | np.ndarray,
         raise ValueError(f"assignment must be {B} device indices in [0, {D})")
     c = plan_costs(p, a)
     _check_placement(p, a, c.ct, *c.edge_ends, c.has_in, c.has_out, violations)
+    if p.media:
+        return _evaluate_media(p, a, c, order, medium_order, violations)
 
     # ---- latency: simulate
     if order is None:
@@ -212,6 +224,12 @@ def evaluate(problem: Problem, assignment: Sequence[int] | np.ndarray,
     else:
         latency = makespan(end, c.out_time)
 
+    return _finish(p, a, c, order, start, end, latency, c.period_s, violations)
+
+
+def _finish(p: Problem, a, c: Costs, order, start, end, latency: float, period: float,
+            violations: list[Violation], **media) -> Evaluation:
+    """Energy, memory and constraints on top of the schedule; the `Evaluation`."""
     energy = c.energy_j + (idle_energy(p, a, latency, c.load) if p.count_idle else 0.0)
     mem = c.memory_bytes
     for d in np.nonzero(mem > p.memory_cap)[0]:
@@ -220,16 +238,71 @@ def evaluate(problem: Problem, assignment: Sequence[int] | np.ndarray,
             f"device '{p.devices[d].id}' needs {fmt_bytes(mem[d])} ({mem[d]:.4g} bytes) for its "
             f"{blocks_here} block{'s' if blocks_here != 1 else ''}, holds {fmt_bytes(p.memory[d])}")))
 
-    values = {"latency_s": latency, "latency_max_s": latency, "period_s": c.period_s,
-              "throughput_per_s": throughput_of(c.period_s), "energy_j": energy}
+    values = {"latency_s": latency, "latency_max_s": latency, "period_s": period,
+              "throughput_per_s": throughput_of(period), "energy_j": energy}
     for metric in p.constraint_excess(values):
         sense = "at least" if metric == "throughput_per_s" else "at most"
         violations.append(Violation("constraint", f"{metric} is {values[metric]:.6g}, must be "
                                     f"{sense} {p.constraints[metric]:.6g}"))
     return Evaluation(assignment=a, order=order, start=start, end=end, latency_s=latency,
-                      period_s=c.period_s, energy_j=energy, memory_bytes=mem,
+                      period_s=period, energy_j=energy, memory_bytes=mem,
                       transfer_bytes=c.transfer_bytes, value=p.objective.value(values),
-                      violations=tuple(violations))
+                      violations=tuple(violations), **media)
+
+
+def _evaluate_media(p: Problem, a: np.ndarray, c: Costs, order, medium_order,
+                    violations: list[Violation]) -> Evaluation:
+    """`evaluate` for a problem with shared media (SPEC 5a, `placement.media`): the
+    per-device orders as without media (a plan's own, else the list rule on the
+    contention-free times), each medium's order the plan's or first come first served;
+    the period also counts each medium's load."""
+    from . import media as md
+
+    tr = md.transfers(p, a)
+    if order is None:
+        order = list_rule_order(p, a, c.ct, c.edge_time, c.in_time, c.out_time)
+    else:
+        order = [list(map(int, o)) for o in order]
+        _check_order(p, a, order, violations)
+    M = len(p.media)
+    given: list[list[int] | None] = [None] * M
+    if medium_order is not None:
+        if len(medium_order) != M:
+            raise ValueError(f"medium_order must have one entry (or None) per medium ({M})")
+        names = md.transfer_names(p)
+        for m, mo in enumerate(medium_order):
+            if mo is None:
+                continue
+            mo = [int(t) for t in mo]
+            mid = p.media[m][0]
+            on = set(md.on_medium(tr, m))
+            bad = False
+            for t in mo:
+                if t not in on:
+                    bad = True
+                    violations.append(Violation("medium_order", (
+                        f"medium '{mid}': transfer {list(names[t])} is not on this medium for this "
+                        "assignment")))
+            missing = sorted(on - set(mo))
+            repeated = sorted({t for t in mo if mo.count(t) > 1})
+            if missing or repeated:
+                bad = True
+                what = [list(names[t]) for t in (missing or repeated)]
+                violations.append(Violation("medium_order", (
+                    f"medium '{mid}': transfers {what[:5]} " + ("missing from" if missing else "repeated in")
+                    + " its order")))
+            if not bad:
+                given[m] = mo
+    sch = md.simulate_media(p, a, order, c.ct, given, tr)
+    if sch.deadlock:
+        violations.append(Violation("order", "the per-device and medium orders contradict the block graph "
+                                    "(a block or transfer waits for one sent or run after it)"))
+    period = c.period_s
+    if M:
+        period = float(max(period, md.medium_loads(p, a, tr).max(initial=0.0)))
+    return _finish(p, a, c, order, sch.start, sch.end, sch.latency, period, violations,
+                   medium_order=tuple(tuple(o) for o in sch.medium_order),
+                   transfer_start=sch.t_start, transfer_end=sch.t_end)
 
 
 def _check_placement(p: Problem, a, ct, ea, ec, has_in, has_out, out: list[Violation]) -> None:
@@ -271,9 +344,12 @@ def _check_order(p: Problem, a: np.ndarray, order: list[list[int]], out: list[Vi
 
 
 def evaluate_ids(problem: Problem, assignment: Mapping[str, str],
-                 order: Mapping[str, Sequence[str]] | None = None) -> Evaluation:
+                 order: Mapping[str, Sequence[str]] | None = None,
+                 medium_order: Mapping[str, Sequence[Sequence[str]]] | None = None) -> Evaluation:
     """`evaluate` for a plan given by ids (as in a plan file). Unknown or missing ids raise
-    `PlanError` naming them."""
+    `PlanError` naming them; so does a ``medium_order`` naming an unknown medium, a block
+    id that does not exist, or a pair that is no transfer of the problem (a transfer of the
+    problem that is not on that medium for this assignment is a violation)."""
     from .errors import PlanError
 
     p = problem
@@ -299,9 +375,41 @@ def evaluate_ids(problem: Problem, assignment: Mapping[str, str],
                 if b not in p.block_index:
                     raise PlanError(f"order.{d}: expected block ids of the problem, found '{b}'")
             idx_order[p.device_index[d]] = [p.block_index[b] for b in blocks]
-    return evaluate(p, a, idx_order)
+    return evaluate(p, a, idx_order, medium_order_indices(p, medium_order))
+
+
+def medium_order_indices(p: Problem, medium_order: Mapping[str, Sequence[Sequence[str]]] | None):
+    """A plan file's ``medium_order`` (medium id -> [[producer, consumer], ...], SPEC 7) as
+    transfer indices per medium (None for a medium it does not name); `PlanError` naming the
+    field for anything that is not a transfer of the problem."""
+    from .errors import PlanError
+    from .media import transfer_names
+
+    if medium_order is None:
+        return None
+    if not p.media:
+        if medium_order:
+            raise PlanError(f"medium_order: expected none (the problem declares no shared media), "
+                            f"found media {sorted(medium_order)[:5]}")
+        return None
+    mids = {m: i for i, (m, _) in enumerate(p.media)}
+    index = {pair: t for t, pair in enumerate(transfer_names(p))}
+    out: list[list[int] | None] = [None] * len(p.media)
+    for mid, seq in medium_order.items():
+        if mid not in mids:
+            raise PlanError(f"medium_order: expected medium ids of the problem ({', '.join(mids)}), "
+                            f"found '{mid}'")
+        got = []
+        for j, pair in enumerate(seq):
+            key = tuple(pair) if isinstance(pair, (list, tuple)) and len(pair) == 2 else None
+            if key is None or key not in index:
+                raise PlanError(f"medium_order.{mid}[{j}]: expected a transfer [producer, consumer] of the "
+                                f"problem ('input'/'output' for source/sink), found {pair!r}")
+            got.append(index[key])
+        out[mids[mid]] = got
+    return out
 
 
 __all__ = ["TOLERANCE", "Violation", "Evaluation", "Costs", "evaluate", "evaluate_ids", "plan_costs",
            "memory_bytes", "idle_energy", "constraint_excess", "metric_values", "throughput_of",
-           "list_rule_order", "upward_rank", "makespan"]
+           "list_rule_order", "upward_rank", "makespan", "medium_order_indices"]

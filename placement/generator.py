@@ -329,5 +329,7 @@ def add_scenarios(problem: dict[str, Any], scenarios: int = 3, seed: int = 0) ->
     prob[-1] = 1.0 - sum(prob[:-1])
     model["scenarios"] = [{"name": f"s{k}", "probability": prob[k], "skip": sorted(skips[k])}
                           for k in range(scenarios)]
+    # shared media and scenarios are not modelled together (placement.loader): the air goes
+    out.get("network", {}).pop("media", None)
     return out
 

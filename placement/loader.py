@@ -106,7 +106,7 @@ def _acyclic(n: int, edges: list[tuple[int, int]]) -> bool:
 
 #: problem features the loader accepts: validated AND modelled by the evaluator. A feature
 #: that is validated but not yet modelled is refused with a message naming it, never ignored.
-MODELLED_FEATURES: frozenset[str] = frozenset({"scenarios"})
+MODELLED_FEATURES: frozenset[str] = frozenset({"scenarios", "media"})
 #: probabilities of a model's scenarios must sum to 1 within this (SPEC section 10)
 PROBABILITY_TOLERANCE = 1e-9
 
@@ -272,9 +272,20 @@ def _build(d: dict[str, Any], file: str | None) -> Problem:
     media = check_media(net, didx)
     if media:
         _gate("media", "network.media", "shared media")
+        for name in ("input", "output"):     # they name source and sink in medium_order (SPEC 7)
+            if name in bidx:
+                raise ProblemError(f"model.blocks[{bidx[name]}].id", "a block id other than 'input' and "
+                                   "'output' in a problem with shared media", name,
+                                   detail="medium_order uses them for source and sink")
     scenarios = check_scenarios(model, bidx, edges)
     if scenarios:
         _gate("scenarios", "model.scenarios", "scenarios")
+    if scenarios and media:
+        # each is modelled, and each method that supports one was checked against brute on
+        # it; the two together were not (scenario evaluation of a medium's schedule): refuse
+        raise ProblemError("network.media", "a problem without shared media when the model has "
+                           "scenarios", None, detail="shared media and scenarios are each modelled, "
+                           "but not together yet: remove one (placement profile and generate: --no-media)")
 
     # split transform (SPEC section 6); shard ids must not collide with existing ids
     new_blocks, new_edges, pinned = split.expand(blocks, edges, d["pinned"], model["input_bytes"])
@@ -320,4 +331,5 @@ def _build(d: dict[str, Any], file: str | None) -> Problem:
         pinned={nidx[b]: didx[v] for b, v in pinned.items()}, spec=expanded, path=file,
         scenarios=tuple(Scenario(name, prob, np.array(
             [(blk.origin or blk.id) not in skipped for blk in block_objs], dtype=bool))
-            for name, prob, skipped in scenarios))
+            for name, prob, skipped in scenarios),
+        media=tuple(media))

@@ -145,6 +145,9 @@ class Candidate:
     bound: float | None = None
     message: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
+    #: shared media (SPEC 5a): per medium, its transfers (indices) in sending order, or
+    #: None (first come first served); None for every medium when omitted.
+    medium_order: list[list[int] | None] | None = None
 
 
 @dataclass

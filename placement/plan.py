@@ -84,6 +84,12 @@ class Plan:
     message: str = ""
     #: the method's own statistics (solver wall time, nodes, backend, seed, ...).
     stats: dict[str, Any] = field(default_factory=dict)
+    #: shared media (SPEC 5a, 7): medium id -> its transfers [producer, consumer] in sending
+    #: order ("input"/"output" for source/sink); None without media.
+    medium_order: dict[str, list[list[str]]] | None = None
+    #: the schedule of the transfers on media: {"medium", "src", "dst", "start_s", "end_s",
+    #: "arrival_s"} each, in sending order per medium (docs/format.md); empty without media.
+    transfers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def gap(self) -> float | None:
@@ -100,6 +106,10 @@ class Plan:
             "solve_time_s": self.solve_time_s, "assignment": self.assignment,
             "order": self.order, "schedule": self.schedule, "metrics": self.metrics,
         }
+        if self.medium_order is not None:
+            out["medium_order"] = self.medium_order
+        if self.transfers or self.medium_order is not None:    # every plan of a media problem
+            out["transfers"] = self.transfers
         if self.violations:
             out["violations"] = self.violations
         if self.message:
@@ -123,6 +133,13 @@ class Plan:
         if order is not None and (not isinstance(order, Mapping) or not all(
                 isinstance(v, list) and all(isinstance(b, str) for b in v) for v in order.values())):
             raise PlanError(f"{where}order: expected an object of device id -> list of block ids")
+        medium_order = d.get("medium_order")
+        if medium_order is not None and (not isinstance(medium_order, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, list) and all(
+                    isinstance(t, list) and len(t) == 2 and all(isinstance(x, str) for x in t) for t in v)
+                for k, v in medium_order.items())):
+            raise PlanError(f"{where}medium_order: expected an object of medium id -> list of "
+                            f"[producer, consumer] block id pairs ('input'/'output' for source/sink)")
         status = d.get("status", "feasible")
         try:
             status = Status(status)
@@ -136,7 +153,10 @@ class Plan:
                    assignment=dict(assignment), order=None if order is None else dict(order),
                    schedule=dict(d.get("schedule") or {}), metrics=dict(d.get("metrics") or {}),
                    violations=list(d.get("violations") or []), message=str(d.get("message", "")),
-                   stats=dict(d.get("stats") or {}))
+                   stats=dict(d.get("stats") or {}),
+                   medium_order=None if medium_order is None else {k: [list(t) for t in v]
+                                                                   for k, v in medium_order.items()},
+                   transfers=list(d.get("transfers") or []))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the plan as JSON atomically (a reader never sees half a file)."""

@@ -178,7 +178,7 @@ def _figure(p, plan, *, dag: bool, title: str | None, hide_idle: bool = False, p
     import matplotlib.pyplot as plt
     rows = _rows(p, plan, hide_idle)
     D = len(rows)
-    h_gantt = min(2.0 + 0.45 * D, 18.0)
+    h_gantt = min(2.0 + 0.45 * (D + len(getattr(p, "media", ()))), 18.0)
     widest = max(np.bincount([int(x) for x, _ in dag_layout(p).values()]).max(initial=1), 1) if p.n_blocks else 1
     h_dag = min(2.2 + 0.3 * widest, 8.0) if dag else 0.0
     width = 14.0
@@ -223,6 +223,13 @@ def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None,
     horizon = latency if math.isfinite(latency) and latency > 0 else float(end.max(initial=1.0)) or 1.0
     colours = _kind_colours([b.kind for b in p.blocks])
     bar_h = 0.56
+    # shared media (SPEC 5a): one more row per medium with its transfers; arrows arrive when
+    # the plan's transfer schedule says (a transfer on a medium may wait for the air)
+    medium_tr = [t for t in (getattr(plan, "transfers", None) or []) if t.get("start_s") is not None]
+    media_ids = [m for m, _ in getattr(p, "media", ())]
+    on_air = {(t["src"], t["dst"]): t["arrival_s"] for t in medium_tr if t.get("arrival_s") is not None}
+    if on_air:
+        arrivals = {**on_air, **(arrivals or {})}
 
     n_bars = 0
     # a block of microseconds on a fast server would vanish: draw every bar at least ~1.5
@@ -280,9 +287,22 @@ def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None,
             mk = ax.plot([end[b]], [snk], marker="s", color="#d62728", markersize=5, zorder=6)[0]
             mk.set_gid(f"output:{blocks[b]}")
         n_out += 1
+    n_air = 0
+    for t in medium_tr:
+        if t["medium"] not in media_ids:
+            continue
+        y = len(rows) + media_ids.index(t["medium"])
+        s0, s1 = float(t["start_s"]), float(t["end_s"])
+        (bar,) = ax.barh(y, max(s1 - s0, min_w), left=s0, height=bar_h * 0.8, color="#9ecae1",
+                         edgecolor="#08519c", linewidth=0.4, zorder=3)
+        bar.set_gid(f"medium:{t['medium']}:{t['src']}--{t['dst']}")
+        label = f"{t['src']}→{t['dst']}"
+        if (s1 - s0) / horizon * width_pt >= _POINTS_PER_CHAR * len(label) + 2:
+            ax.text((s0 + s1) / 2, y, label, ha="center", va="center", fontsize=6, zorder=4, clip_on=True)
+        n_air += 1
     if math.isfinite(latency):
         ax.axvline(latency, color="#d62728", linestyle=":", linewidth=1.0, zorder=2)
-    ax.set_yticks(range(len(rows)))
+    ax.set_yticks(range(len(rows) + len(media_ids)))
     labels = []
     for i in rows:
         d = p.devices[i]
@@ -290,8 +310,9 @@ def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None,
             " (source)" if i == p.source else (" (sink)" if i == p.sink else ""))
         shown = d.type and d.type != d.id and not d.id.startswith(d.type)
         labels.append(f"{d.id} [{d.type}]{tag}" if shown else f"{d.id}{tag}")
+    labels += [f"medium {m}" for m in media_ids]
     ax.set_yticklabels(labels, fontsize=8)
-    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_ylim(len(rows) + len(media_ids) - 0.5, -0.5)
     ax.set_xlim(-0.01 * horizon, horizon * 1.04)
     factor, unit = time_axis(horizon)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x * factor:g}"))
@@ -302,9 +323,13 @@ def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None,
                 Line2D([], [], color="#2ca02c", linestyle="--", label="input from source"),
                 Line2D([], [], color="#d62728", linestyle="--", label="output to sink"),
                 Line2D([], [], color="#d62728", linestyle=":", label="latency")]
+    if media_ids:
+        handles.append(Patch(facecolor="#9ecae1", edgecolor="#08519c", linewidth=0.4,
+                             label="on the air (medium)"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
     return {"bars": n_bars, "transfers": n_tr, "inputs": n_in, "outputs": n_out,
-            "devices": len(rows), "devices_used": len(set(dev.tolist()))}
+            "devices": len(rows), "devices_used": len(set(dev.tolist())),
+            "media": len(media_ids), "medium_transfers": n_air}
 
 
 def dag_layout(p) -> dict[int, tuple[float, float]]:

@@ -144,6 +144,8 @@ class Problem:
       params, activation: (B,) bytes; memory: (D,) bytes.
       power_active, power_idle, tx_power, rx_power: (D,) watts.
       source, sink: device indices; pinned: {block index: device index}.
+      media: tuple of (medium id, device indices) (SPEC 5a; empty without media);
+      medium_of: (D, D) medium index of a transfer a -> c, -1 when off every medium.
     """
 
     def __init__(self, *, name: str, objective: Objective, constraints: Mapping[str, float],
@@ -153,7 +155,8 @@ class Problem:
                  link_latency: np.ndarray, link_bandwidth: np.ndarray,
                  source: int, sink: int, pinned: Mapping[int, int],
                  spec: Mapping[str, Any], path: str | None = None,
-                 scenarios: tuple["Scenario", ...] = ()):
+                 scenarios: tuple["Scenario", ...] = (),
+                 media: tuple[tuple[str, tuple[int, ...]], ...] = ()):
         self.name = name
         #: SPEC section 10: the ways one inference can go (empty: every block always runs).
         self.scenarios = tuple(scenarios)
@@ -222,6 +225,17 @@ class Problem:
         bandwidth = np.where(reachable, link_bandwidth, 0.0)
         np.fill_diagonal(bandwidth, np.inf)
         self.bandwidth = _frozen(bandwidth)
+
+        # shared media (SPEC 5a): (id, device indices) each; medium_of[a, c] is the medium
+        # a transfer a -> c is on (-1: none, and always -1 on the diagonal)
+        self.media = tuple((str(m), tuple(int(x) for x in devs)) for m, devs in media)
+        medium_of = np.full((len(devices), len(devices)), -1, dtype=np.int64)
+        for m, (_, devs) in enumerate(self.media):
+            for x in devs:
+                for y in devs:
+                    if x != y:
+                        medium_of[x, y] = m
+        self.medium_of = _frozen(medium_of)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -357,13 +371,12 @@ class Problem:
         """The problem features of SPEC section 8 this problem uses (names of
         `placement.method.FEATURES`): ``media`` when the network declares shared media,
         ``scenarios`` when the problem has scenarios, ``split_choice`` when a split block
-        offers more than one way. (Scenarios are modelled: `Problem.scenarios`. Today's loader
-        rejects media and expands
-        every split block by ``max(ways)`` without keeping the ways: the issues that add
-        them set these flags in the spec; a method's support is its ``features``.)"""
+        offers more than one way. (Scenarios and media are modelled: `Problem.scenarios`,
+        `Problem.media`. Today's loader expands every split block by ``max(ways)`` without
+        keeping the ways; a method's support is its ``features``.)"""
         spec = self.spec or {}
         used = set()
-        if (spec.get("network") or {}).get("media"):
+        if self.__dict__.get("media") or (spec.get("network") or {}).get("media"):
             used.add("media")
         if self.scenarios:
             used.add("scenarios")

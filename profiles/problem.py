@@ -32,6 +32,8 @@ def make_problem(model: Mapping[str, Any], device_types: Sequence[str], network:
     src = source or ids[0]
     if src not in ids:
         raise catalog._input_error(f"source '{src}' is not one of the devices: {', '.join(ids)}")
+    if media is None and model.get("scenarios"):
+        media = False   # shared media and scenarios are not modelled together (placement.loader)
     net = catalog.network(network, devs, media=media)
 
     types_seen: list[dict[str, Any]] = []

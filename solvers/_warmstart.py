@@ -132,7 +132,8 @@ def stopped_early(best: Evaluation | None, stats: dict) -> Candidate:
         return Candidate(None, status=Status.NO_SOLUTION, stats=stats,
                          message="time limit reached before the model was built; no plan yet")
     return Candidate(best.assignment, best.order, status=Status.TIME_LIMIT, stats=stats,
-                     message="time limit reached before the model was built: the warm start's plan")
+                     message="time limit reached before the model was built: the warm start's plan",
+                     medium_order=[list(o) for o in best.medium_order] or None)
 
 
 # --------------------------------------------------------------------------- model facts
@@ -207,13 +208,20 @@ def orders_from_starts(p: Problem, assignment: np.ndarray, start: np.ndarray) ->
     return order
 
 
-def best_plan(p: Problem, plans: list[tuple[np.ndarray, list[list[int]] | None]],
+def best_plan(p: Problem, plans: list[tuple],
               incumbent: Evaluation | None) -> Evaluation | None:
-    """The best feasible of ``plans`` (each also tried with the list rule) and the incumbent."""
+    """The best feasible of ``plans`` (each also tried with the list rule) and the incumbent.
+    A plan is (assignment, order) or, with shared media, (assignment, order, medium_order),
+    the latter also tried first come first served."""
     best = incumbent
-    for a, order in plans:
-        for o in ([order, None] if order is not None else [None]):
-            ev = evaluate(p, a, o)
+    for a, order, *rest in plans:
+        morder = rest[0] if rest else None
+        tries = [(order, None)] if order is not None else []
+        if morder is not None and order is not None:
+            tries.insert(0, (order, morder))
+        tries.append((None, None))
+        for o, mo in tries:
+            ev = evaluate(p, a, o, mo)
             if ev.feasible and (best is None or ev.value < best.value * (1 - 1e-12)):
                 best = ev
     return best

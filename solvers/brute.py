@@ -12,6 +12,11 @@ What is enumerated
     devices are recognised by the simulation and skipped). Blocks start as early as their
     device and inputs allow (the evaluator's rule), which is optimal for a fixed order
     because latency and idle energy only grow with start times.
+  * with shared media (SPEC 5a) and an order-dependent objective, also every sending order
+    of the transfers on each medium that can be followed (`_medium_orders`: a transfer goes
+    after every transfer its producer depends on; other orders would deadlock; combinations
+    that still deadlock across devices and media are skipped), simulated by
+    `placement.media.simulate_media`; the candidate count multiplies by their number.
 
 Scoring
   Order-independent objectives are scored with `placement.evaluator.evaluate`. With
@@ -103,6 +108,39 @@ def structurally_feasible(p: Problem, A: np.ndarray) -> np.ndarray:
     return ok
 
 
+def _medium_orders(p: Problem, transfers: list[int], ends, cap: int) -> list[tuple[int, ...]] | None:
+    """Every sending order of ``transfers`` (one medium) that can be followed: transfer t1
+    goes before t2 whenever t2's producer is t1's consumer or one of its descendants (any other
+    order deadlocks). None if there are more than ``cap``."""
+    anc = p.ancestors
+    n = len(transfers)
+    before = [0] * n                    # bit i set in before[j]: transfers[i] must precede transfers[j]
+    for i, t1 in enumerate(transfers):
+        c1 = ends[t1][1]
+        if c1 < 0:
+            continue
+        for j, t2 in enumerate(transfers):
+            p2 = ends[t2][0]
+            if i != j and p2 >= 0 and (p2 == c1 or (anc[p2] >> c1) & 1):
+                before[j] |= 1 << i
+    out: list[tuple[int, ...]] = []
+
+    def rec(prefix: list[int], placed: int) -> bool:
+        if len(prefix) == n:
+            out.append(tuple(transfers[i] for i in prefix))
+            return len(out) <= cap
+        for j in range(n):
+            if (placed >> j) & 1 or before[j] & ~placed:
+                continue
+            prefix.append(j)
+            if not rec(prefix, placed | (1 << j)):
+                return False
+            prefix.pop()
+        return True
+
+    return out if rec([], 0) else None
+
+
 class _Orders:
     """Linear extensions of the block graph restricted to a set of blocks, memoised by set."""
 
@@ -146,8 +184,9 @@ class Brute(Method):
                  f"{MAX_ASSIGNMENTS:,} assignments or {MAX_CANDIDATES:,} candidates")
     summary = "exhaustive enumeration: the oracle of the tests, for tiny problems only"
     #: scenarios (SPEC 10): every (assignment, orders) candidate is scored by the evaluator's
-    #: expectation over the scenarios (one order per device, restricted per scenario).
-    features = frozenset({"scenarios"})
+    #: expectation over the scenarios (one order per device, restricted per scenario); media
+    #: (5a): it enumerates the medium orders too. Not both at once (the loader refuses that).
+    features = frozenset({"scenarios", "media"})
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         p = problem
@@ -182,6 +221,8 @@ class Brute(Method):
 
     def _with_orders(self, p: Problem, ctx: Context, A: np.ndarray, stats: dict) -> Candidate:
         D = p.n_devices
+        if p.media:
+            return self._with_media(p, ctx, A, stats)
         orders = _Orders(p, MAX_CANDIDATES)
         per_assignment: list[list[list[tuple[int, ...]]]] = []
         total = 0
@@ -249,6 +290,75 @@ class Brute(Method):
             return self._finish(p, ev, ev.value, scored, stats, why)
         return self._finish(p, None, math.inf, scored, stats, why)
 
+    def _with_media(self, p: Problem, ctx: Context, A: np.ndarray, stats: dict) -> Candidate:
+        """`_with_orders` with shared media: per-device orders times per-medium sending orders."""
+        from placement import media as md
+
+        D, M = p.n_devices, len(p.media)
+        ends = md.transfer_endpoints(p)
+        orders = _Orders(p, MAX_CANDIDATES)
+        per_assignment = []
+        total = 0
+        for i, a in enumerate(A):
+            lists, count = [], 1
+            for d in range(D):
+                ext = orders.of([int(b) for b in np.nonzero(a == d)[0]])
+                if ext is None:
+                    raise _refuse(p, float(MAX_CANDIDATES + 1), MAX_CANDIDATES, "candidates")
+                lists.append(ext)
+                count *= len(ext)
+            tr = md.transfers(p, a)
+            on = []
+            for m in range(M):
+                ext = _medium_orders(p, md.on_medium(tr, m), ends, MAX_CANDIDATES)
+                if ext is None:
+                    raise _refuse(p, float(MAX_CANDIDATES + 1), MAX_CANDIDATES, "medium orders")
+                on.append(ext)
+                count *= len(ext)
+            total += count
+            if total > MAX_CANDIDATES:
+                raise _refuse(p, float(total) * A.shape[0] / (i + 1), MAX_CANDIDATES,
+                              "(assignment, order, medium order) candidates")
+            per_assignment.append((lists, on, tr))
+        stats["candidates"] = int(total)
+
+        best, best_value, scored, why = None, math.inf, 0, None
+        for a, (lists, on, tr) in zip(A, per_assignment):
+            base = evaluate(p, a)
+            if any(v.kind != "constraint" for v in base.violations):
+                why = why or str(base.violations[0])
+                continue
+            c = plan_costs(p, a)
+            period = float(max(c.period_s, md.medium_loads(p, a, tr).max(initial=0.0)))
+            for combo in product(*lists):
+                order = [list(o) for o in combo]
+                for mcombo in product(*on):
+                    if scored % _CHECK_EVERY == 0 and ctx.expired():
+                        return self._stopped(best, best_value, scored, stats)
+                    scored += 1
+                    morder = [list(o) for o in mcombo]
+                    sch = md.simulate_media(p, a, order, c.ct, morder, tr)
+                    if sch.deadlock:
+                        continue
+                    energy = c.energy_j
+                    if p.count_idle:
+                        energy += idle_energy(p, a, sch.latency, c.load)
+                    values = {"latency_s": sch.latency, "period_s": period,
+                              "throughput_per_s": throughput_of(period), "energy_j": energy}
+                    if p.constraint_excess(values):
+                        why = why or "constraint: no order meets the constraints"
+                        continue
+                    value = p.objective.value(values)
+                    if value < best_value:
+                        best_value = value
+                        best = (a.copy(), order, morder)
+        if best is not None:
+            ev = evaluate(p, *best)
+            if not ev.feasible:
+                raise RuntimeError(f"brute: evaluator rejects the best plan: {ev.violations[0]}")
+            return self._finish(p, ev, ev.value, scored, stats, why)
+        return self._finish(p, None, math.inf, scored, stats, why)
+
     # ------------------------------------------------------------------------------------
     @staticmethod
     def _stopped(best, best_value, scored, stats) -> Candidate:
@@ -256,12 +366,15 @@ class Brute(Method):
         if best is None:
             return Candidate(None, status=Status.NO_SOLUTION, stats=stats,
                              message=f"brute: time limit after {scored} candidates, none feasible")
+        morder = None
         if isinstance(best, tuple):
-            a, order = best
+            a, order, *rest = best
+            morder = rest[0] if rest else None
         else:
             a, order = best.assignment, best.order
+            morder = [list(o) for o in best.medium_order] or None
         return Candidate(np.asarray(a), order, status=Status.TIME_LIMIT, stats=stats,
-                         message=f"brute: time limit after {scored} candidates")
+                         message=f"brute: time limit after {scored} candidates", medium_order=morder)
 
     @staticmethod
     def _finish(p: Problem, best, best_value, scored, stats, why) -> Candidate:
@@ -271,4 +384,4 @@ class Brute(Method):
                 f"brute: no plan among {scored} candidates is feasible"
                 + (f" (e.g. {why})" if why else "")))
         return Candidate(best.assignment, best.order, status=Status.OPTIMAL, bound=float(best_value),
-                         stats=stats)
+                         stats=stats, medium_order=[list(o) for o in best.medium_order] or None)

@@ -23,6 +23,13 @@ that the model is a relaxation and its proven bound is valid for the real proble
   ``count_idle``: ``z_d >= L - load_d`` enforced by "d holds a block", ``z_d >= 0``, paying
   ``power_idle_d * z_d``.
 * objective: the integer weighted sum of the metrics; constraints bound the same variables.
+* shared media (SPEC 5a, `_media`): every transfer (input, edge, output) that can be on a
+  medium gets a send start ``ts_t``; for each device pair (d1, d2) of that medium a
+  presence literal (``x[u,d1] and x[v,d2]``; the source's or sink's side is fixed) and an
+  optional interval of ``n / bandwidth`` at ``ts_t``, all of one medium under one
+  ``no_overlap``; when present, ``ts_t >=`` the producer's end and the consumer starts (or
+  ``L`` waits) at ``ts_t + n / bandwidth + latency``. The period gets ``T >=`` each
+  medium's load. The sending order read back is ``ts`` (ties: transfer index).
 
 Warm start: the best heuristic plan (`solvers._warmstart`) is hinted, bounds the latency
 horizon, and is returned if CP-SAT finds nothing better (by the evaluator's value).
@@ -55,8 +62,9 @@ class CpSat(Method):
     guarantee = ("optimal when it says so (proven bound of a rounded-down relaxation, valid for "
                  "the real problem); else best plan and proven bound at the time limit")
     summary = "OR-Tools CP-SAT: assignment, optional intervals and no-overlap per device, all objectives"
-    #: scenarios (SPEC 10): `_CpSatModel._scenarios` (one schedule per scenario, shared order)
-    features = frozenset({"scenarios"})
+    #: scenarios (SPEC 10): `_CpSatModel._scenarios` (one schedule per scenario, shared order);
+    #: media (5a): `_CpSatModel._media`. Not both at once (the loader refuses that).
+    features = frozenset({"scenarios", "media"})
     options = (
         Option("precision", float, DEFAULT_PRECISION, "worst-case relative rounding error of the integer model",
                low=1e-9, high=0.5),
@@ -128,7 +136,8 @@ class CpSat(Method):
                 bound = None
         else:
             st = Status.TIME_LIMIT
-        return Candidate(best.assignment, best.order, status=st, bound=bound, stats=stats)
+        return Candidate(best.assignment, best.order, status=st, bound=bound, stats=stats,
+                         medium_order=[list(o) for o in best.medium_order] or None)
 
 
 def _solve_interruptibly(solver, model, callback):
@@ -207,7 +216,10 @@ class _Collector:
                 s = None
                 if m.s is not None:
                     s = np.array([self.value(v) for v in m.s], dtype=float)
-                self.solutions.append((a, s))
+                ts = None
+                if m.ts:
+                    ts = {t: self.value(v) for t, v in m.ts.items()}
+                self.solutions.append((a, s, ts))
                 del self.solutions[:-4]
                 if m.has_objective:
                     ctx.report(self.objective_value * m.units.r_obj / m.obj_div,
@@ -215,9 +227,9 @@ class _Collector:
 
             def plans(self):
                 out = []
-                for a, s in self.solutions:
+                for a, s, ts in self.solutions:
                     order = ws.orders_from_starts(m.p, a, s) if s is not None else None
-                    out.append((a, order))
+                    out.append((a, order, _medium_order(m.p, a, ts) if ts is not None else None))
                 return out
 
         return Collector()
@@ -238,7 +250,8 @@ class _CpSatModel:
         #: add the pair linearisation for the LP when it stays small (edges x devices^2)
         self.lp_pairs = lp_pairs if lp_pairs is not None else p.n_edges * D * D <= LP_PAIRS_MAX
         self.idle_slack = 0   # objective units the idle-cost rounding may add (given back in the bound)
-        self.s = self.horizon_s = self.L = self.H = None
+        self.s = self.horizon_s = self.L = self.H = self.T = None
+        self.ts: dict = {}
         self.objective: list = []
         self._assignment()
         self._memory()
@@ -250,6 +263,8 @@ class _CpSatModel:
         else:
             self._latency()
             self._period()
+            if p.media:
+                self._media()
             self._energy()
         self.has_objective = bool(self.objective)
         if self.objective:
@@ -460,6 +475,7 @@ class _CpSatModel:
                     mdl.add(T >= sum(terms))
             for terms in link_terms.values():
                 mdl.add(T >= sum(terms))
+            self.T = T
             if u.c_per:
                 objective.append(u.c_per * T)
 
@@ -709,6 +725,67 @@ class _CpSatModel:
             if u.c_en:
                 objective.append(u.c_en * energy)
 
+    def _media(self) -> None:
+        """Shared media (module docstring): transfer intervals under no-overlap per medium,
+        their precedence when the latency is modelled, each medium's load in the period."""
+        from placement import media as md
+
+        p, mdl, x, u, allowed = self.p, self.model, self.x, self.units, self.p.allowed
+        D, M = p.n_devices, len(p.media)
+        I, E, _ = md.transfer_count(p)
+        nbytes = np.concatenate([p.in_bytes[list(p.input_blocks)], p.edge_bytes,
+                                 p.out_bytes[list(p.output_blocks)]])
+        sched = self.s is not None
+        r = u.r_lat if sched else None
+        ct_u = floor_units(np.where(allowed, p.compute_time, 0.0), r) if sched else None
+        intervals: list[list] = [[] for _ in range(M)]
+        loads: list[list] = [[] for _ in range(M)]
+        lit_cache: dict = {}
+        for t, (pu, cv) in enumerate(md.transfer_endpoints(p)):
+            tx = p.transmission_matrix(float(nbytes[t]))
+            pairs = []
+            for d1 in ([p.source] if pu < 0 else [d for d in range(D) if allowed[pu, d]]):
+                for d2 in ([p.sink] if cv < 0 else [d for d in range(D) if allowed[cv, d]]):
+                    if d1 != d2 and p.medium_of[d1, d2] >= 0:
+                        pairs.append((d1, d2))
+            if not pairs:
+                continue
+            ts = None
+            if sched:
+                ts = self.ts[t] = mdl.new_int_var(0, self.H, f"ts[{t}]")
+            for d1, d2 in pairs:
+                m = int(p.medium_of[d1, d2])
+                if pu < 0:
+                    lit = x[cv, d2]
+                elif cv < 0:
+                    lit = x[pu, d1]
+                else:
+                    key = (t, d1, d2)
+                    lit = lit_cache[key] = mdl.new_bool_var(f"mt[{t},{d1},{d2}]")
+                    mdl.add_bool_or([~x[pu, d1], ~x[cv, d2], lit])
+                if self.T is not None:
+                    txp = int(floor_units(tx[d1, d2], u.r_per))
+                    if txp > 0:
+                        loads[m].append(txp * lit)
+                if not sched:
+                    continue
+                tx_u = int(floor_units(tx[d1, d2], r))
+                lat_u = int(floor_units(p.latency[d1, d2], r))
+                if tx_u > 0:
+                    intervals[m].append(mdl.new_optional_fixed_size_interval_var(
+                        ts, tx_u, lit, f"mi[{t},{d1},{d2}]"))
+                if pu >= 0:
+                    mdl.add(ts >= self.s[pu] + int(ct_u[pu, d1])).only_enforce_if(lit)
+                if cv >= 0:
+                    mdl.add(self.s[cv] >= ts + tx_u + lat_u).only_enforce_if(lit)
+                else:
+                    mdl.add(self.L >= ts + tx_u + lat_u).only_enforce_if(lit)
+        for m in range(M):
+            if len(intervals[m]) > 1:
+                mdl.add_no_overlap(intervals[m])
+            if loads[m] and self.T is not None:
+                mdl.add(self.T >= sum(loads[m]))
+
     def _hint(self) -> None:
         """The warm start as a hint."""
         mdl, x, u, inc = self.model, self.x, self.units, self.inc
@@ -721,3 +798,11 @@ class _CpSatModel:
                 starts = floor_units(inc.start, u.r_lat)
                 for b in range(B):
                     mdl.add_hint(self.s[b], int(min(starts[b], self.s[b].proto.domain[-1])))
+
+
+def _medium_order(p: Problem, a: np.ndarray, ts: dict) -> list[list[int]]:
+    """Each medium's transfers for assignment ``a`` by their send start (ties: index)."""
+    from placement import media as md
+
+    tr = md.transfers(p, a)
+    return [sorted(md.on_medium(tr, m), key=lambda t: (ts.get(t, 0), t)) for m in range(len(p.media))]

@@ -23,6 +23,13 @@ from placement.plan import Status
 
 from . import _legacy_bounds as legacy
 
+def _generate(*args, **kw):
+    """`placement.generate` without a shared medium: these tests check contention-free
+    rules and methods (star networks put devices on a medium by default since issue 15;
+    media are tested in tests/test_media.py)."""
+    return placement.generate(*args, **{"media": False, **kw})
+
+
 OBJECTIVES = ["latency", "throughput", "energy", {"latency": 1.0, "energy": 0.2},
               {"throughput": 1.0, "energy": 0.1}]
 TOL = 1 + 1e-9
@@ -33,7 +40,7 @@ METRICS = (("latency", bounds.latency_bound, "latency_s"), ("throughput", bounds
 def _case(i: int) -> dict:
     shape = ("chain", "dag", "hybrid")[i % 3]
     split = i % 4 == 0
-    d = placement.generate(shape, 5, 2 if split else 3, device_set=("homogeneous", "iot", "edge")[i // 3 % 3],
+    d = _generate(shape, 5, 2 if split else 3, device_set=("homogeneous", "iot", "edge")[i // 3 % 3],
                            network=("star", "mesh", "tiers")[i // 9 % 3], seed=i,
                            objective=OBJECTIVES[i % len(OBJECTIVES)],
                            split=0.2 if split else 0.0)             # 1 block -> 4 shards
@@ -104,7 +111,7 @@ def _tight_problem(seed: int, shape: str, blocks: int, devices: int, objective, 
     devices and links: each device holds exactly that plan's need (times ``1 + slack``), so
     the plan is feasible and memory binds. Returns the dict and the plan."""
     rng = np.random.default_rng(seed)
-    d = placement.generate(shape, blocks, devices, device_set="iot", network="mesh", seed=seed,
+    d = _generate(shape, blocks, devices, device_set="iot", network="mesh", seed=seed,
                            objective=objective)
     ids = [dev["id"] for dev in d["devices"]]
     if pin:
@@ -187,7 +194,7 @@ def test_memory_binds_in_the_seeded_cases():
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("shape", ["chain", "dag", "hybrid"])
 def test_never_weaker_than_the_memory_free_bounds(seed, shape):
-    p = placement.load(placement.generate(shape, 12 + seed * 7, 2 + seed % 6, device_set="iot",
+    p = placement.load(_generate(shape, 12 + seed * 7, 2 + seed % 6, device_set="iot",
                                           network=("star", "mesh", "tiers")[seed % 3], seed=seed))
     for name, fn, _ in METRICS:
         old = getattr(legacy, fn.__name__)(p)
@@ -200,7 +207,7 @@ def test_never_weaker_than_the_memory_free_bounds(seed, shape):
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("objective", ["latency", "energy"])
 def test_bounds_are_tight_on_roomy_chains(seed, objective):
-    d = placement.generate("chain", 5, 3, device_set="iot", network=("star", "mesh", "tiers")[seed % 3],
+    d = _generate("chain", 5, 3, device_set="iot", network=("star", "mesh", "tiers")[seed % 3],
                            seed=seed, objective=objective)
     for dev in d["devices"]:
         dev["memory_bytes"] = 1e13
@@ -214,7 +221,7 @@ def test_issue_14_example_bound_meets_the_optimum():
     cpsat proves 0.0154487 s optimal (docs/bounds.md); the bound before was 0.0070982 (46 %).
     Every block of this hybrid lies on one path that no single device can hold, so the runs
     DP charges the off-loading transfers; the bound is the optimum."""
-    p = placement.load(placement.generate("hybrid", 40, 6, device_set="iot", seed=3))
+    p = placement.load(_generate("hybrid", 40, 6, device_set="iot", seed=3))
     assert legacy.latency_bound(p) == pytest.approx(0.0070982, rel=1e-4)
     lb = bounds.lower_bound(p)
     assert lb == pytest.approx(0.015448705727452272, rel=1e-9)
@@ -226,7 +233,7 @@ def test_issue_14_example_bound_meets_the_optimum():
 
 
 def test_bound_cache_is_shared_by_objective_variants_and_is_deterministic():
-    d = placement.generate("hybrid", 30, 5, device_set="iot", network="mesh", seed=4)
+    d = _generate("hybrid", 30, 5, device_set="iot", network="mesh", seed=4)
     p = placement.load(d)
     values = [bounds.lower_bound(p.with_objective(o)) for o in ("latency", "throughput", "energy")]
     q = placement.load(copy.deepcopy(d))       # a fresh problem: no cache
@@ -239,7 +246,7 @@ def test_bound_cache_is_shared_by_objective_variants_and_is_deterministic():
 
 def test_bounds_are_fast_at_2000_blocks_64_devices():
     for shape in ("dag", "hybrid"):
-        p = placement.load(placement.generate(shape, 2000, 64, device_set="iot", network="mesh", seed=1))
+        p = placement.load(_generate(shape, 2000, 64, device_set="iot", network="mesh", seed=1))
         for name in ("latency", "throughput", "energy"):
             q = placement.load(copy.deepcopy(p.spec)).with_objective(name)   # no cache
             t0 = time.perf_counter()

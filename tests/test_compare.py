@@ -21,6 +21,13 @@ from placement.method import Method
 
 from .conftest import ROOT
 
+def _generate(*args, **kw):
+    """`placement.generate` without a shared medium: these tests check contention-free
+    rules and methods (star networks put devices on a medium by default since issue 15;
+    media are tested in tests/test_media.py)."""
+    return placement.generate(*args, **{"media": False, **kw})
+
+
 FAST = ("single", "heft", "dp")
 
 
@@ -77,7 +84,7 @@ def fake_methods(monkeypatch):
 def problems(tmp_path: Path, n: int = 3, blocks: int = 8, devices: int = 3) -> list[str]:
     out = []
     for i in range(n):
-        d = placement.generate("hybrid", blocks, devices, seed=i, name=f"g{i}")
+        d = _generate("hybrid", blocks, devices, seed=i, name=f"g{i}")
         f = tmp_path / f"g{i}.json"
         f.write_text(json.dumps(d))
         out.append(str(f))

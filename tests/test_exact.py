@@ -21,6 +21,13 @@ from solvers._scale import choose_units
 
 from .conftest import ROOT
 
+def _generate(*args, **kw):
+    """`placement.generate` without a shared medium: these tests check contention-free
+    rules and methods (star networks put devices on a medium by default since issue 15;
+    media are tested in tests/test_media.py)."""
+    return placement.generate(*args, **{"media": False, **kw})
+
+
 OBJECTIVES = ["latency", "throughput", "energy", {"latency": 1.0, "energy": 0.2}]
 
 
@@ -32,7 +39,7 @@ def _tiny(seed: int) -> dict:
     twist = ["memory", "pin", "split", "constraint", "idle", "plain"][seed % 6]
     blocks = int(rng.integers(4, 7)) if twist != "split" else 3
     devices = int(rng.integers(2, 4))
-    d = placement.generate(shape, blocks, devices, device_set=["iot", "edge", "homogeneous"][seed % 3],
+    d = _generate(shape, blocks, devices, device_set=["iot", "edge", "homogeneous"][seed % 3],
                            network=["mesh", "star", "tiers"][(seed // 2) % 3], seed=seed,
                            split=0.34 if twist == "split" else 0.0, objective=objective)
     blk = d["model"]["blocks"]
@@ -147,7 +154,7 @@ def test_units_give_integer_objective_coefficients():
 
 @pytest.mark.parametrize("method", ["cpsat", "milp"])
 def test_symmetry_breaking_keeps_the_optimum(method):
-    d = placement.generate("dag", 6, 3, device_set="homogeneous", network="star", seed=4)
+    d = _generate("dag", 6, 3, device_set="homogeneous", network="star", seed=4)
     d["source"] = d["devices"][0]["id"]
     p = placement.load(d)
     assert p.identical_device_groups(), "the test needs interchangeable devices"
@@ -158,7 +165,7 @@ def test_symmetry_breaking_keeps_the_optimum(method):
 
 def _infeasible_by_constraint() -> dict:
     """Passes the cheap checks, but no plan meets the latency constraint (brute says so)."""
-    d = placement.generate("dag", 5, 2, device_set="iot", network="mesh", seed=4, objective="energy")
+    d = _generate("dag", 5, 2, device_set="iot", network="mesh", seed=4, objective="energy")
     fastest = placement.solve(d, "brute", objective="latency", time_limit=60)
     d["constraints"] = {"latency_s": fastest.value * (1 - 1e-4)}
     from placement.feasibility import infeasibility_reasons
@@ -186,7 +193,7 @@ def test_cli_exits_3_with_the_reason(tmp_path):
 
 
 def test_cheap_infeasibility_is_reported_before_solving():
-    d = placement.generate("chain", 4, 2, seed=1)
+    d = _generate("chain", 4, 2, seed=1)
     d["model"]["blocks"][2]["params_bytes"] = 1e15
     for method in ("cpsat", "milp"):
         plan = placement.solve(d, method, time_limit=5)
@@ -195,7 +202,7 @@ def test_cheap_infeasibility_is_reported_before_solving():
 
 @pytest.mark.parametrize("method, options", [("cpsat", {}), ("milp", {}), ("milp", {"backend": "highs"})])
 def test_time_limit_gives_best_plan_and_bound_never_worse_than_warm_start(method, options):
-    d = placement.generate("dag", 60, 8, device_set="iot", network="mesh", seed=2)
+    d = _generate("dag", 60, 8, device_set="iot", network="mesh", seed=2)
     limit = 4.0
     t0 = time.monotonic()
     plan = placement.solve(d, method, time_limit=limit, **options)
@@ -210,7 +217,7 @@ def test_time_limit_gives_best_plan_and_bound_never_worse_than_warm_start(method
 
 
 def test_warm_start_picks_the_best_feasible_heuristic():
-    d = placement.generate("hybrid", 12, 4, device_set="iot", network="mesh", seed=1)
+    d = _generate("hybrid", 12, 4, device_set="iot", network="mesh", seed=1)
     p = placement.load(d)
     w = ws.warm_start(p, Context(time_limit=10))
     assert w.best is not None and w.best.feasible
@@ -230,7 +237,7 @@ def test_latency_horizon_covers_the_optimum():
 
 def test_milp_rejects_an_unknown_backend():
     with pytest.raises(InputError, match=r"milp option backend: expected one of cbc, highs, scip, found 'gurobi'"):
-        placement.solve(placement.generate("chain", 3, 2), "milp", backend="gurobi")
+        placement.solve(_generate("chain", 3, 2), "milp", backend="gurobi")
 
 
 def test_solvers_do_not_change_their_input():
@@ -258,7 +265,7 @@ def test_milp_highs_from_a_plain_script(tmp_path):
     """A script with no main guard (the backend's child process must not re-import it)."""
     script = tmp_path / "plain.py"
     script.write_text("import placement\n"
-                      "d = placement.generate('chain', 4, 2, seed=1)\n"
+                      "d = placement.generate('chain', 4, 2, seed=1, media=False)\n"
                       "plan = placement.solve(d, 'milp', backend='highs', time_limit=20)\n"
                       "print('STATUS', plan.status.value)\n")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=120)

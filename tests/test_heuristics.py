@@ -24,12 +24,19 @@ from heuristics.local import Scorer
 from placement.evaluator import evaluate
 from placement.plan import Status
 
+def _generate(*args, **kw):
+    """`placement.generate` without a shared medium: these tests check contention-free
+    rules and methods (star networks put devices on a medium by default since issue 15;
+    media are tested in tests/test_media.py)."""
+    return placement.generate(*args, **{"media": False, **kw})
+
+
 NETWORKS = ("star", "mesh", "tiers")
 SETS = ("homogeneous", "iot", "edge")
 
 
 def _tiny(shape, seed, objective="latency", blocks=6, devices=3, roomy=False, split=0.0):
-    d = placement.generate(shape, blocks, devices, device_set=SETS[seed % 3],
+    d = _generate(shape, blocks, devices, device_set=SETS[seed % 3],
                            network=NETWORKS[seed // 3 % 3], seed=seed, objective=objective, split=split)
     if roomy:
         for dev in d["devices"]:
@@ -191,7 +198,7 @@ def test_heft_reports_no_room_without_overflow():
                                        {"latency": 1.0, "energy": 0.1}])
 @pytest.mark.parametrize("shape", ["dag", "hybrid"])
 def test_local_never_worse_than_start_and_deterministic(shape, objective):
-    d = placement.generate(shape, 16, 4, device_set="iot", network="mesh", seed=3, objective=objective)
+    d = _generate(shape, 16, 4, device_set="iot", network="mesh", seed=3, objective=objective)
     p = placement.load(d)
     heft = placement.solve(p, "heft", time_limit=10)
     dp = placement.solve(p, "dp", time_limit=10)
@@ -204,7 +211,7 @@ def test_local_never_worse_than_start_and_deterministic(shape, objective):
 
 
 def test_local_honours_time_limit_on_a_large_problem():
-    p = placement.load(placement.generate("dag", 400, 16, device_set="iot", network="mesh", seed=2))
+    p = placement.load(_generate("dag", 400, 16, device_set="iot", network="mesh", seed=2))
     t0 = time.perf_counter()
     got = placement.solve(p, "local", time_limit=2.0)
     elapsed = time.perf_counter() - t0
@@ -235,7 +242,7 @@ def test_local_scorer_equals_evaluator(seed):
     re-simulation cache) equal the evaluator's on random plans and orders."""
     from heuristics.local import _latency_inputs
 
-    d = placement.generate(("dag", "hybrid")[seed % 2], 12, 3, network=NETWORKS[seed % 3], seed=seed,
+    d = _generate(("dag", "hybrid")[seed % 2], 12, 3, network=NETWORKS[seed % 3], seed=seed,
                            split=0.25 if seed % 4 == 0 else 0.0)
     d["count_idle"] = seed % 2 == 0
     p = placement.load(d)
@@ -262,7 +269,7 @@ def test_heft_list_schedule_small_and_vectorised_agree(seed, monkeypatch):
     import heuristics._list_schedule as H
     from heuristics._common import optimistic_cost_table, upward_rank_mean
 
-    d = placement.generate(("chain", "dag", "hybrid")[seed % 3], 20, (3, 5, 8)[seed % 3],
+    d = _generate(("chain", "dag", "hybrid")[seed % 3], 20, (3, 5, 8)[seed % 3],
                            device_set=SETS[seed // 3 % 3], network=NETWORKS[seed % 3], seed=seed,
                            split=0.2 if seed % 4 == 0 else 0.0)
     if seed % 5 == 0:
@@ -295,7 +302,7 @@ def test_polish_schedule_is_a_feasible_plan_the_evaluator_scores_no_higher(seed)
     from heuristics._descent import _Kernel
     from heuristics import _polish
 
-    d = placement.generate(("dag", "hybrid", "chain")[seed % 3], 16, (3, 4, 6)[seed % 3],
+    d = _generate(("dag", "hybrid", "chain")[seed % 3], 16, (3, 4, 6)[seed % 3],
                            device_set=SETS[seed % 3], network=NETWORKS[seed // 3 % 3], seed=seed)
     for blk in d["model"]["blocks"][seed % 3::3]:      # zero-duration blocks tie on start times
         blk["flops"] = 0.0
@@ -365,7 +372,7 @@ def test_zero_duration_block_runs_before_the_block_that_starts_when_it_ends():
 def test_polish_never_worse_than_the_variants_and_keeps_memory(seed):
     """heft with its closing descent is never worse than without it, keeps memory within
     capacity (memory binds here) and pins, and is deterministic."""
-    d = placement.generate(("dag", "hybrid")[seed % 2], 18, (3, 5)[seed % 2], device_set=SETS[seed % 3],
+    d = _generate(("dag", "hybrid")[seed % 2], 18, (3, 5)[seed % 2], device_set=SETS[seed % 3],
                            network=NETWORKS[seed // 3 % 3], seed=seed)
     total = sum(b["params_bytes"] for b in d["model"]["blocks"])
     act = max(b["activation_bytes"] for b in d["model"]["blocks"])
@@ -401,7 +408,7 @@ def test_polish_plan_does_not_depend_on_where_the_clock_checks_cut_it(seed, monk
 
 
 def test_polish_honours_the_time_limit_with_a_huge_budget():
-    p = placement.load(placement.generate("dag", 600, 16, device_set="iot", network="mesh", seed=3))
+    p = placement.load(_generate("dag", 600, 16, device_set="iot", network="mesh", seed=3))
     t0 = time.perf_counter()
     got = placement.solve(p, "heft", time_limit=1.0, polish=10**9)
     wall = time.perf_counter() - t0
@@ -480,7 +487,7 @@ def test_heft_escapes_the_zero_cost_first_block_trap():
 
 @pytest.mark.slow
 def test_heft_plans_2000_blocks_on_64_devices_in_seconds():
-    p = placement.load(placement.generate("dag", 2000, 64, device_set="iot", network="mesh", seed=1))
+    p = placement.load(_generate("dag", 2000, 64, device_set="iot", network="mesh", seed=1))
     got = placement.solve(p, "heft", time_limit=60)
     assert got.status.has_plan and not got.violations
     assert got.solve_time_s < 20

@@ -34,12 +34,12 @@ def test_media_rules(diamond, media, match):
         placement.load(d)
 
 
-def test_valid_media_are_refused_until_modelled_not_ignored(diamond):
+def test_valid_media_are_loaded_and_modelled(diamond):
     d = three(diamond)
     d["network"]["media"] = [{"id": "w", "devices": ["A", "B"]}, {"id": "v", "devices": ["B", "C"]}]
-    with pytest.raises(ProblemError, match=r"network\.media: expected a problem without shared media "
-                       r".*valid, but the evaluator does not model them yet"):
-        placement.load(d)
+    p = placement.load(d)
+    assert p.media == (("w", (0, 1)), ("v", (1, 2))) and p.features == {"media"}
+    assert p.medium_of[0, 1] == p.medium_of[1, 0] == 0 and p.medium_of[1, 2] == 1 and p.medium_of[0, 2] == -1
 
 
 @pytest.mark.parametrize("scenarios,match", [
@@ -82,12 +82,12 @@ def test_generator_and_catalog_put_wifi_devices_on_one_medium_when_media_are_mod
     from placement import loader
     from profiles import catalog
     devs = catalog.devices(["rpi4", "jetson-nano", "laptop"])
-    # today: media are not modelled, so nothing is put on a medium by default
-    assert "media" not in loader.MODELLED_FEATURES
-    assert "media" not in placement.generate("chain", 4, 3, network="star")["network"]
-    assert "media" not in catalog.network("wifi5", devs)
-    # asked for, or once modelled: Wi-Fi and the star's access point share the air; wired does not
+    # media are modelled (issue 15): Wi-Fi and the star's access point share the air by default
+    assert "media" in loader.MODELLED_FEATURES
     ids = [d["id"] for d in devs]
+    assert catalog.network("wifi5", devs)["media"] == [{"id": "wifi5", "devices": ids}]
+    assert "media" not in catalog.network("wifi5", devs, media=False)
+    assert "media" not in catalog.network("ethernet", devs)
     assert catalog.network("wifi5", devs, media=True)["media"] == [{"id": "wifi5", "devices": ids}]
     assert "media" not in catalog.network("ethernet", devs, media=True)
     monkeypatch.setattr(loader, "MODELLED_FEATURES", frozenset({"media"}))
@@ -97,3 +97,15 @@ def test_generator_and_catalog_put_wifi_devices_on_one_medium_when_media_are_mod
     assert "media" not in placement.generate("chain", 4, 3, network="mesh")["network"]
     assert catalog.network("wifi4", devs)["media"][0]["devices"] == ids
     placement.load(star)  # loads once the gate is open
+
+
+def test_media_and_scenarios_together_are_refused_not_mixed(diamond):
+    d = three(diamond)
+    d["network"]["media"] = [{"id": "w", "devices": ["A", "B"]}]
+    d["model"]["scenarios"] = [{"name": "a", "probability": 0.5, "skip": ["t"]},
+                               {"name": "b", "probability": 0.5}]
+    with pytest.raises(ProblemError, match=r"network\.media: expected a problem without shared media when "
+                       r"the model has scenarios .*not together yet"):
+        placement.load(d)
+    del d["network"]["media"]
+    assert placement.load(d).scenarios

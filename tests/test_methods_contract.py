@@ -214,11 +214,13 @@ def test_a_feature_a_method_does_not_support_is_refused(monkeypatch):
 
     p = placement.load(diamond_dict())
     monkeypatch.setattr(Problem, "features", frozenset({"media"}))
-    monkeypatch.setattr(get_method("heft"), "features", frozenset({"media"}))
-    with pytest.raises(UnsupportedFeatureError, match=r"method 'local' does not support media "
-                       r"\(SPEC section 8\); methods that do: heft$") as exc:
-        placement.solve(p, "local", time_limit=5)
+    # since issue 15: single, heft, local, cpsat and brute model media; dp and milp do not
+    with pytest.raises(UnsupportedFeatureError, match=r"method 'dp' does not support media "
+                       r"\(SPEC section 8\); methods that do: single, heft, local, cpsat, brute$") as exc:
+        placement.solve(p, "dp", time_limit=5)
     assert exc.value.feature == "media"
+    with pytest.raises(UnsupportedFeatureError, match=r"method 'milp' does not support media"):
+        placement.solve(p, "milp", time_limit=5)
     assert placement.solve(p, "heft", time_limit=5).feasible
     monkeypatch.setattr(Problem, "features", frozenset({"split_choice"}))
     plan = placement.solve(p, "heft", time_limit=5)

@@ -20,6 +20,13 @@ from placement.plan import check_output_path, write_json_atomic
 
 from .conftest import ROOT
 
+def _generate(*args, **kw):
+    """`placement.generate` without a shared medium: these tests check contention-free
+    rules and methods (star networks put devices on a medium by default since issue 15;
+    media are tested in tests/test_media.py)."""
+    return placement.generate(*args, **{"media": False, **kw})
+
+
 
 def _files(tmp_path, diamond, n=2):
     out = []
@@ -203,7 +210,7 @@ def test_compare_rows_for_errors_unsupported_objectives_and_refused_sizes(tmp_pa
     assert row["status"] == "unsupported" and "energy" in row["message"]
     assert next(r for r in rows if r["method"] == "single")["status"] in ("feasible", "optimal")
     # brute refuses a size: 'skipped' with the reason
-    big = placement.generate("chain", 40, 6, seed=0, name="big")
+    big = _generate("chain", 40, 6, seed=0, name="big")
     row = placement.compare([big], ["brute"], time_limit=5)[0]
     assert row["status"] == "skipped" and row["message"]
 
@@ -259,7 +266,7 @@ def test_the_report_names_units_the_bound_and_an_infeasible_plan(tmp_path, diamo
 def _mid(tmp_path):
     """A problem whose energy optimum `local` cannot prove (its bound stays below), so with a
     huge patience it would search until its time limit."""
-    d = placement.generate("hybrid", 40, 6, device_set="iot", seed=1, name="mid")
+    d = _generate("hybrid", 40, 6, device_set="iot", seed=1, name="mid")
     f = tmp_path / "mid.json"
     f.write_text(json.dumps(d))
     return f
@@ -297,10 +304,10 @@ def test_a_stop_request_ends_the_search_with_its_best_plan(method, after_s):
     import time
     from placement import interrupt
     if method == "local":  # its energy optimum cannot be proven: it would anneal for 60 s
-        p = placement.load(placement.generate("hybrid", 40, 6, device_set="iot", seed=1)).with_objective("energy")
+        p = placement.load(_generate("hybrid", 40, 6, device_set="iot", seed=1)).with_objective("energy")
         opts = {"patience": 100_000_000}
     else:                  # 120 blocks x 16 devices: cpsat needs ~16 s to prove it, milp longer
-        p = placement.load(placement.generate("dag", 120, 16, device_set="edge", seed=1))
+        p = placement.load(_generate("dag", 120, 16, device_set="edge", seed=1))
         opts = {}
     placement.solve(p, method=method, time_limit=0)  # imports and compiled kernels, untimed
     timer = threading.Timer(after_s, interrupt.request)

@@ -141,7 +141,7 @@ def test_each_scenario_equals_the_evaluator_on_its_reduced_problem(seed):
 
 
 def test_a_skipped_split_block_skips_its_shards():
-    d = generate("chain", 4, 2, seed=1, split=0.5)
+    d = generate("chain", 4, 2, seed=1, split=0.5, media=False)
     split_ids = [b["id"] for b in d["model"]["blocks"] if "split" in b]
     last = d["model"]["blocks"][-1]["id"]
     target = last if last in split_ids else split_ids[-1]

@@ -82,6 +82,7 @@ def run(problem: Any, plan: Any, model: str, *, inferences: int = DEFAULT_INFERE
         _, netem_note = emulation.netem_available()
         link_kind = emulation.THROTTLE
     run_dir = tempfile.mkdtemp(prefix="placement-run-")
+    spec["media_dir"] = run_dir      # shared media's free times (emulation.Medium), one file each
     try:
         with open(os.path.join(run_dir, "run.pkl"), "wb") as f:
             pickle.dump(spec, f)

@@ -18,9 +18,13 @@ says for latency: every message is timed from its own ready time. For the pipeli
 stream a directed link transmits one message at a time (its transmission time
 ``n / bandwidth`` is the link's load in the SPEC's period), latency added on top.
 
-A shared medium (SPEC 5a) is not modelled yet. `Link.reserve` is the one place a
-transmission is given its slot; a medium would be one more `Link`-like lock whose free
-time all links on it share (across the workers of its devices).
+**Shared media** (SPEC 5a). A link whose two devices share a medium transmits through
+that medium's `Medium`: one sender at a time, in the order the messages become ready (each
+sender reserves its slot the moment its message is ready), in single inferences and in the
+stream alike. The medium's free time is shared by the workers of all its devices (separate
+processes on this host) through a small file in the run folder, under ``flock``;
+``time.perf_counter`` is the system-wide monotonic clock on Linux, so the workers' times
+compare. Latency is added after the medium is released, as in the model.
 """
 
 from __future__ import annotations
@@ -34,10 +38,38 @@ THROTTLE = "throttle"
 NONE = "none"
 
 
+class Medium:
+    """A shared medium's free time, shared across processes through ``path`` (flock)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        open(path, "a").close()
+
+    def reserve(self, t_ready: float, tx: float) -> float:
+        """The start of a transmission of ``tx`` seconds ready at ``t_ready``: at once if the
+        medium is free, else when it frees; the medium is then busy until start + tx."""
+        import fcntl
+        with open(self.path, "r+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                text = fh.read().strip()
+                free_at = float(text) if text else -float("inf")
+                start = max(t_ready, free_at)
+                fh.seek(0)
+                fh.truncate()
+                fh.write(repr(start + tx))
+                fh.flush()
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return start
+
+
 class Link:
     """The sender's throttle for one directed link (see the module docstring)."""
 
-    def __init__(self, latency_s: float, bandwidth_bytes_per_s: float, time_scale: float = 1.0):
+    def __init__(self, latency_s: float, bandwidth_bytes_per_s: float, time_scale: float = 1.0,
+                 medium: Medium | None = None):
+        self.medium = medium
         self.latency_s = float(latency_s)
         self.inv_bandwidth = 0.0 if bandwidth_bytes_per_s in (0, float("inf")) else 1.0 / float(bandwidth_bytes_per_s)
         self.time_scale = float(time_scale)
@@ -48,6 +80,8 @@ class Link:
     def reserve(self, t_ready: float, nbytes: int) -> float:
         """When a message of ``nbytes`` ready at ``t_ready`` (monotonic s) has arrived."""
         tx = self.time_scale * nbytes * self.inv_bandwidth
+        if self.medium is not None:     # the air is shared: one sender at a time on it
+            return self.medium.reserve(t_ready, tx) + tx + self.time_scale * self.latency_s
         with self._lock:
             start = max(t_ready, self._free_at) if self.serialise else t_ready
             if self.serialise:

@@ -174,7 +174,8 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
         channels.append({"id": k, "producer": prod, "src": src, "dst": dst, "names": names,
                          "consumers": sorted(set(consumers[(prod, dst)])), "layout": layout, "object_bytes": ob,
                          "nbytes": message_bytes(layout, ob), "latency_s": float(p.latency[ia, ic]),
-                         "bandwidth_bytes_per_s": float(p.bandwidth[ia, ic])})
+                         "bandwidth_bytes_per_s": float(p.bandwidth[ia, ic]),
+                         "medium": p.media[int(p.medium_of[ia, ic])][0] if p.medium_of[ia, ic] >= 0 else None})
 
     ct = {b.id: float(p.compute_time[i, p.device_index[assign[b.id]]]) for i, b in enumerate(p.blocks)}
     if emulate and time_scale is None:

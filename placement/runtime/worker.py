@@ -144,11 +144,19 @@ class Worker:
         if self.is_source:
             g = torch.Generator().manual_seed(spec["seed"] + 1000)
             self.inputs = [torch.randn(*spec["input_shape"], generator=g) for _ in range(spec["n_inputs"])]
-        from .emulation import Link
+        from .emulation import Link, Medium
         self.links = {}
+        media: dict[str, Medium] = {}
         for c in chans:
             if c["src"] == self.device and c["dst"] not in self.links:
-                self.links[c["dst"]] = Link(c["latency_s"], c["bandwidth_bytes_per_s"], spec["time_scale"])
+                med = None
+                if c.get("medium") is not None and spec["emulate"]:
+                    mid = c["medium"]
+                    if mid not in media:
+                        media[mid] = Medium(os.path.join(spec["media_dir"], f"medium-{mid}.time"))
+                    med = media[mid]
+                self.links[c["dst"]] = Link(c["latency_s"], c["bandwidth_bytes_per_s"], spec["time_scale"],
+                                            medium=med)
         self.queues: dict[int, queue.Queue] = {}
         for cs in self.out_ch.values():
             for c in cs:
