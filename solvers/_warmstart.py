@@ -136,6 +136,41 @@ def stopped_early(best: Evaluation | None, stats: dict) -> Candidate:
                      medium_order=[list(o) for o in best.medium_order] or None)
 
 
+def proven_by_the_bound(p: Problem, best: Evaluation | None, stats: dict) -> Candidate | None:
+    """The warm start's plan as ``optimal`` when it already meets the package's lower bound
+    (nothing for a model to prove; at 1,000 blocks x 32 devices building the MILP alone took
+    longer than the plan was worth), else None."""
+    if best is None or not best.feasible:
+        return None
+    from placement.api import OPTIMAL_TOLERANCE
+    lb = p.lower_bound()
+    if best.value > 0 and (best.value - lb) / best.value > OPTIMAL_TOLERANCE:
+        return None
+    if best.value <= 0 and lb < best.value:
+        return None
+    return Candidate(best.assignment, best.order, status=Status.OPTIMAL, stats=stats,
+                     message="the warm start's plan meets the proven lower bound: no model needed",
+                     medium_order=[list(o) for o in best.medium_order] or None)
+
+
+def too_large(best: Evaluation | None, stats: dict, n_vars: int, seconds_per_var: float,
+              time_left: float, solver: str) -> Candidate | None:
+    """The warm start (``time_limit``) when a model of ``n_vars`` variables could not be built,
+    handed to the solver and read back in ``time_left`` seconds (``seconds_per_var``: measured
+    on this package's models), so that the limit holds with model building under the clock;
+    else None."""
+    if not math.isfinite(time_left) or n_vars * seconds_per_var <= time_left:
+        return None
+    stats = {**stats, "estimated_variables": int(n_vars)}
+    note = (f"{solver}: a model of about {n_vars:,} variables does not fit in the {time_left:.3g} s "
+            "left; ")
+    if best is None:
+        return Candidate(None, status=Status.NO_SOLUTION, stats=stats, message=note + "no plan yet")
+    return Candidate(best.assignment, best.order, status=Status.TIME_LIMIT, stats=stats,
+                     message=note + "the warm start's plan",
+                     medium_order=[list(o) for o in best.medium_order] or None)
+
+
 # --------------------------------------------------------------------------- model facts
 def period_cap(p: Problem) -> float | None:
     """The largest period a feasible plan may have (from period_s / throughput_per_s), or None."""

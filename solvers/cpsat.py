@@ -85,10 +85,24 @@ class CpSat(Method):
         inc = warm.best
         if ctx.expired():                   # e.g. --time-limit 0: the best so far, at once
             return ws.stopped_early(inc, {"warm_start": warm.source or None, "warm_tried": warm.tried})
+        done = ws.proven_by_the_bound(p, inc, {"warm_start": warm.source or None, "warm_tried": warm.tried})
+        if done is not None:                # nothing left to prove: no model to build
+            return done
         precision = self.option(ctx, "precision")
         model_t0 = time.monotonic()
-        m = _CpSatModel(p, inc, precision, self.option(ctx, "lp_pairs"))
+        base = {"warm_start": warm.source or None, "warm_tried": warm.tried}
+        try:
+            m = _CpSatModel(p, inc, precision, self.option(ctx, "lp_pairs"),
+                            deadline=ctx.deadline - READ_BACK_S)
+        except BuildTimeout:
+            return ws.stopped_early(inc, {**base, "model_build_s": round(time.monotonic() - model_t0, 3)})
         model_s = time.monotonic() - model_t0
+        # loading and presolving a model is not interruptible: one too large for the time left
+        # is not handed to CP-SAT (measured: 1.7e6 variables took 16 s to load)
+        big = ws.too_large(inc, {**base, "model_build_s": round(model_s, 3)}, len(m.model.proto.variables),
+                           LOAD_SECONDS_PER_VARIABLE, ctx.time_left() - READ_BACK_S, "cpsat")
+        if big is not None:
+            return big
         stats = {"warm_start": warm.source or None, "warm_value": None if inc is None else inc.value,
                  "warm_tried": warm.tried, "warm_start_s": round(warm.seconds, 3),
                  "model_build_s": round(model_s, 3), **m.units.as_dict(),
@@ -138,6 +152,10 @@ class CpSat(Method):
             st = Status.TIME_LIMIT
         return Candidate(best.assignment, best.order, status=st, bound=bound, stats=stats,
                          medium_order=[list(o) for o in best.medium_order] or None)
+
+
+#: CP-SAT's load and presolve time per model variable (1.7e6 variables, 6.8e6 constraints: 16 s)
+LOAD_SECONDS_PER_VARIABLE = 1.0e-5
 
 
 def _solve_interruptibly(solver, model, callback):
@@ -235,14 +253,20 @@ class _Collector:
         return Collector()
 
 
+class BuildTimeout(Exception):
+    """The time limit came while the model was being built."""
+
+
 class _CpSatModel:
     """The CP-SAT model of one problem (module docstring), with the variables to read back."""
 
-    def __init__(self, p: Problem, inc, precision: float, lp_pairs: bool | None = None):
-        """Data, then one builder per part of the model (module docstring), in order."""
+    def __init__(self, p: Problem, inc, precision: float, lp_pairs: bool | None = None,
+                 deadline: float = math.inf):
+        """Data, then one builder per part of the model (module docstring), in order.
+        Raises `BuildTimeout` past ``deadline`` (``time.monotonic()``)."""
         from ortools.sat.python import cp_model
 
-        self.p, self.inc = p, inc
+        self.p, self.inc, self.deadline = p, inc, deadline
         D = p.n_devices
         self.w = {k: v for k, v in p.objective.weights.items() if v}
         self.units = choose_units(p, None if inc is None else inc.value, precision)
@@ -270,6 +294,12 @@ class _CpSatModel:
         if self.objective:
             self.model.minimize(sum(self.objective))
         self._hint()
+
+    def _tick(self) -> None:
+        """Model building is under the clock: past the deadline, stop building (the caller
+        returns the warm start's plan)."""
+        if time.monotonic() > self.deadline:
+            raise BuildTimeout
 
     def _assignment(self) -> None:
         """x[b, d]: block b on device d, exactly one allowed device per block."""
@@ -308,6 +338,7 @@ class _CpSatModel:
         D = self.p.n_devices
         # ---- links that do not exist
         for k in range(p.n_edges):
+            self._tick()
             uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
             for d1 in range(D):
                 for d2 in range(D):
@@ -386,6 +417,7 @@ class _CpSatModel:
                 if terms:
                     mdl.add(s[b] >= sum(terms))
             for k in range(p.n_edges):
+                self._tick()
                 uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
                 tt = p.transfer_matrix(p.edge_bytes[k])
                 tt_u = floor_units(np.where(np.isfinite(tt), tt, 0.0), r)
@@ -443,6 +475,7 @@ class _CpSatModel:
             link_terms: dict[tuple[int, int], list] = {}
             link_max: list[int] = []
             for k in range(p.n_edges):
+                self._tick()
                 uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
                 tx = floor_units(p.transmission_matrix(p.edge_bytes[k]), r)
                 link_max.append(int(tx.max(initial=0)))
@@ -500,6 +533,7 @@ class _CpSatModel:
                 if c > 0:
                     terms.append(c * var)
             for k in range(p.n_edges):
+                self._tick()
                 uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
                 tx = p.transmission_matrix(p.edge_bytes[k])
                 e = floor_units(p.radio_power * tx, r)
@@ -598,6 +632,7 @@ class _CpSatModel:
             pairs = ws.incomparable_pairs(p)
             lit = {}
             for i, j in pairs:
+                self._tick()
                 sd = mdl.new_bool_var(f"sd[{i},{j}]")
                 for d in np.nonzero(allowed[i] & allowed[j])[0]:
                     mdl.add_bool_or([~x[i, int(d)], ~x[j, int(d)], sd])
@@ -624,6 +659,7 @@ class _CpSatModel:
                     if terms:
                         mdl.add(s[b] >= sum(terms))
                 for k in range(q.n_edges):
+                    self._tick()
                     uu, vv = int(keep[q.edge_src[k]]), int(keep[q.edge_dst[k]])
                     tt = q.transfer_matrix(q.edge_bytes[k])
                     tt_u = floor_units(np.where(np.isfinite(tt), tt, 0.0), r)
@@ -666,6 +702,7 @@ class _CpSatModel:
                 if c > 0:
                     loads.setdefault((d, d), []).append((c, var))
             for k in range(p.n_edges):
+                self._tick()
                 uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
                 tx = p.transmission_matrix(p.edge_bytes[k])
                 for d1 in range(D):
@@ -708,6 +745,7 @@ class _CpSatModel:
                 if c > 0:
                     terms.append(c * var)
             for k in range(p.n_edges):
+                self._tick()
                 uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
                 e = P[vv] * p.radio_power * p.transmission_matrix(p.edge_bytes[k])
                 for d1 in range(D):
@@ -742,6 +780,7 @@ class _CpSatModel:
         loads: list[list] = [[] for _ in range(M)]
         lit_cache: dict = {}
         for t, (pu, cv) in enumerate(md.transfer_endpoints(p)):
+            self._tick()
             tx = p.transmission_matrix(float(nbytes[t]))
             pairs = []
             for d1 in ([p.source] if pu < 0 else [d for d in range(D) if allowed[pu, d]]):
