@@ -153,15 +153,14 @@ class Heft(Method):
     name = "heft"
     kind = "heuristic"
     guarantee = "none (list scheduling); never overflows memory; milliseconds to seconds"
-    #: shared media: its variants are built contention-blind, but every one is scored (and the
-    #: best chosen) by the evaluator, which models the media (docs/heuristics.md)
-    features = frozenset({"media"})
     summary = ("HEFT-family list scheduling: upward/PEFT rank, insertion, earliest finish with "
                "successor-aware ties and lookahead, then a compiled critical-chain descent (latency); "
                "load balancing for throughput; greedy energy")
     #: scenarios (SPEC 10): the variants are built on the problem with every block running
-    #: and every candidate is scored by the evaluator's expectation over the scenarios.
-    features = frozenset({"scenarios"})
+    #: and every candidate is scored by the evaluator's expectation over the scenarios; shared
+    #: media (5a): its variants are built contention-blind, but every one is scored (and the
+    #: best chosen) by the evaluator, which models the media (docs/heuristics.md).
+    features = frozenset({"scenarios", "media"})
     options = (Option("variants", str, "all", "'all' or 'objective' (only the variants of the objective)",
                       choices=("all", "objective")),
                Option("polish", int, None, "candidate plans the closing descent may score (none: "

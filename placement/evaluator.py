@@ -184,6 +184,17 @@ def constraint_excess(p: Problem, values: Mapping[str, float]) -> dict[str, floa
     return p.constraint_excess(values)
 
 
+
+def constraint_violations(p: Problem, values: Mapping[str, float]) -> list["Violation"]:
+    """A violation for each constraint of ``p`` that the metrics ``values`` break (the one
+    check, `Problem.constraint_excess`, worded for the plan's report)."""
+    out = []
+    for metric in p.constraint_excess(values):
+        sense = "at least" if metric == "throughput_per_s" else "at most"
+        out.append(Violation("constraint", f"{metric} is {values[metric]:.6g}, must be "
+                             f"{sense} {p.constraints[metric]:.6g}"))
+    return out
+
 def evaluate(problem: Problem, assignment: Sequence[int] | np.ndarray,
              order: Sequence[Sequence[int]] | None = None,
              medium_order: Sequence[Sequence[int] | None] | None = None) -> Evaluation:
@@ -240,10 +251,7 @@ def _finish(p: Problem, a, c: Costs, order, start, end, latency: float, period: 
 
     values = {"latency_s": latency, "latency_max_s": latency, "period_s": period,
               "throughput_per_s": throughput_of(period), "energy_j": energy}
-    for metric in p.constraint_excess(values):
-        sense = "at least" if metric == "throughput_per_s" else "at most"
-        violations.append(Violation("constraint", f"{metric} is {values[metric]:.6g}, must be "
-                                    f"{sense} {p.constraints[metric]:.6g}"))
+    violations += constraint_violations(p, values)
     return Evaluation(assignment=a, order=order, start=start, end=end, latency_s=latency,
                       period_s=period, energy_j=energy, memory_bytes=mem,
                       transfer_bytes=c.transfer_bytes, value=p.objective.value(values),

@@ -161,7 +161,7 @@ def check_scenarios(model: dict[str, Any], bidx: Mapping[str, int],
         skipped = frozenset(skip)
         for u, v, _ in edges:
             if u in skipped and v not in skipped:
-                raise ProblemError(f"{where}.skip", f"the successors of every skipped block skipped too",
+                raise ProblemError(f"{where}.skip", "the successors of every skipped block skipped too",
                                    v, detail=f"'{v}' runs but its input from '{u}' is skipped in "
                                    f"scenario '{sc['name']}'")
         if len(skipped) == len(bidx):

@@ -79,8 +79,7 @@ def resource_loads(q: Problem, a: np.ndarray, ct: np.ndarray) -> tuple[np.ndarra
 
 def evaluate_scenarios(p: Problem, assignment, order=None):
     """The evaluation of a plan on a problem with scenarios (module docstring)."""
-    from .evaluator import Evaluation, Violation, evaluate, throughput_of
-    from .simulator import list_rule_order
+    from .evaluator import Evaluation, constraint_violations, evaluate, throughput_of
 
     B, D = p.n_blocks, p.n_devices
     a = np.array(assignment, dtype=np.int64)
@@ -126,10 +125,7 @@ def evaluate_scenarios(p: Problem, assignment, order=None):
 
     values = {"latency_s": latency, "latency_max_s": latency_max, "period_s": period,
               "throughput_per_s": throughput_of(period), "energy_j": energy}
-    for metric in p.constraint_excess(values):
-        sense = "at least" if metric == "throughput_per_s" else "at most"
-        violations.append(Violation("constraint", f"{metric} is {values[metric]:.6g}, must be "
-                                    f"{sense} {p.constraints[metric]:.6g}"))
+    violations += constraint_violations(p, values)
     return Evaluation(assignment=a, order=order, start=start, end=end, latency_s=latency,
                       period_s=period, energy_j=energy, memory_bytes=full.memory_bytes,
                       transfer_bytes=tbytes, value=p.objective.value(values),

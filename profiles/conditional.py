@@ -268,7 +268,6 @@ def exit_head_costs(model: Any, section: Mapping[str, Any], blocks: Sequence[str
 
 
 def _exit_head_class():
-    import torch
     from torch import nn
 
     class ExitHead(nn.Module):

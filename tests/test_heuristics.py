@@ -500,7 +500,7 @@ def test_pipeline_dp_above_max_units_cuts_into_runs_and_stays_near_the_exact_dp(
     to it; `dp` returns a plan at least as good."""
     import heuristics.dp as dp_mod
     from placement.method import Context
-    d = placement.generate("chain", 200, 6, device_set="iot", seed=4, objective="throughput")
+    d = placement.generate("chain", 200, 6, device_set="iot", seed=4, objective="throughput", media=False)
     p = placement.load(d)
     seq = linear_order(p)
     assert len(seq) > dp_mod.MAX_UNITS

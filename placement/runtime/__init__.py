@@ -49,7 +49,7 @@ def run(problem: Any, plan: Any, model: str, *, inferences: int = DEFAULT_INFERE
     a machine that does not host the sink (its report is made there).
     """
     from ..errors import InputError
-    from ..plan import Plan, write_json_atomic
+    from ..plan import write_json_atomic
     from . import emulation
     from .prepare import build_run, check_plan, predicted_transfers
     from .report import analyse, calibrated_problem

@@ -137,7 +137,6 @@ def analyse(spec: dict[str, Any], records: dict[str, Any], *, problem, scored, p
         return (end - ready[(c["id"], i)]) / S
 
     from .blocks import SOURCE
-    input_block = next((b for b in spec["blocks"] if spec["blocks"][b]["fx_nodes"] == [spec["in_name"]]), None)
     transfers, used = [], set()
     for t in predicted_transfers:
         prod = SOURCE if t["src"] == "input" else t["src"]
