@@ -203,8 +203,8 @@ def warm():
 def test_a_front_cut_by_its_time_limit_says_so(warm):
     d = tiny(6)   # 27 points: far more solves than 0.4 s allows
     t0 = time.monotonic()
-    front = pareto(d, "latency,energy", time_limit=0.4, check=False)
-    assert time.monotonic() - t0 < 0.4 + 1.5
+    front = pareto(d, "latency,energy", time_limit=0.05, check=False)
+    assert time.monotonic() - t0 < 0.05 + 1.5
     assert not front["complete"]
     assert "incomplete" in front["completeness"] and "approximation" in front["completeness"]
     check_front(front, d)

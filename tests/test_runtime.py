@@ -118,7 +118,7 @@ def _workers_alive() -> set[int]:
     return out
 
 
-@pytest.mark.parametrize("method", ["single", "heft", "cpsat"])
+@pytest.mark.parametrize("method", ["single", "heft", "cpsat", "dp", "local", "milp"])
 def test_plans_of_every_method_reproduce_the_model(files, method, tmp_path):
     problem = str(files["block"])
     plan = placement.solve(problem, method, time_limit=10)
