@@ -177,6 +177,19 @@ class _Orders:
         return self.memo[key]
 
 
+
+def _device_orders(p: Problem, orders, a, D: int) -> tuple[list, int]:
+    """Each device's candidate orders of its blocks under assignment ``a``, and how many
+    combinations they make; a device with too many orders is brute's size refusal."""
+    lists, count = [], 1
+    for d in range(D):
+        ext = orders.of([int(b) for b in np.nonzero(a == d)[0]])
+        if ext is None:
+            raise _refuse(p, float(MAX_CANDIDATES + 1), MAX_CANDIDATES, "candidates")
+        lists.append(ext)
+        count *= len(ext)
+    return lists, count
+
 class Brute(Method):
     name = "brute"
     kind = "exact"
@@ -227,14 +240,7 @@ class Brute(Method):
         per_assignment: list[list[list[tuple[int, ...]]]] = []
         total = 0
         for a in A:
-            lists = []
-            count = 1
-            for d in range(D):
-                ext = orders.of([int(b) for b in np.nonzero(a == d)[0]])
-                if ext is None:
-                    raise _refuse(p, float(MAX_CANDIDATES + 1), MAX_CANDIDATES, "candidates")
-                lists.append(ext)
-                count *= len(ext)
+            lists, count = _device_orders(p, orders, a, D)
             total += count
             if total > MAX_CANDIDATES:
                 # finish counting cheaply for an honest message (bounded work)
@@ -300,13 +306,7 @@ class Brute(Method):
         per_assignment = []
         total = 0
         for i, a in enumerate(A):
-            lists, count = [], 1
-            for d in range(D):
-                ext = orders.of([int(b) for b in np.nonzero(a == d)[0]])
-                if ext is None:
-                    raise _refuse(p, float(MAX_CANDIDATES + 1), MAX_CANDIDATES, "candidates")
-                lists.append(ext)
-                count *= len(ext)
+            lists, count = _device_orders(p, orders, a, D)
             tr = md.transfers(p, a)
             on = []
             for m in range(M):
