@@ -352,3 +352,24 @@ def test_resume_reruns_the_rows_of_a_problem_that_changed(tmp_path, capsys):
     assert [r["problem"] for r in redone] == ["g0"]
     assert len(rows2) == 2 and rows2[0]["value"] < rows[0]["value"] and rows2[1] == rows[1]
     assert ResultsFile(out).read() == rows2
+
+
+def test_scenario_problem_reports_expected_and_worst_latency(tmp_path):
+    """SPEC 10: on a conditional problem, latency_s is an expectation; compare shows the worst
+    scenario beside it (rows and table), equal to the evaluator's per-scenario maximum."""
+    example = str(ROOT / "examples" / "ask_the_expert.json")
+    rows = compare([example], ["single", "heft"], time_limit=5, objective="latency")
+    for r in rows:
+        plan = placement.solve(example, r["method"], objective="latency", time_limit=5)
+        per = [s["latency_s"] for s in plan.metrics["scenarios"].values()]
+        assert r["latency_max_s"] == pytest.approx(max(per), rel=1e-12)
+        assert r["latency_s"] == pytest.approx(plan.metrics["latency_s"], rel=1e-12)
+        assert r["latency_max_s"] > r["latency_s"]
+    table = subprocess.run([sys.executable, "-m", "placement.cli", "compare", example, "--methods",
+                            "single", "-t", "5"], capture_output=True, text=True, cwd=ROOT,
+                           env={**os.environ, "COLUMNS": "250"})
+    assert table.returncode == 0, table.stderr
+    assert "latency_max_s" in table.stdout and "the worst scenario's" in table.stdout
+    # a problem without scenarios keeps the plain table: one scenario, worst = expected
+    plain = compare(problems(tmp_path, n=1), ["single"], time_limit=5)
+    assert plain[0]["latency_max_s"] == plain[0]["latency_s"]
