@@ -596,20 +596,22 @@ class _CpSatModel:
         rule) and is read back as the plan's order. Expected latency ``sum_k p_k L_k``,
         expected loads (period) and expected energy use the probabilities as integers
         ``floor(p_k Q)`` with the objective unit divided by Q (rounded down: still a
-        relaxation). ``latency_max_s`` bounds every ``L_k``. Idle energy (``count_idle``)
-        with scenarios is not modelled (refused with a message)."""
-        from placement.errors import InputError
+        relaxation). ``latency_max_s`` bounds every ``L_k``. Idle energy (``count_idle``):
+        per scenario k and device d that holds one of k's blocks, ``z_kd >= L_k - load_kd``
+        (load rounded up, so z_kd never exceeds the true idle time), paid ``p_k`` times
+        the idle power, coefficients rounded down (`_scenario_idle`)."""
         from placement.scenarios import plain
 
         p, mdl, x, u, w, objective, allowed = (self.p, self.model, self.x, self.units, self.w,
                                                self.objective, self.p.allowed)
         B, D = p.n_blocks, p.n_devices
-        if p.count_idle and (w.get("energy") or "energy_j" in p.constraints):
-            raise InputError("cpsat does not model idle energy (count_idle) with scenarios: "
-                             "use brute or local")
+        idle = bool(p.count_idle and (w.get("energy") or "energy_j" in p.constraints))
         scen = [(sc.probability, *p.scenario_problem(k)) for k, sc in enumerate(p.scenarios)]
         # Q as large as int64 headroom allows (the bound loses < 1/(p_k Q) relatively)
         coef = max([u.c_lat, u.c_per, u.c_en, 1])
+        if idle:  # idle cost per latency unit, in objective and in energy units
+            coef = max(coef, float(np.max(u.c_idle_real, initial=0.0)) * (D + 1),
+                       float(np.max(p.power_idle, initial=0.0)) * u.r_lat / u.r_en * (D + 1))
         top = 1.0
         if p.needs_schedule():
             top = max(top, float(floor_units(max(ws.serial_horizon(q) for _, q, _ in scen), u.r_lat)))
@@ -640,6 +642,7 @@ class _CpSatModel:
             full = plain(p)
             schedules = [(None, full, np.arange(B, dtype=np.int64))] + list(scen)
             latencies = []
+            idle_terms: list = []   # (p_k, kept blocks, L_k, its horizon) for idle energy
             for n, (pk, q, keep) in enumerate(schedules):
                 h = ws.serial_horizon(q)
                 if pk is not None and "latency_max_s" in p.constraints:
@@ -689,6 +692,8 @@ class _CpSatModel:
                     self.horizon_s, self.H = h, H
                 else:
                     latencies.append((int(math.floor(pk * Q)), L))
+                    if idle:
+                        idle_terms.append((pk, keep, L, H))
             expected = sum(c * L for c, L in latencies if c > 0)
             if "latency_s" in p.constraints:
                 mdl.add(expected <= int(math.floor(p.constraint_cap("latency_s") / r * Q)))
@@ -758,10 +763,39 @@ class _CpSatModel:
                             mdl.add_bool_or([~x[uu, d1], ~x[vv, d2], y])
                             terms.append(c * y)
             energy = sum(terms) if terms else 0
+            idle_obj, idle_en = self._scenario_idle(idle_terms, Q) if idle else ([], [])
             if "energy_j" in p.constraints:
-                mdl.add(energy <= int(math.floor(p.constraint_cap("energy_j") / r * Q)))
+                mdl.add(energy + sum(idle_en) <= int(math.floor(p.constraint_cap("energy_j") / r * Q)))
             if u.c_en:
                 objective.append(u.c_en * energy)
+                objective.extend(idle_obj)
+
+    def _scenario_idle(self, idle_terms, Q: int) -> tuple[list, list]:
+        """Expected idle energy under scenarios (SPEC 10 with ``count_idle``): scenario k's
+        device d idles ``L_k - load_kd`` when it holds one of k's blocks. Returns the
+        objective terms (objective units x Q) and the energy terms (energy units x Q), each
+        coefficient rounded down and the load rounded up: a relaxation."""
+        p, mdl, x, u, allowed = self.p, self.model, self.x, self.units, self.p.allowed
+        ctu_up = np.ceil(np.where(allowed, p.compute_time, 0.0) / u.r_lat).astype(np.int64)
+        obj, en = [], []
+        for k, (pk, keep, L, H) in enumerate(idle_terms):
+            for d in range(p.n_devices):
+                here = [int(b) for b in keep if allowed[b, d]]
+                if p.power_idle[d] <= 0 or not here:
+                    continue
+                self._tick()
+                used = mdl.new_bool_var(f"used{k}[{d}]")
+                for b in here:
+                    mdl.add_implication(x[b, d], used)
+                z = mdl.new_int_var(0, H, f"idle{k}[{d}]")
+                mdl.add(z >= L - sum(int(ctu_up[b, d]) * x[b, d] for b in here)).only_enforce_if(used)
+                c_obj = int(math.floor(pk * Q * u.c_idle_real[d]))
+                if c_obj > 0 and self.w.get("energy"):
+                    obj.append(c_obj * z)
+                c_en = int(math.floor(pk * Q * p.power_idle[d] * u.r_lat / u.r_en))
+                if c_en > 0:
+                    en.append(c_en * z)
+        return obj, en
 
     def _media(self) -> None:
         """Shared media (module docstring): transfer intervals under no-overlap per medium,
