@@ -461,3 +461,163 @@ def check_tensor_block(block: fx.GraphModule, module: nn.Module, example: Sequen
 def shard_ways(mapping: Mapping[str, Any]) -> tuple[int, int]:
     """(k, w) of a shard block's ``meta`` (the loader writes ``shard`` and ``ways``)."""
     return int(mapping["shard"]), int(mapping["ways"])
+
+
+# ======================================================================================
+# the runtime's side: shard blocks, the values that cross devices, and where they are made
+#
+# Value names: a shard ``b#k`` of a block with output ``o`` produces ``o@b#k`` (its band or
+# partial); ``o`` itself is then a *gather* (``("cat", parts)`` or ``("sum", parts)``),
+# made by the device that consumes it once every part has arrived. A spatial shard reads
+# ``n[lo:hi]``, a *slice* (``("rows", base, lo, hi)``) that the producer of ``base`` cuts
+# before sending; a slice of a gathered value is the gather of the parts' slices, so every
+# part is cut where it was made. Recipes live in the run description (``derived``).
+
+
+def slice_name(base: str, lo: int, hi: int) -> str:
+    return f"{base}[{lo}:{hi}]"
+
+
+def part_name(value: str, shard: str) -> str:
+    return f"{value}@{shard}"
+
+
+def _rows_of(name: str, lo: int, hi: int, derived: dict[str, tuple]) -> str:
+    """The name of rows ``[lo, hi)`` of value ``name``, its recipe added to ``derived``."""
+    rec = derived.get(name)
+    if rec is not None and rec[0] in ("cat", "sum"):
+        parts = []
+        if rec[0] == "sum":
+            parts = [_rows_of(p, lo, hi, derived) for p in rec[1]]
+        else:
+            for p, (r0, r1) in zip(rec[1], rec[2]):
+                a, b = max(lo, r0), min(hi, r1)
+                parts.append(_rows_of(p, a - r0, max(a, b) - r0, derived))
+        out = slice_name(name, lo, hi)
+        if rec[0] == "cat":
+            sub = []
+            for r0, r1 in rec[2]:
+                a = max(lo, r0) - lo
+                sub.append((a, max(a, min(hi, r1) - lo)))
+            derived[out] = ("cat", parts, sub)
+        else:
+            derived[out] = ("sum", parts, [])
+        return out
+    out = slice_name(name, lo, hi)
+    derived[out] = ("rows", name, lo, hi)
+    return out
+
+
+def resolvable(name: str, have, derived: Mapping[str, tuple]) -> bool:
+    """Whether ``name`` can be made from the values in ``have`` (a container of names)."""
+    if name in have:
+        return True
+    rec = derived.get(name)
+    if rec is None:
+        return False
+    if rec[0] == "rows":
+        return resolvable(rec[1], have, derived)
+    return all(resolvable(p, have, derived) for p in rec[1])
+
+
+def resolve(name: str, get, put, derived: Mapping[str, tuple]):
+    """The value ``name``: ``get(name)`` (KeyError when absent), else made from its recipe,
+    its ingredients first, and stored with ``put(name, value, ingredients)``."""
+    try:
+        return get(name)
+    except KeyError:
+        pass
+    rec = derived[name]
+    if rec[0] == "rows":
+        base = resolve(rec[1], get, put, derived)
+        v = base[:, :, rec[2]:rec[3]]
+        put(name, v, [rec[1]])
+        return v
+    parts = [resolve(p, get, put, derived) for p in rec[1]]
+    v = gather("spatial" if rec[0] == "cat" else "tensor", parts)
+    put(name, v, list(rec[1]))
+    return v
+
+
+def wires(name: str, producer: Mapping[str, str], derived: Mapping[str, tuple]) -> list[tuple[str, str]]:
+    """(producer block, value name) of every value that must reach a device to make
+    ``name`` there: a gather needs its parts, a slice is cut by its base's producer."""
+    rec = derived.get(name)
+    if rec is None:
+        return [(producer[name], name)]
+    if rec[0] == "rows":
+        base = rec[1]
+        while base in derived and derived[base][0] == "rows":
+            base = derived[base][1]
+        return [(producer[base], name)]
+    out: list[tuple[str, str]] = []
+    for p in rec[1]:
+        for x in wires(p, producer, derived):
+            if x not in out:
+                out.append(x)
+    return out
+
+
+class _Call:
+    """A shard as a block module: ``(*inputs) -> tuple of outputs`` (picklable parts only)."""
+
+    def __init__(self, fn, n_out: int = 1):
+        self.fn, self.n_out = fn, n_out
+
+    def __call__(self, *xs):
+        with torch.no_grad():
+            out = self.fn(*xs)
+        return out if isinstance(out, tuple) else (out,)
+
+
+def runtime_shard(whole, desc: Mapping[str, Any], model: nn.Module | None):
+    """The `RuntimeBlock` of one shard from its whole block's (``whole``) and the shard's
+    description ``desc`` (made by `plan_shards`; ``model``: the model, for tensor shards)."""
+    from .blocks import RuntimeBlock
+
+    sid, k, w = desc["id"], desc["k"], desc["w"]
+    if desc["mode"] == "spatial":
+        sh = SpatialShard(whole.module, list(whole.inputs), list(whole.outputs), k, w,
+                          {n: tuple(r) for n, r in desc["in_rows"].items()}, tuple(desc["out_rows"]),
+                          desc["out_offset"])
+        return RuntimeBlock(sid, _Call(sh), list(desc["inputs"]), list(desc["outputs"]))
+    if model is None:
+        raise ShardError(f"shard '{sid}': a tensor shard needs the model")
+    mod = tensor_shard(model.get_submodule(desc["module"]), k, w)
+    return RuntimeBlock(sid, _Call(mod), list(desc["inputs"]), list(desc["outputs"]))
+
+
+def plan_shards(origin: str, shard_ids: Sequence[str], mode: str, whole, values: Mapping[str, Any],
+                model: nn.Module, gm: fx.GraphModule, fx_nodes: Sequence[str],
+                derived: dict[str, tuple]) -> dict[str, dict[str, Any]]:
+    """The description of every shard of block ``origin`` (``whole``: its `RuntimeBlock`,
+    ``values``: every value on one input, so the full inputs' shapes are known), and the
+    recipes of the values they read and of the block's outputs (added to ``derived``).
+    Raises `ShardError` when the block cannot be split in ``mode``."""
+    w = len(shard_ids)
+    ins = [values[n] for n in whole.inputs]
+    descs: dict[str, dict[str, Any]] = {}
+    if mode == "spatial":
+        bands = []
+        for k, sid in enumerate(shard_ids):
+            sh = spatial_shard(whole.module, whole.inputs, ins, k, w, origin)
+            inputs = [_rows_of(n, *sh.in_rows[n], derived) for n in whole.inputs]
+            descs[sid] = {"id": sid, "origin": origin, "mode": mode, "k": k, "w": w,
+                          "in_rows": {n: list(r) for n, r in sh.in_rows.items()}, "out_rows": list(sh.out_rows),
+                          "out_offset": sh.out_offset, "inputs": inputs,
+                          "outputs": [part_name(o, sid) for o in whole.outputs]}
+            bands.append(sh.out_rows)
+        for o in whole.outputs:
+            derived[o] = ("cat", [part_name(o, s) for s in shard_ids], [tuple(b) for b in bands])
+    elif mode == "tensor":
+        path, mod = tensor_module_of(model, fx_nodes, gm, origin)
+        check_tensor_block(whole.module, mod, ins, origin)
+        tensor_shard(mod, 0, w)  # refuses ways that do not divide the heads / hidden units
+        for k, sid in enumerate(shard_ids):
+            descs[sid] = {"id": sid, "origin": origin, "mode": mode, "k": k, "w": w, "module": path,
+                          "inputs": list(whole.inputs), "outputs": [part_name(o, sid) for o in whole.outputs]}
+        for o in whole.outputs:
+            derived[o] = ("sum", [part_name(o, s) for s in shard_ids], [])
+    else:
+        raise ShardError(f"block '{origin}': unknown split mode {mode!r}")
+    return descs
