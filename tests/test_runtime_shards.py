@@ -63,8 +63,7 @@ def _spatial_check(blocks, values, bid, w):
     return rows_sent, sum(x.shape[2] for x in ins)
 
 
-@pytest.mark.parametrize("bid", ["stem", "maxpool", "layer1.0", "layer2.0", "layer3.1", "layer4.0"])
-@pytest.mark.parametrize("w", [2, 4])
+@pytest.mark.parametrize("bid,w", [("stem", 2), ("maxpool", 4), ("layer1.0", 2), ("layer2.0", 4), ("layer4.0", 2)])
 def test_resnet18_conv_blocks_spatial_shards_equal_the_block(resnet18, bid, w):
     _, _, blocks, values, _ = resnet18
     sent, rows = _spatial_check(blocks, values, bid, w)
@@ -72,7 +71,7 @@ def test_resnet18_conv_blocks_spatial_shards_equal_the_block(resnet18, bid, w):
     assert rows < sent < w * rows
 
 
-@pytest.mark.parametrize("bid", ["stem", "stages.0.0", "stages.1.0", "stages.1.1", "stages.4.0", "final_conv"])
+@pytest.mark.parametrize("bid", ["stages.0.0", "stages.1.0", "stages.4.0"])
 def test_mobilevit_conv_blocks_spatial_shards_equal_the_block(mobilevit_s, bid):
     _, _, blocks, values, _ = mobilevit_s
     sent, rows = _spatial_check(blocks, values, bid, 2)
@@ -121,7 +120,7 @@ def test_deit_attention_tensor_shards_by_heads(deit):
         S.tensor_shard(attn, 0, 2)
 
 
-@pytest.mark.parametrize("w", [2, 4, 8])
+@pytest.mark.parametrize("w", [2, 8])
 def test_deit_mlp_tensor_shards_by_hidden_units(deit, w):
     model, x = deit
     mlp = model.blocks[5].mlp
@@ -156,3 +155,134 @@ def test_unknown_modules_have_no_tensor_split(deit):
 def test_gather_rejects_unknown_mode():
     with pytest.raises(ValueError):
         S.gather("diagonal", [torch.zeros(1)])
+
+
+def test_whole_transformer_blocks_are_refused_by_the_runtime(deit):
+    """deit's block-granularity 'blocks.0' is attention then MLP: its shards would need an
+    all-reduce in between, which neither the cost model nor the runtime has: refused by name."""
+    model, _ = deit
+    spec = json.loads((ROOT / "examples" / "models" / "deit_tiny_patch16_224.block.json").read_text())
+    nodes = next(b["fx_nodes"] for b in spec["model"]["blocks"] if b["id"] == "blocks.0")
+    gm = trace_model(model)
+    with pytest.raises(S.ShardError, match="whole transformer block"):
+        S.tensor_module_of(model, nodes, gm, "blocks.0")
+
+
+# --------------------------------------------------------------------------------------
+# end to end: `placement run` with shards on real gloo workers
+
+
+from torch import nn  # noqa: E402
+
+
+class ShardNet(nn.Module):
+    """conv stem and a residual conv stage (spatial splits), then attention and an MLP on the
+    tokens (tensor splits): every kind of producer and consumer of shards."""
+
+    def __init__(self):
+        super().__init__()
+        from timm.layers import Attention, Mlp
+
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.stage1 = _Residual(16)
+        self.attn = Attention(16, num_heads=4, qkv_bias=True)
+        self.mlp = Mlp(16, 32)
+        self.head = nn.Sequential(nn.LayerNorm(16), nn.Linear(16, 10))
+
+    def forward(self, x):
+        x = self.stage1(self.stem(x)).flatten(2).transpose(1, 2)
+        return self.head(self.mlp(self.attn(x)).mean(1))
+
+
+class _Residual(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.bn = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv2(torch.relu(self.bn(self.conv1(x))))
+
+
+def shard_model() -> nn.Module:
+    return ShardNet()
+
+
+SHARD_MODEL = "tests.test_runtime_shards:shard_model"
+
+
+def _shard_problem(ways: int = 2) -> dict:
+    from profiles import make_problem, profile_model
+    from profiles.splits import split_candidates
+
+    torch.manual_seed(0)
+    model = ShardNet().eval()
+    section = profile_model(model, (1, 3, 32, 32), "block", name="shardnet", measure_time=False)
+    cands = split_candidates(model, section, (1, 3, 32, 32))
+    assert {"stem", "stage1", "attn", "mlp"} <= set(cands)
+    for b in section["blocks"]:
+        if b["id"] in cands:
+            entry = {k: v for k, v in cands[b["id"]].items() if k != "meta"}
+            # one option: the loader expands by max(ways) (plan-level choices: split-core's API)
+            b["split"] = dict(entry, ways=[ways])
+    prob = make_problem(section, ["rpi4", "jetson-nano", "laptop"], "wifi5", name="shardnet-split")
+    for d in prob["devices"]:
+        if d["id"] == "rpi4":
+            d["flops_per_s"] = 1e7
+    prob["network"] = {"default": {"bandwidth_bytes_per_s": 1e8, "latency_s": 2e-4}}
+    return prob
+
+
+def _shard_plan(p) -> dict:
+    """Shard k on device k of (jetson-nano, laptop); the rest on the laptop."""
+    devs = ["jetson-nano", "laptop"]
+    return {"assignment": {b.id: devs[int(b.id.rsplit("#", 1)[1]) % 2] if b.origin else "laptop"
+                           for b in p.blocks}}
+
+
+def test_run_split_plan_on_gloo_workers_equals_the_unsplit_model(tmp_path):
+    import subprocess
+    import sys
+
+    import placement
+    from placement.runtime.prepare import predicted_transfers
+
+    prob = _shard_problem()
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(prob))
+    p = placement.load(str(path))
+    assert {b.origin for b in p.blocks if b.origin} == {"stem", "stage1", "attn", "mlp"}
+    plan = _shard_plan(p)
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+    env = dict(__import__("os").environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", "import sys; from placement.cli import main; sys.exit(main())",
+                          "run", str(path), str(plan_path), "--model", SHARD_MODEL, "--inferences", "2",
+                          "--emulate", "--json"], capture_output=True, text=True, env=env, cwd=str(ROOT),
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = json.loads(res.stdout)
+    (tmp_path / "report.json").write_text(res.stdout)
+    assert d["output_matches"] is True and d["max_abs_error"] <= 1e-5
+    # every shard ran where the plan put it, and was measured beside its prediction
+    assert {b["id"]: b["device"] for b in d["blocks"]} == plan["assignment"]
+    assert all(b["measured_s"] is not None and b["measured_s"] > 0 for b in d["blocks"])
+    assert all(b["predicted_s"] > 0 for b in d["blocks"] if b["id"].startswith(("stem#", "attn#", "mlp#")))
+    # every transfer the evaluator counts (shard to shard too) was measured
+    pred = predicted_transfers(p, plan["assignment"])
+    assert len(d["transfers"]) == len(pred) and all(t["measured_s"] for t in d["transfers"])
+    assert any("#" in t["src"] and "#" in t["dst"] for t in d["transfers"])
+    assert d["error"]["latency"] is not None and d["error"]["period"] is not None
+
+
+def test_run_refuses_a_split_that_cannot_run_as_shards(tmp_path):
+    import placement
+    from placement.errors import InputError
+
+    prob = _shard_problem()
+    head = next(b for b in prob["model"]["blocks"] if b["id"] == "head")
+    head["split"] = {"ways": [2], "mode": "spatial", "overhead_flops": 0, "halo_bytes": 0}
+    p = placement.load(prob)
+    with pytest.raises(InputError, match="split block 'head' cannot run as shards"):
+        placement.run(prob, _shard_plan(p), SHARD_MODEL, inferences=2)
