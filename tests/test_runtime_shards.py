@@ -212,7 +212,7 @@ def shard_model() -> nn.Module:
 SHARD_MODEL = "tests.test_runtime_shards:shard_model"
 
 
-def _shard_problem(ways: int = 2) -> dict:
+def _shard_problem(ways=(1, 2)) -> dict:
     from profiles import make_problem, profile_model
     from profiles.splits import split_candidates
 
@@ -224,8 +224,7 @@ def _shard_problem(ways: int = 2) -> dict:
     for b in section["blocks"]:
         if b["id"] in cands:
             entry = {k: v for k, v in cands[b["id"]].items() if k != "meta"}
-            # one option: the loader expands by max(ways) (plan-level choices: split-core's API)
-            b["split"] = dict(entry, ways=[ways])
+            b["split"] = dict(entry, ways=list(ways))
     prob = make_problem(section, ["rpi4", "jetson-nano", "laptop"], "wifi5", name="shardnet-split")
     for d in prob["devices"]:
         if d["id"] == "rpi4":
@@ -251,9 +250,11 @@ def test_run_split_plan_on_gloo_workers_equals_the_unsplit_model(tmp_path):
     prob = _shard_problem()
     path = tmp_path / "p.json"
     path.write_text(json.dumps(prob))
-    p = placement.load(str(path))
-    assert {b.origin for b in p.blocks if b.origin} == {"stem", "stage1", "attn", "mlp"}
-    plan = _shard_plan(p)
+    # the plan's own split choice (SPEC 6): the MLP stays whole, the others run as 2 shards
+    choice = {"stem": 2, "stage1": 2, "attn": 2, "mlp": 1}
+    p = placement.load(str(path)).expand(choice)
+    assert {b.origin for b in p.blocks if b.origin} == {"stem", "stage1", "attn"} and "mlp" in p.block_index
+    plan = dict(_shard_plan(p), split=choice)
     plan_path = tmp_path / "plan.json"
     plan_path.write_text(json.dumps(plan))
     env = dict(__import__("os").environ, PYTHONPATH=str(ROOT))
@@ -268,7 +269,7 @@ def test_run_split_plan_on_gloo_workers_equals_the_unsplit_model(tmp_path):
     # every shard ran where the plan put it, and was measured beside its prediction
     assert {b["id"]: b["device"] for b in d["blocks"]} == plan["assignment"]
     assert all(b["measured_s"] is not None and b["measured_s"] > 0 for b in d["blocks"])
-    assert all(b["predicted_s"] > 0 for b in d["blocks"] if b["id"].startswith(("stem#", "attn#", "mlp#")))
+    assert all(b["predicted_s"] > 0 for b in d["blocks"] if b["id"].startswith(("stem#", "attn#", "mlp")))
     # every transfer the evaluator counts (shard to shard too) was measured
     pred = predicted_transfers(p, plan["assignment"])
     assert len(d["transfers"]) == len(pred) and all(t["measured_s"] for t in d["transfers"])
@@ -280,7 +281,7 @@ def test_run_refuses_a_split_that_cannot_run_as_shards(tmp_path):
     import placement
     from placement.errors import InputError
 
-    prob = _shard_problem()
+    prob = _shard_problem(ways=(2,))
     head = next(b for b in prob["model"]["blocks"] if b["id"] == "head")
     head["split"] = {"ways": [2], "mode": "spatial", "overhead_flops": 0, "halo_bytes": 0}
     p = placement.load(prob)
