@@ -260,7 +260,8 @@ def test_run_split_plan_on_gloo_workers_equals_the_unsplit_model(tmp_path):
     env = dict(__import__("os").environ, PYTHONPATH=str(ROOT))
     res = subprocess.run([sys.executable, "-c", "import sys; from placement.cli import main; sys.exit(main())",
                           "run", str(path), str(plan_path), "--model", SHARD_MODEL, "--inferences", "2",
-                          "--emulate", "--json"], capture_output=True, text=True, env=env, cwd=str(ROOT),
+                          "--emulate", "--json", "--calibrate", str(tmp_path / "cal.json")],
+                         capture_output=True, text=True, env=env, cwd=str(ROOT),
                          timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     d = json.loads(res.stdout)
@@ -275,6 +276,15 @@ def test_run_split_plan_on_gloo_workers_equals_the_unsplit_model(tmp_path):
     assert len(d["transfers"]) == len(pred) and all(t["measured_s"] for t in d["transfers"])
     assert any("#" in t["src"] and "#" in t["dst"] for t in d["transfers"])
     assert d["error"]["latency"] is not None and d["error"]["period"] is not None
+    # --calibrate writes a split block's time back from its shards (rescaled to the whole block)
+    cal = {b["id"]: b for b in json.loads((tmp_path / "cal.json").read_text())["model"]["blocks"]}
+    stem = next(b for b in prob["model"]["blocks"] if b["id"] == "stem")
+    scale = (stem["flops"] / 2 + stem["split"]["overhead_flops"]) / stem["flops"]
+    for k, dev in enumerate(("jetson-nano", "laptop")):
+        shard = next(b for b in d["blocks"] if b["id"] == f"stem#{k}")
+        assert cal["stem"]["time_s"][dev] == pytest.approx(shard["measured_s"] / scale, rel=1e-9)
+    mlp = next(b for b in d["blocks"] if b["id"] == "mlp")
+    assert cal["mlp"]["time_s"]["laptop"] == pytest.approx(mlp["measured_s"], rel=1e-9)
 
 
 def test_run_refuses_a_split_that_cannot_run_as_shards(tmp_path):

@@ -621,3 +621,31 @@ def plan_shards(origin: str, shard_ids: Sequence[str], mode: str, whole, values:
     else:
         raise ShardError(f"block '{origin}': unknown split mode {mode!r}")
     return descs
+
+
+def calibration_times(raw: Mapping[str, Any], blocks: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """``--calibrate`` for shards: split block id -> {device id: its whole time}. A shard's
+    measured time is rescaled to the whole block by the inverse of the split transform's
+    factor (``placement/split.py``: a shard takes ``(flops / w + overhead_flops) / flops`` of
+    the block's time), the median over the block's shards on each device."""
+    import statistics
+
+    raw_blocks = {b["id"]: b for b in (raw.get("model") or {}).get("blocks", ())}
+    shards: dict[str, list[Mapping[str, Any]]] = {}
+    for b in blocks:
+        if "#" in b["id"] and b.get("measured_s") is not None:
+            origin = b["id"].rsplit("#", 1)[0]
+            if origin in raw_blocks and raw_blocks[origin].get("split"):
+                shards.setdefault(origin, []).append(b)
+    out: dict[str, dict[str, float]] = {}
+    for origin, rows in shards.items():
+        rb = raw_blocks[origin]
+        w = len(rows)
+        flops = float(rb.get("flops") or 0.0)
+        over = float((rb.get("split") or {}).get("overhead_flops") or 0.0)
+        scale = (flops / w + over) / flops if flops > 0 else 1.0 / w
+        per_dev: dict[str, list[float]] = {}
+        for r in rows:
+            per_dev.setdefault(r["device"], []).append(float(r["measured_s"]) / scale)
+        out[origin] = {d: float(statistics.median(ts)) for d, ts in per_dev.items()}
+    return out
