@@ -10,9 +10,9 @@ jetson-nano and laptop, Wi-Fi 5) with split entries from ``profiles/splits.py`` 
 convolution blocks, 2 ways, spatial (row bands with the receptive field's halo). Attention
 blocks stay whole: mobilevit_s's are whole MobileViT blocks and efficientformer_l1's a whole
 transformer block, whose tensor shards need an all-reduce between attention and MLP that
-the runtime does not run (docs/runtime.md, "Shards"). The loader expands every split block
-by ``max(ways)`` (plan-level choices arrive with issue 13's split-core work), so ``ways`` is
-``[2]``.
+the runtime does not run (docs/runtime.md, "Shards"). ``ways`` is ``[2]``: every conv block
+is split, so each row measures as many shards as the model has conv blocks (the runtime runs
+any plan's own choice, ``Plan.split``; choosing is the methods' part of issue 13).
 
 Plans, both run with ``placement.run(..., emulate=True)``:
 * ``shards-apart``: shard 0 of every split block on jetson-nano, shard 1 on laptop, the other
