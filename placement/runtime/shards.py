@@ -311,8 +311,6 @@ class AttentionShard(nn.Module):
         cols = slice(heads.start * hd, heads.stop * hd)
         pb = attn.proj.bias
         self.proj = _linear(attn.proj.weight[:, cols], pb if (pb is not None and k == 0) else None)
-        if pb is not None and k != 0:
-            self.proj.bias = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, _ = x.shape
