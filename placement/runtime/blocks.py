@@ -172,8 +172,8 @@ def pack(names: Sequence[str], layout: Sequence[tuple], object_bytes: int, value
         raw = torch.zeros(object_bytes, dtype=torch.uint8)
         raw[: len(blob)] = torch.frombuffer(bytearray(blob), dtype=torch.uint8)
         parts.append(raw)
-    if not parts:
-        return torch.zeros(1, dtype=torch.uint8)  # a signal without data still travels
+    if not parts or sum(x.numel() for x in parts) == 0:
+        return torch.zeros(1, dtype=torch.uint8)  # a signal without data still travels (an empty band)
     return torch.cat(parts) if len(parts) > 1 else parts[0].clone()
 
 

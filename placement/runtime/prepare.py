@@ -34,14 +34,57 @@ def check_plan(problem: Any, plan: Any):
     scored = api.evaluate(p, plan)
     if scored.violations:
         raise PlanError(f"the plan is infeasible on problem '{p.name}': " + "; ".join(scored.violations[:3]))
+    p = _expanded_by_plan(p, scored)
     for b in p.blocks:
-        if b.origin is not None:
-            raise InputError(f"block '{b.id}' is a shard of split block '{b.origin}': the runtime executes "
-                             "whole blocks only (plan without splitting: ways [1])")
         if not b.fx_nodes:
             raise InputError(f"block '{b.id}' cannot be rebuilt: the problem gives no fx_nodes for it "
                              "(profile the model with 'placement profile' to get the block-to-module mapping)")
     return p, scored
+
+
+def _expanded_by_plan(p: Problem, scored) -> Problem:
+    """The problem expanded by the plan's split choice (SPEC 6) when the problem model has
+    choices (``Problem.expand``, issue 13); else the problem as loaded (max ways)."""
+    split = getattr(scored, "split", None)
+    if split and hasattr(p, "expand"):
+        return p.expand(split)
+    return p
+
+
+def _shard_mode(p: Problem, b) -> str:
+    """The split mode of shard block ``b`` (the loader keeps it in the block's meta)."""
+    for raw in (p.spec.get("model") or {}).get("blocks", ()):
+        if raw.get("id") == b.id:
+            mode = (raw.get("meta") or {}).get("mode")
+            if mode:
+                return mode
+    raise InputError(f"block '{b.id}': a shard of '{b.origin}' without its split mode")
+
+
+def _prepare_shards(p: Problem, b, blocks: dict, values: dict, model, gm, derived: dict, descs: dict) -> None:
+    """Replace the rebuilt whole block of every shard of ``b.origin`` by its shard (see
+    `shards.plan_shards`), once, at its first shard; the values the shards read and the
+    block's outputs become recipes in ``derived``."""
+    from . import shards as SH
+
+    if b.id in descs:
+        return
+    sids = [x.id for x in p.blocks if x.origin == b.origin]
+    whole = blocks[b.id]
+    for n in whole.inputs:
+        if n not in values and SH.resolvable(n, values, derived):
+            SH.resolve(n, values.__getitem__, lambda k, v, _: values.__setitem__(k, v), derived)
+    missing = [n for n in whole.inputs if n not in values]
+    if missing:
+        raise InputError(f"block '{b.origin}' cannot be rebuilt: it reads {missing[:3]}, which no "
+                         "earlier block of the problem produces (the blocks are not in execution order)")
+    try:
+        made = SH.plan_shards(b.origin, sids, _shard_mode(p, b), whole, values, model, gm, b.fx_nodes, derived)
+    except SH.ShardError as exc:
+        raise InputError(f"split block '{b.origin}' cannot run as shards: {exc}") from None
+    for sid, desc in made.items():
+        descs[sid] = desc
+        blocks[sid] = SH.runtime_shard(blocks[sid], desc, model)
 
 
 def predicted_transfers(p: Problem, assignment: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -110,6 +153,8 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
         in_name = placeholder_name(gm)
         structure, out_names = output_names(gm)
         blocks = rebuild(gm, [(b.id, b.fx_nodes) for b in p.blocks])
+        derived: dict[str, tuple] = {}      # split blocks: slices and gathers (runtime/shards.py)
+        shard_desc: dict[str, dict] = {}
         shape = input_shape(p, model)
         g = torch.Generator().manual_seed(seed + 1000)
         inputs = [torch.randn(*shape, generator=g) for _ in range(inferences)]
@@ -119,7 +164,10 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
         host_s: dict[str, float] = {}
         with torch.no_grad():
             for b in p.blocks:
+                if b.origin is not None:
+                    _prepare_shards(p, b, blocks, values, model, gm, derived, shard_desc)
                 blk = blocks[b.id]
+                _resolve_all(blk.inputs, values, derived)
                 missing = [n for n in blk.inputs if n not in values]
                 if missing:
                     raise InputError(f"block '{b.id}' cannot be rebuilt: it reads {missing[:3]}, which no "
@@ -132,6 +180,7 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
                     values[n] = v
                     producer[n] = b.id
             from .blocks import fill_structure
+            _resolve_all(out_names, values, derived)
             chained = fill_structure(structure, values)
             references = [model(x) for x in inputs]
         err = max_abs_error(chained, references[0])
@@ -148,16 +197,15 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
     # what each device needs from each producer: one channel per (producer, consumer device)
     need: dict[tuple[str, str], list[str]] = {}
     consumers: dict[tuple[str, str], list[str]] = {}
+    from .shards import wires
     for b in p.blocks:
-        for n in blocks[b.id].inputs:
-            prod = producer[n]
+        for prod, n in (x for m in blocks[b.id].inputs for x in wires(m, producer, derived)):
             if dev_of[prod] != assign[b.id]:
                 key = (prod, assign[b.id])
                 if n not in need.setdefault(key, []):
                     need[key].append(n)
                 consumers.setdefault(key, []).append(b.id)
-    for n in out_names:
-        prod = producer[n]
+    for prod, n in (x for m in out_names for x in wires(m, producer, derived)):
         if dev_of[prod] != snk_dev:
             key = (prod, snk_dev)
             if n not in need.setdefault(key, []):
@@ -185,8 +233,10 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
         "model": model_spec, "seed": seed, "threads": threads, "input_shape": shape, "in_name": in_name,
         "output_structure": structure, "output_names": out_names, "world": world,
         "source": src_dev, "sink": snk_dev, "order": order,
-        "blocks": {b.id: {"device": assign[b.id], "fx_nodes": list(b.fx_nodes), "compute_s": ct[b.id]}
+        "blocks": {b.id: {"device": assign[b.id], "fx_nodes": list(b.fx_nodes), "compute_s": ct[b.id],
+                          **({"shard": shard_desc[b.id]} if b.id in shard_desc else {})}
                    for b in p.blocks},
+        "derived": derived,
         "channels": channels, "emulate": emulate, "time_scale": float(time_scale or 1.0),
         "n_single": inferences + 1, "n_stream": inferences, "n_inputs": inferences,
         "timeout_s": timeout_s,
@@ -195,6 +245,15 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
     }
     keep = {"references": references, "host_s": host_s}
     return spec, keep
+
+
+def _resolve_all(names, values: dict, derived: dict) -> None:
+    """Make the slices and gathers among ``names`` whose ingredients are in ``values``."""
+    from .shards import resolvable, resolve
+
+    for n in names:
+        if n not in values and n in derived and resolvable(n, values, derived):
+            resolve(n, values.__getitem__, lambda k, v, _: values.__setitem__(k, v), derived)
 
 
 #: headroom of the automatic time scale: the slowest block (relative to its device) uses at

@@ -239,6 +239,10 @@ def calibrated_problem(raw: dict[str, Any], rep: RunReport) -> dict[str, Any]:
             ts = dict(blk.get("time_s") or {})
             ts[dev] = float(t)
             blk["time_s"] = ts
+    from .shards import calibration_times   # split blocks: their shards' times, rescaled
+    for blk in out["model"]["blocks"]:
+        for dev, t in calibration_times(raw, rep.blocks).get(blk["id"], {}).items():
+            blk["time_s"] = {**(blk.get("time_s") or {}), dev: t}
     meta = dict(out.get("meta") or {})
     meta["runtime_calibration"] = {
         "from_plan": rep.plan, "emulation": rep.emulation, "emulated": rep.emulated,

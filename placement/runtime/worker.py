@@ -128,6 +128,7 @@ class Worker:
             model = build_model(spec["model"], spec["seed"])
             gm = trace_model(model)
             self.blocks = rebuild(gm, [(b, spec["blocks"][b]["fx_nodes"]) for b in mine])
+            self._shard_blocks(model)
             del model, gm
             gc.collect()
         else:
@@ -172,6 +173,39 @@ class Worker:
         self.dist = dist
         self.ctrl = dist.new_group(backend="gloo")
         emit(ready=True, host=socket.gethostname(), pid=os.getpid())
+
+    def _shard_blocks(self, model) -> None:
+        """Shards of split blocks (SPEC 6) run as their shard (runtime/shards.py), not whole."""
+        from .shards import runtime_shard
+
+        for bid in list(self.blocks):
+            desc = self.spec["blocks"][bid].get("shard")
+            if desc is not None:
+                self.blocks[bid] = runtime_shard(self.blocks[bid], desc, model)
+
+    def _has(self, i: int, name: str) -> bool:
+        """Whether value ``name`` of inference ``i`` is here or can be made here (a slice or
+        a gather of split blocks' values whose ingredients are here). Under ``self.cond``."""
+        if (i, name) in self.values:
+            return True
+        derived = self.spec.get("derived") or {}
+        if name not in derived:
+            return False
+        from .shards import resolvable
+        return resolvable(name, _Have(self.values, i), derived)
+
+    def _value(self, i: int, name: str):
+        """Value ``name`` of inference ``i``, made from its recipe if needed (cached, its
+        arrival the latest of its ingredients'). Under ``self.cond``."""
+        if (i, name) in self.values:
+            return self.values[(i, name)]
+        from .shards import resolve
+
+        def put(n, v, ingredients):
+            self.values[(i, n)] = v
+            self.arrived[(i, n)] = max(self.arrived.get((i, x), 0.0) for x in ingredients)
+
+        return resolve(name, lambda n: self.values[(i, n)], put, self.spec.get("derived") or {})
 
     # ------------------------------------------------------------------ threads
     def sender(self, ch: dict, q: queue.Queue) -> None:
@@ -267,7 +301,7 @@ class Worker:
 
     def _ready(self, i: int, task: str) -> bool:
         names = self.spec["output_names"] if task == "@output" else self.blocks[task].inputs
-        return all((i, n) in self.values for n in names)
+        return all(self._has(i, n) for n in names)
 
     def _put(self, i: int, vals: dict[str, Any], t: float) -> None:
         for n, v in vals.items():
@@ -277,7 +311,7 @@ class Worker:
     def _send(self, producer: str, i: int, t_ready: float) -> None:
         for c in self.out_ch.get(producer, ()):
             with self.cond:
-                vals = {n: self.values[(i, n)] for n in c["names"]}
+                vals = {n: self._value(i, n) for n in c["names"]}
             self.queues[c["id"]].put((i, t_ready, vals))
 
     def _run(self, i: int, bid: str) -> None:
@@ -294,7 +328,7 @@ class Worker:
             elif self.fault[0] == "stop":  # frozen whole (heartbeat thread too), as a paused process
                 os.kill(os.getpid(), signal.SIGSTOP)
         with self.cond:
-            ins = {n: self.values[(i, n)] for n in blk.inputs}
+            ins = {n: self._value(i, n) for n in blk.inputs}
         t0 = time.perf_counter()
         outs = run_block(blk, ins)
         t1 = time.perf_counter()
@@ -313,8 +347,8 @@ class Worker:
 
         names = self.spec["output_names"]
         with self.cond:
+            vals = {n: self._value(i, n) for n in names}
             t_out = max(self.arrived[(i, n)] for n in names)
-            vals = {n: self.values[(i, n)] for n in names}
         out = fill_structure(self.spec["output_structure"], vals)
         self.outputs[i] = self.torch.utils._pytree.tree_map(
             lambda v: v.clone() if isinstance(v, self.torch.Tensor) else v, out)
@@ -351,6 +385,16 @@ class Worker:
         emit(done=True)
         sys.stderr.flush()
         os._exit(0)  # the records are written; do not wait for library destructors at shutdown
+
+
+class _Have:
+    """The value names of inference ``i`` present in a worker's ``values`` (for `resolvable`)."""
+
+    def __init__(self, values, i: int):
+        self.values, self.i = values, i
+
+    def __contains__(self, name: str) -> bool:
+        return (self.i, name) in self.values
 
 
 def main(argv: list[str] | None = None) -> int:

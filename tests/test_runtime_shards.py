@@ -1,0 +1,299 @@
+"""Shards of split blocks (issue 13, runtime part): gathered shards equal the unsplit block.
+
+Spatial shards of real convolution blocks (resnet18, mobilevit_s) and tensor shards of real
+attention and MLP modules and whole transformer blocks (deit_tiny), all timm with
+``pretrained=False``, are checked with ``torch.allclose`` against the block they come from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+timm = pytest.importorskip("timm")
+
+from placement.runtime import shards as S  # noqa: E402
+from placement.runtime.blocks import rebuild, run_block, trace_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _chain(model_name: str, input_shape):
+    """(traced model, rebuilt blocks by id, the values of every fx node on one input, problem blocks)."""
+    torch.manual_seed(0)
+    model = timm.create_model(model_name, pretrained=False).eval()
+    spec = json.loads((ROOT / "examples" / "models" / f"{model_name}.block.json").read_text())
+    gm = trace_model(model)
+    blocks = rebuild(gm, [(b["id"], b["fx_nodes"]) for b in spec["model"]["blocks"]])
+    ph = next(n.name for n in gm.graph.nodes if n.op == "placeholder")
+    values = {ph: torch.randn(*input_shape)}
+    for b in spec["model"]["blocks"]:
+        values.update(run_block(blocks[b["id"]], values))
+    return model, gm, blocks, values, {b["id"]: b for b in spec["model"]["blocks"]}
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    return _chain("resnet18", (1, 3, 224, 224))
+
+
+@pytest.fixture(scope="module")
+def mobilevit_s():
+    return _chain("mobilevit_s", (1, 3, 256, 256))
+
+
+def _spatial_check(blocks, values, bid, w):
+    blk = blocks[bid]
+    full = run_block(blk, values)[blk.outputs[0]]
+    ins = [values[n] for n in blk.inputs]
+    parts, rows_sent = [], 0
+    for k in range(w):
+        sh = S.spatial_shard(blk.module, blk.inputs, ins, k, w, bid)
+        sliced = [sh.slice_input(n, values[n]) for n in blk.inputs]
+        rows_sent += sum(x.shape[2] for x in sliced)
+        (out,) = sh(*sliced)
+        assert out.shape[2] == sh.out_rows[1] - sh.out_rows[0]
+        parts.append(out)
+    got = S.gather("spatial", parts)
+    assert got.shape == full.shape
+    assert torch.allclose(got, full, rtol=1e-5, atol=1e-5), float((got - full).abs().max())
+    return rows_sent, sum(x.shape[2] for x in ins)
+
+
+@pytest.mark.parametrize("bid,w", [("stem", 2), ("maxpool", 4), ("layer1.0", 2), ("layer2.0", 4), ("layer4.0", 2)])
+def test_resnet18_conv_blocks_spatial_shards_equal_the_block(resnet18, bid, w):
+    _, _, blocks, values, _ = resnet18
+    sent, rows = _spatial_check(blocks, values, bid, w)
+    # each shard gets its band plus a halo, not the whole input: the bands overlap by the halo only
+    assert rows < sent < w * rows
+
+
+@pytest.mark.parametrize("bid", ["stages.0.0", "stages.1.0", "stages.4.0"])
+def test_mobilevit_conv_blocks_spatial_shards_equal_the_block(mobilevit_s, bid):
+    _, _, blocks, values, _ = mobilevit_s
+    sent, rows = _spatial_check(blocks, values, bid, 2)
+    assert sent < 2 * rows
+
+
+def test_halo_is_the_receptive_field(resnet18):
+    """layer1.0 (two 3x3 convolutions, stride 1): each inner band edge needs 2 rows beyond it."""
+    _, _, blocks, values, _ = resnet18
+    blk = blocks["layer1.0"]
+    x = values[blk.inputs[0]]
+    H = x.shape[2]
+    s0 = S.spatial_shard(blk.module, blk.inputs, [x], 0, 2, "layer1.0")
+    s1 = S.spatial_shard(blk.module, blk.inputs, [x], 1, 2, "layer1.0")
+    assert s0.in_rows[blk.inputs[0]] == (0, H // 2 + 2)
+    assert s1.in_rows[blk.inputs[0]] == (H // 2 - 2, H)
+
+
+def test_attention_blocks_are_not_split_spatially(mobilevit_s):
+    _, _, blocks, values, _ = mobilevit_s
+    blk = blocks["stages.2.1"]  # a MobileViT block: unfold into patches, attention over all of them
+    with pytest.raises(S.ShardError, match="stages.2.1"):
+        S.spatial_shard(blk.module, blk.inputs, [values[n] for n in blk.inputs], 0, 2, "stages.2.1")
+
+
+@pytest.fixture(scope="module")
+def deit():
+    torch.manual_seed(0)
+    model = timm.create_model("deit_tiny_patch16_224", pretrained=False).eval()
+    x = torch.randn(1, 197, model.embed_dim)
+    return model, x
+
+
+def test_deit_attention_tensor_shards_by_heads(deit):
+    model, x = deit
+    attn = model.blocks[3].attn
+    with torch.no_grad():
+        full = attn(x)
+        parts = [S.tensor_shard(attn, k, 3)(x) for k in range(3)]  # DeiT-Tiny has 3 heads
+    got = S.gather("tensor", parts)
+    assert torch.allclose(got, full, rtol=1e-5, atol=1e-5), float((got - full).abs().max())
+    # each shard holds a third of the weights
+    n = sum(p.numel() for p in S.tensor_shard(attn, 0, 3).parameters())
+    assert n < sum(p.numel() for p in attn.parameters()) / 2
+    with pytest.raises(S.ShardError, match="heads"):
+        S.tensor_shard(attn, 0, 2)
+
+
+@pytest.mark.parametrize("w", [2, 8])
+def test_deit_mlp_tensor_shards_by_hidden_units(deit, w):
+    model, x = deit
+    mlp = model.blocks[5].mlp
+    with torch.no_grad():
+        full = mlp(x)
+        shards = [S.tensor_shard(mlp, k, w) for k in range(w)]
+        got = S.gather("tensor", [s(x) for s in shards])
+    assert torch.allclose(got, full, rtol=1e-5, atol=1e-5), float((got - full).abs().max())
+    assert shards[0].fc2.bias is not None and all(s.fc2.bias is None for s in shards[1:])  # bias once
+    assert shards[1].fc1.out_features == mlp.fc1.out_features // w
+
+
+def test_deit_whole_block_two_step_tensor_shards(deit):
+    model, x = deit
+    blk = model.blocks[7]
+    with torch.no_grad():
+        full = blk(x)
+    got = S.gather("tensor", S.block_partials(blk, x, 3))
+    assert torch.allclose(got, full, rtol=1e-5, atol=1e-5), float((got - full).abs().max())
+    # without the sum between attention and MLP the shards are wrong: the all-reduce is needed
+    shards = [S.BlockShard(blk, k, 3) for k in range(3)]
+    wrong = S.gather("tensor", [s.mlp_partial(s.attention_partial(x)) for s in shards])
+    assert not torch.allclose(wrong, full, rtol=1e-3, atol=1e-3)
+
+
+def test_unknown_modules_have_no_tensor_split(deit):
+    model, _ = deit
+    with pytest.raises(S.ShardError, match="no tensor split"):
+        S.tensor_shard(model.blocks[0].norm1, 0, 2)
+
+
+def test_gather_rejects_unknown_mode():
+    with pytest.raises(ValueError):
+        S.gather("diagonal", [torch.zeros(1)])
+
+
+def test_whole_transformer_blocks_are_refused_by_the_runtime(deit):
+    """deit's block-granularity 'blocks.0' is attention then MLP: its shards would need an
+    all-reduce in between, which neither the cost model nor the runtime has: refused by name."""
+    model, _ = deit
+    spec = json.loads((ROOT / "examples" / "models" / "deit_tiny_patch16_224.block.json").read_text())
+    nodes = next(b["fx_nodes"] for b in spec["model"]["blocks"] if b["id"] == "blocks.0")
+    gm = trace_model(model)
+    with pytest.raises(S.ShardError, match="whole transformer block"):
+        S.tensor_module_of(model, nodes, gm, "blocks.0")
+
+
+# --------------------------------------------------------------------------------------
+# end to end: `placement run` with shards on real gloo workers
+
+
+from torch import nn  # noqa: E402
+
+
+class ShardNet(nn.Module):
+    """conv stem and a residual conv stage (spatial splits), then attention and an MLP on the
+    tokens (tensor splits): every kind of producer and consumer of shards."""
+
+    def __init__(self):
+        super().__init__()
+        from timm.layers import Attention, Mlp
+
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.stage1 = _Residual(16)
+        self.attn = Attention(16, num_heads=4, qkv_bias=True)
+        self.mlp = Mlp(16, 32)
+        self.head = nn.Sequential(nn.LayerNorm(16), nn.Linear(16, 10))
+
+    def forward(self, x):
+        x = self.stage1(self.stem(x)).flatten(2).transpose(1, 2)
+        return self.head(self.mlp(self.attn(x)).mean(1))
+
+
+class _Residual(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.bn = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv2(torch.relu(self.bn(self.conv1(x))))
+
+
+def shard_model() -> nn.Module:
+    return ShardNet()
+
+
+SHARD_MODEL = "tests.test_runtime_shards:shard_model"
+
+
+def _shard_problem(ways=(1, 2)) -> dict:
+    from profiles import make_problem, profile_model
+    from profiles.splits import split_candidates
+
+    torch.manual_seed(0)
+    model = ShardNet().eval()
+    section = profile_model(model, (1, 3, 32, 32), "block", name="shardnet", measure_time=False)
+    cands = split_candidates(model, section, (1, 3, 32, 32))
+    assert {"stem", "stage1", "attn", "mlp"} <= set(cands)
+    for b in section["blocks"]:
+        if b["id"] in cands:
+            entry = {k: v for k, v in cands[b["id"]].items() if k != "meta"}
+            b["split"] = dict(entry, ways=list(ways))
+    prob = make_problem(section, ["rpi4", "jetson-nano", "laptop"], "wifi5", name="shardnet-split")
+    for d in prob["devices"]:
+        if d["id"] == "rpi4":
+            d["flops_per_s"] = 1e7
+    prob["network"] = {"default": {"bandwidth_bytes_per_s": 1e8, "latency_s": 2e-4}}
+    return prob
+
+
+def _shard_plan(p) -> dict:
+    """Shard k on device k of (jetson-nano, laptop); the rest on the laptop."""
+    devs = ["jetson-nano", "laptop"]
+    return {"assignment": {b.id: devs[int(b.id.rsplit("#", 1)[1]) % 2] if b.origin else "laptop"
+                           for b in p.blocks}}
+
+
+def test_run_split_plan_on_gloo_workers_equals_the_unsplit_model(tmp_path):
+    import subprocess
+    import sys
+
+    import placement
+    from placement.runtime.prepare import predicted_transfers
+
+    prob = _shard_problem()
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(prob))
+    # the plan's own split choice (SPEC 6): the MLP stays whole, the others run as 2 shards
+    choice = {"stem": 2, "stage1": 2, "attn": 2, "mlp": 1}
+    p = placement.load(str(path)).expand(choice)
+    assert {b.origin for b in p.blocks if b.origin} == {"stem", "stage1", "attn"} and "mlp" in p.block_index
+    plan = dict(_shard_plan(p), split=choice)
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+    env = dict(__import__("os").environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", "import sys; from placement.cli import main; sys.exit(main())",
+                          "run", str(path), str(plan_path), "--model", SHARD_MODEL, "--inferences", "2",
+                          "--emulate", "--json", "--calibrate", str(tmp_path / "cal.json")],
+                         capture_output=True, text=True, env=env, cwd=str(ROOT),
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = json.loads(res.stdout)
+    (tmp_path / "report.json").write_text(res.stdout)
+    assert d["output_matches"] is True and d["max_abs_error"] <= 1e-5
+    # every shard ran where the plan put it, and was measured beside its prediction
+    assert {b["id"]: b["device"] for b in d["blocks"]} == plan["assignment"]
+    assert all(b["measured_s"] is not None and b["measured_s"] > 0 for b in d["blocks"])
+    assert all(b["predicted_s"] > 0 for b in d["blocks"] if b["id"].startswith(("stem#", "attn#", "mlp")))
+    # every transfer the evaluator counts (shard to shard too) was measured
+    pred = predicted_transfers(p, plan["assignment"])
+    assert len(d["transfers"]) == len(pred) and all(t["measured_s"] for t in d["transfers"])
+    assert any("#" in t["src"] and "#" in t["dst"] for t in d["transfers"])
+    assert d["error"]["latency"] is not None and d["error"]["period"] is not None
+    # --calibrate writes a split block's time back from its shards (rescaled to the whole block)
+    cal = {b["id"]: b for b in json.loads((tmp_path / "cal.json").read_text())["model"]["blocks"]}
+    stem = next(b for b in prob["model"]["blocks"] if b["id"] == "stem")
+    scale = (stem["flops"] / 2 + stem["split"]["overhead_flops"]) / stem["flops"]
+    for k, dev in enumerate(("jetson-nano", "laptop")):
+        shard = next(b for b in d["blocks"] if b["id"] == f"stem#{k}")
+        assert cal["stem"]["time_s"][dev] == pytest.approx(shard["measured_s"] / scale, rel=1e-9)
+    mlp = next(b for b in d["blocks"] if b["id"] == "mlp")
+    assert cal["mlp"]["time_s"]["laptop"] == pytest.approx(mlp["measured_s"], rel=1e-9)
+
+
+def test_run_refuses_a_split_that_cannot_run_as_shards(tmp_path):
+    import placement
+    from placement.errors import InputError
+
+    prob = _shard_problem(ways=(2,))
+    head = next(b for b in prob["model"]["blocks"] if b["id"] == "head")
+    head["split"] = {"ways": [2], "mode": "spatial", "overhead_flops": 0, "halo_bytes": 0}
+    p = placement.load(prob)
+    with pytest.raises(InputError, match="split block 'head' cannot run as shards"):
+        placement.run(prob, _shard_plan(p), SHARD_MODEL, inferences=2)
