@@ -292,9 +292,11 @@ class CpSat(Method):
             cand = self.solve(q, ctx.sub(1.0 / (n - i)))
             stats["per_choice"].append({"split": choice, "status": cand.status.value,
                                         "bound": cand.bound})
-            if cand.status != Status.OPTIMAL:
+            if cand.status not in (Status.OPTIMAL, Status.INFEASIBLE):
                 all_optimal = False
-            bounds_.append(cand.bound if cand.status != Status.INFEASIBLE else math.inf)
+            # this expansion's bound: the model's, else (e.g. the warm start met it) the cheap one
+            own = max(cand.bound if cand.bound is not None else -math.inf, q.lower_bound())
+            bounds_.append(own if cand.status != Status.INFEASIBLE else math.inf)
             if cand.assignment is None:
                 continue
             ev = _evaluate(q, cand.assignment, cand.order, cand.medium_order)

@@ -261,3 +261,38 @@ def test_brute_refusal_counts_the_choices(monkeypatch):
     monkeypatch.setattr(brute, "MAX_ASSIGNMENTS", 2 ** 7)   # each expansion fits alone (2^4, 2^5, 2^7), not all 176
     with pytest.raises(placement.InputError, match=r"brute refuses: 3 split choices x 2 devices mean ~176 assignments in all"):
         placement.solve(d, "brute", time_limit=10)
+
+
+def _with_media(seed: int) -> dict:
+    d = _seeded(seed)
+    ids = [dev["id"] for dev in d["devices"]]
+    d["network"]["media"] = [{"id": "air", "devices": ids}]
+    return d
+
+
+def _with_scenarios(seed: int) -> dict:
+    from placement.generator import add_scenarios
+    d = _seeded(seed)
+    return add_scenarios(d, 2, seed)
+
+
+@pytest.mark.parametrize("make", [_with_media, _with_scenarios], ids=["media", "scenarios"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cpsat_over_choices_with_media_and_scenarios_equals_brute(make, seed):
+    d = make(seed)
+    assert {"split_choice"} < placement.load(d).features
+    for obj in ("latency", "energy"):
+        ref = placement.solve(d, "brute", objective=obj, time_limit=60)
+        assert ref.status == Status.OPTIMAL, ref.message
+        plan = placement.solve(d, "cpsat", objective=obj, time_limit=20)
+        assert plan.status == Status.OPTIMAL, plan.message
+        assert plan.value == pytest.approx(ref.value, rel=TOL), (obj, plan.value, ref.value)
+        assert plan.bound <= ref.value * (1 + 1e-9)
+
+
+def test_cpsat_refuses_many_choices_with_media_naming_the_combination(monkeypatch):
+    from solvers import cpsat
+    monkeypatch.setattr(cpsat, "ENUMERATE_CHOICES_MAX", 1)
+    with pytest.raises(placement.InputError, match=r"cpsat: split choices with shared media are solved one "
+                       r"choice at a time, and this problem has 2 choices \(limit 1\)"):
+        placement.solve(_with_media(0), "cpsat", time_limit=5)
