@@ -88,7 +88,9 @@ def _rescored(problem: Any, plan: Any):
     if isinstance(objective, str) and objective not in ("latency", "throughput", "energy"):
         objective = None
     p = p.with_objective(objective)
-    return p, api.evaluate(p, plan)
+    scored = api.evaluate(p, plan)
+    # split choices (SPEC 6): the plan names the blocks of its own choice's expansion
+    return (p.expand(scored.split) if scored.split else p), scored
 
 
 #: picture formats by extension

@@ -45,6 +45,9 @@ class WarmStart:
     source: str = ""
     tried: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: the split choice whose expansion ``best`` is a plan of (None: the problem as given;
+    #: a heuristic that chooses ways returns its choice, SPEC 6)
+    split: dict[str, int] | None = None
 
 
 def greedy(p: Problem) -> np.ndarray | None:
@@ -92,10 +95,10 @@ def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] 
     t0 = time.monotonic()
     out = WarmStart(None)
 
-    def consider(name: str, ev: Evaluation) -> None:
+    def consider(name: str, ev: Evaluation, split: dict[str, int] | None = None) -> None:
         out.tried[name] = ev.value if ev.feasible else "infeasible"
         if ev.feasible and (out.best is None or ev.value < out.best.value):
-            out.best, out.source = ev, name
+            out.best, out.source, out.split = ev, name, split
 
     a = greedy(p)
     if a is not None:
@@ -118,9 +121,12 @@ def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] 
             out.tried[name] = "no plan"
             continue
         a = np.asarray(cand.assignment, dtype=np.int64)
-        consider(name, evaluate(p, a, cand.order))
+        split = getattr(cand, "split", None)
+        q = p if split is None else p.expand(split)     # a plan of its own choice's expansion
+        split = None if q is p else dict(q.split)
+        consider(name, evaluate(q, a, cand.order), split)
         if cand.order is not None:
-            consider(name + "+list", evaluate(p, a))
+            consider(name + "+list", evaluate(q, a), split)
     out.seconds = time.monotonic() - t0
     return out
 
@@ -200,11 +206,12 @@ def serial_horizon(p: Problem) -> float:
     return total
 
 
-def latency_horizon(p: Problem, incumbent: Evaluation | None) -> float:
-    """A latency no optimal plan exceeds: the serial bound, the latency constraint, and, when
-    latency is weighted, what the incumbent's value leaves for it after the other metrics'
-    cheap bounds."""
-    h = serial_horizon(p)
+def latency_horizon(p: Problem, incumbent: Evaluation | None, serial: float | None = None) -> float:
+    """A latency no optimal plan exceeds: the serial bound (``serial`` when given: e.g. the
+    union of every split choice's, which bounds every expansion's), the latency constraint,
+    and, when latency is weighted, what the incumbent's value leaves for it after the other
+    metrics' cheap bounds (of ``p``: over every split choice)."""
+    h = serial_horizon(p) if serial is None else serial
     if "latency_s" in p.constraints:
         h = min(h, p.constraint_cap("latency_s"))
     w = p.objective.weights

@@ -10,8 +10,8 @@ with every choice fixed (for one split block: the better of never split and alwa
 from __future__ import annotations
 
 import copy
-import itertools
 import json
+import re
 
 import pytest
 
@@ -62,10 +62,17 @@ def _fixed(d: dict, choice: dict[str, int]) -> dict:
     return out
 
 
+_BRUTE: dict[str, tuple[float, dict]] = {}
+
+
 def _brute_value(d, objective) -> tuple[float, dict]:
-    plan = placement.solve(d, "brute", objective=objective, time_limit=60)
-    assert plan.status == Status.OPTIMAL, plan.message
-    return plan.value, plan.split
+    """brute's optimum (cached: the fixed-choice problems are shared by the methods)."""
+    key = json.dumps([d, objective], sort_keys=True)
+    if key not in _BRUTE:
+        plan = placement.solve(d, "brute", objective=objective, time_limit=60)
+        assert plan.status == Status.OPTIMAL, plan.message
+        _BRUTE[key] = (plan.value, plan.split)
+    return _BRUTE[key]
 
 
 # ------------------------------------------------------------------ problem model
@@ -173,7 +180,6 @@ def test_bad_choices_in_plan_files_exit_2_naming_the_block(tmp_path, capsys):
         assert main(["evaluate", str(prob), str(f)]) == 2, name
         err = capsys.readouterr().err
         assert str(f) in err and "Traceback" not in err, (name, err)
-        import re
         assert re.search(pattern, err), (name, err)
         with pytest.raises(PlanError, match=pattern):
             placement.evaluate(d, f)
@@ -236,20 +242,33 @@ def test_infeasibility_is_judged_over_every_choice():
 
 
 # ------------------------------------------------------------ exact over choices
-EXACT = ["brute"]
+EXACT = ["brute", "cpsat", "milp"]
 
 
 @pytest.mark.parametrize("method", EXACT)
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(8))
 def test_exact_over_choices_equals_best_fixed_choice(method, seed):
-    d = _seeded(seed, n_split=1 + (seed == 3))
+    """The optimum over the choices (cpsat and milp: their model alone, no warm start) is
+    the best of the problems written with each choice fixed; seeds add a second split
+    block, idle energy, a latency cap, or a block with ways [1, 2, 4]."""
+    d = _seeded(seed, n_split=1 + (seed % 4 == 3))
+    if seed % 4 == 1:
+        d["count_idle"] = True
+    if seed % 4 == 2:
+        d["constraints"] = {"latency_s": 10.0}
+    if seed == 6:
+        for b in d["model"]["blocks"]:
+            if b.get("split"):
+                b["split"]["ways"] = [1, 2, 4]
     p = placement.load(d)
     choices = list(p.split_combinations())
+    options = {} if method == "brute" else {"warm": False}
     for obj in OBJECTIVES:
         fixed = [_brute_value(_fixed(d, c), obj)[0] for c in choices]
-        plan = placement.solve(d, method, objective=obj, time_limit=60)
+        plan = placement.solve(d, method, objective=obj, time_limit=20, **options)
         assert plan.status == Status.OPTIMAL, (method, obj, plan.message)
         assert plan.value == pytest.approx(min(fixed), rel=TOL), (method, obj, plan.value, fixed)
+        assert plan.bound <= min(fixed) * (1 + 1e-9)
         assert plan.split in choices
         # the plan is a plan of its own choice's expansion
         assert set(plan.assignment) == {b.id for b in p.expand(plan.split).blocks}
@@ -261,3 +280,48 @@ def test_brute_refusal_counts_the_choices(monkeypatch):
     monkeypatch.setattr(brute, "MAX_ASSIGNMENTS", 2 ** 7)   # each expansion fits alone (2^4, 2^5, 2^7), not all 176
     with pytest.raises(placement.InputError, match=r"brute refuses: 3 split choices x 2 devices mean ~176 assignments in all"):
         placement.solve(d, "brute", time_limit=10)
+
+
+def _with_media(seed: int) -> dict:
+    d = _seeded(seed)
+    ids = [dev["id"] for dev in d["devices"]]
+    d["network"]["media"] = [{"id": "air", "devices": ids}]
+    return d
+
+
+def _with_scenarios(seed: int) -> dict:
+    from placement.generator import add_scenarios
+    d = _seeded(seed)
+    return add_scenarios(d, 2, seed)
+
+
+@pytest.mark.parametrize("make", [_with_media, _with_scenarios], ids=["media", "scenarios"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cpsat_over_choices_with_media_and_scenarios_equals_brute(make, seed):
+    d = make(seed)
+    assert {"split_choice"} < placement.load(d).features
+    for obj in ("latency", "energy"):
+        ref = placement.solve(d, "brute", objective=obj, time_limit=60)
+        assert ref.status == Status.OPTIMAL, ref.message
+        plan = placement.solve(d, "cpsat", objective=obj, time_limit=20)
+        assert plan.status == Status.OPTIMAL, plan.message
+        assert plan.value == pytest.approx(ref.value, rel=TOL), (obj, plan.value, ref.value)
+        assert plan.bound <= ref.value * (1 + 1e-9)
+
+
+def test_cpsat_refuses_many_choices_with_media_naming_the_combination(monkeypatch):
+    from solvers import cpsat
+    monkeypatch.setattr(cpsat, "ENUMERATE_CHOICES_MAX", 1)
+    with pytest.raises(placement.InputError, match=r"cpsat: split choices with shared media are solved one "
+                       r"choice at a time, and this problem has 2 choices \(limit 1\)"):
+        placement.solve(_with_media(0), "cpsat", time_limit=5)
+
+
+def test_show_draws_the_plan_of_its_own_choice(tmp_path):
+    d = _diamond((1, 2))
+    q = placement.load(d).expand({"r": 1})
+    plan = {"assignment": {b.id: "B" for b in q.blocks}, "split": {"r": 1}}
+    drawn = placement.show(d, plan, tmp_path / "whole.png")
+    assert drawn["bars"] == 4                                   # s, l, r, t: r whole
+    plan2 = {"assignment": {b.id: "B" for b in placement.load(d).blocks}}    # default: 2 shards
+    assert placement.show(d, plan2, tmp_path / "split.png")["bars"] == 5
