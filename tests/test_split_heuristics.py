@@ -29,10 +29,12 @@ from placement.plan import Plan, Status
 
 #: the heuristics that choose ways (their registry ``features`` say so)
 CHOOSERS = ("heft", "local", "dp", "single")
-#: measured on the seeded problems below against brute (worst case seen, with headroom):
-#: heft <= 1.25 x optimum, local <= 1.10 x optimum (see docs/choices.md)
-HEFT_FACTOR = 1.25
-LOCAL_FACTOR = 1.10
+#: local's search shortened for the tests (the same options on both sides of a comparison)
+QUICK_LOCAL = {"patience": 300, "chains": 2}
+#: stated factors to brute's optimum with choices on `_split_friendly` problems (seeds 0-9,
+#: measured: heft at most 1.0013 x the optimum, local 1.0; headroom for other machines' ties)
+HEFT_FACTOR = 1.05
+LOCAL_FACTOR = 1.02
 
 
 def _problem(seed: int, blocks: int = 6, devices: int = 3, ways=(1, 2, 4), split: float = 0.34,
@@ -65,11 +67,11 @@ def _solve(d, method: str, **kw) -> Plan:
 @pytest.mark.parametrize("method", CHOOSERS)
 @pytest.mark.parametrize("seed", range(3))
 def test_choices_are_valid_and_round_trip(method, seed):
-    d = _problem(seed)
+    d = _problem(seed) if seed < 2 else _split_friendly(seed)
     p = placement.load(d)
     assert "split_choice" in p.features
     assert "split_choice" in placement.registry.get_method(method).features
-    plan = _solve(d, method)
+    plan = _solve(d, method, **(QUICK_LOCAL if method == "local" else {}))
     assert plan.feasible, plan.message
     assert set(plan.split) == set(p.split_options)
     for b, w in plan.split.items():
@@ -98,10 +100,11 @@ def test_single_keeps_blocks_whole_where_allowed():
 @pytest.mark.parametrize("method", ["heft", "local", "dp"])
 @pytest.mark.parametrize("seed", range(5))
 def test_never_worse_than_max_or_never_split(method, seed):
-    d = _problem(seed, blocks=7)
-    chosen = _value(_solve(d, method))
-    fixed_max = _value(_solve(restrict_splits(d, "max"), method))
-    whole = _value(_solve(restrict_splits(d, "none"), method))
+    d = _problem(seed, blocks=7) if seed < 3 else _split_friendly(seed)
+    kw = QUICK_LOCAL if method == "local" else {}
+    chosen = _value(_solve(d, method, **kw))
+    fixed_max = _value(_solve(restrict_splits(d, "max"), method, **kw))
+    whole = _value(_solve(restrict_splits(d, "none"), method, **kw))
     assert chosen <= fixed_max * (1 + 1e-9)
     assert chosen <= whole * (1 + 1e-9)
 
@@ -117,14 +120,40 @@ def test_dp_claims_no_optimum_over_choices():
 
 
 # ------------------------------------------------------------ against brute's optimum
-@pytest.mark.parametrize("seed", range(6))
+def _split_friendly(seed: int, ways=(1, 2), devices: int = 3) -> dict:
+    """stem -> a -> b -> head with two heavy split blocks (tensor, or spatial with a halo and
+    recomputed rows), devices of random speed, a network from slow to fast: whether and how
+    far to split differs from seed to seed (seeds 1 and 4: never split is optimal)."""
+    import numpy as np
+    rng = np.random.default_rng([seed, 13])
+    blocks = [{"id": "stem", "flops": float(rng.uniform(1e7, 1e8)), "output_bytes": float(rng.uniform(1e4, 1e6))}]
+    for name in ("a", "b"):
+        mode = "spatial" if rng.random() < 0.5 else "tensor"
+        f = float(rng.uniform(5e8, 4e9))
+        split = {"ways": list(ways), "mode": mode}
+        if mode == "spatial":
+            split.update(halo_bytes=float(rng.uniform(0, 5e4)), overhead_flops=float(rng.uniform(0, 0.1)) * f)
+        blocks.append({"id": name, "flops": f, "output_bytes": float(rng.uniform(1e4, 1e6)),
+                       "params_bytes": float(rng.uniform(1e5, 1e7)), "split": split,
+                       "kind": "conv" if mode == "spatial" else "attention"})
+    blocks.append({"id": "head", "flops": float(rng.uniform(1e6, 1e7)), "output_bytes": 4e3})
+    return {"name": f"split-friendly-{seed}",
+            "model": {"name": "m", "input_bytes": float(rng.uniform(1e4, 6e5)), "blocks": blocks,
+                      "edges": [["stem", "a"], ["a", "b"], ["b", "head"]]},
+            "devices": [{"id": f"d{i}", "flops_per_s": float(rng.uniform(1e9, 1e10)), "memory_bytes": 1e10}
+                        for i in range(devices)],
+            "network": {"default": {"bandwidth_bytes_per_s": float(10 ** rng.uniform(7, 9)),
+                                    "latency_s": float(10 ** rng.uniform(-4, -2.3))}}}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4, 5])
 def test_heft_and_local_within_factor_of_brute_with_choices(seed):
-    d = _problem(seed, blocks=4, devices=2, ways=(1, 2), split=0.5)
+    d = _split_friendly(seed)
     opt = placement.solve(d, "brute", time_limit=120)
     assert opt.status == Status.OPTIMAL, opt.message
-    assert opt.split is not None
+    assert opt.split is not None and set(opt.split) == {"a", "b"}
     heft = _value(_solve(d, "heft"))
-    local = _value(_solve(d, "local"))
+    local = _value(_solve(d, "local", **QUICK_LOCAL))
     assert opt.value <= heft * (1 + 1e-9) and opt.value <= local * (1 + 1e-9)
     assert heft <= HEFT_FACTOR * opt.value, (heft, opt.value, opt.split)
     assert local <= LOCAL_FACTOR * opt.value, (local, opt.value, opt.split)
@@ -150,10 +179,11 @@ def _parallel_friendly() -> dict:
 
 @pytest.mark.parametrize("method", ["heft", "local"])
 def test_choosers_split_where_it_pays(method):
-    plan = _solve(_parallel_friendly(), method)
+    kw = QUICK_LOCAL if method == "local" else {}
+    plan = _solve(_parallel_friendly(), method, **kw)
     assert plan.split == {"big": 4}
     assert len({plan.assignment[f"big#{k}"] for k in range(4)}) == 4
-    whole = _value(_solve(restrict_splits(_parallel_friendly(), "none"), method))
+    whole = _value(_solve(restrict_splits(_parallel_friendly(), "none"), method, **kw))
     assert plan.value < 0.3 * whole
 
 
