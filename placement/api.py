@@ -17,7 +17,7 @@ import numpy as np
 
 from . import feasibility, registry
 from .errors import InputError, MethodError, PlanError
-from .evaluator import Evaluation, evaluate_ids
+from .evaluator import Evaluation, evaluate_ids, plan_problem
 from .evaluator import evaluate as evaluate_indices
 from .loader import load
 from .method import Candidate, Context, check_options
@@ -87,6 +87,9 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
         return _empty_plan(p, method, Status.ERROR, f"{type(exc).__name__}: {exc}",
                            time.perf_counter() - t0, stats={"traceback": traceback.format_exc()})
     elapsed = time.perf_counter() - t0
+    if "split_choice" in p.features and "split_choice" not in m.features and cand.bound is not None:
+        # it planned one expansion (max ways): its bound need not hold for the other choices
+        cand = replace(cand, bound=None, split=None)
     from . import interrupt
     if interrupt.requested():
         # stopped by Ctrl-C: a plan in hand is a time_limit plan (unless proven optimal)
@@ -144,16 +147,24 @@ def derive_status(p: Problem, ev: Evaluation | None, *, claimed: Status = Status
 
 
 def plan_from_candidate(p: Problem, method: str, cand: Candidate, solve_time_s: float) -> Plan:
-    """Re-score a method's candidate with the evaluator and build the honest `Plan`."""
+    """Re-score a method's candidate with the evaluator and build the honest `Plan` (on the
+    expansion of the candidate's split choice, when it made one)."""
     ev = None
+    q = p
+    if getattr(cand, "split", None) is not None:
+        try:
+            q = plan_problem(p, cand.split)
+        except PlanError as exc:     # a method's bug, not the user's input
+            return _empty_plan(p, method, Status.ERROR, f"method returned a bad split choice: {exc}",
+                               solve_time_s, stats=cand.stats)
     if cand.assignment is not None:
-        ev = evaluate_indices(p, np.asarray(cand.assignment, dtype=np.int64), cand.order,
+        ev = evaluate_indices(q, np.asarray(cand.assignment, dtype=np.int64), cand.order,
                               getattr(cand, "medium_order", None))
     status, bound, note = derive_status(p, ev, claimed=cand.status, bound=cand.bound)
     if ev is None:
-        return _empty_plan(p, method, status, cand.message or "no plan found", solve_time_s,
+        return _empty_plan(q, method, status, cand.message or "no plan found", solve_time_s,
                            stats=cand.stats, bound=bound)
-    return plan_from_evaluation(p, ev, method=method, status=status, bound=bound,
+    return plan_from_evaluation(q, ev, method=method, status=status, bound=bound,
                                 solve_time_s=solve_time_s, message=_join(cand.message, note) if note
                                 else cand.message, stats=cand.stats)
 
@@ -184,14 +195,15 @@ def plan_from_evaluation(p: Problem, ev: Evaluation, *, method: str, status: Sta
         schedule={blocks[b]: {"device": devices[ev.assignment[b]], "start_s": float(ev.start[b]),
                               "end_s": float(ev.end[b])} for b in range(p.n_blocks)},
         metrics=ev.metrics(p), violations=[str(v) for v in ev.violations], message=message,
-        stats=dict(stats or {}), medium_order=medium_order, transfers=transfers)
+        stats=dict(stats or {}), medium_order=medium_order, transfers=transfers,
+        split=dict(p.split) if p.split_options else None)
 
 
 def _empty_plan(p: Problem, method: str, status: Status, message: str, solve_time_s: float,
                 stats: dict | None = None, bound: float | None = None) -> Plan:
     return Plan(problem=p.name, method=method, objective=p.objective.to_json(), status=status,
                 value=None, bound=bound, solve_time_s=solve_time_s, assignment={}, message=message,
-                stats=dict(stats or {}))
+                stats=dict(stats or {}), split=dict(p.split) if p.split_options else None)
 
 
 def evaluate(problem: Any, plan: Plan | Mapping[str, Any] | str | os.PathLike[str], *,
@@ -199,7 +211,9 @@ def evaluate(problem: Any, plan: Plan | Mapping[str, Any] | str | os.PathLike[st
     """Re-score a plan (a `Plan`, dict, or path to a plan file) on ``problem``.
 
     Returns a new `Plan` with the evaluator's value, metrics, schedule and violations; the
-    plan's order is kept when it has one (else the list rule decides). The plan file's own
+    plan's order is kept when it has one (else the list rule decides). A plan with a
+    ``split`` choice is scored on ``problem.expand(split)`` (a bad choice, or blocks of
+    another expansion, is a `PlanError` naming the block). The plan file's own
     ``bound`` and ``status`` are never read (`derive_status` with no claim): the status is
     ``optimal`` when the value meets the package's own lower bound, ``feasible`` otherwise,
     ``no_solution`` (bound None) when a rule is broken.
@@ -215,7 +229,8 @@ def evaluate(problem: Any, plan: Plan | Mapping[str, Any] | str | os.PathLike[st
         raise PlanError(f"{where}assignment: expected a block -> device mapping, found an empty one "
                         f"(plan status {plan.status.value}: {plan.message or 'no plan'})")
     try:
-        ev = evaluate_ids(p, plan.assignment, plan.order, plan.medium_order)
+        q = plan_problem(p, plan.split)
+        ev = evaluate_ids(q, plan.assignment, plan.order, plan.medium_order)
     except PlanError as exc:
         if where and not str(exc).startswith(where):
             raise PlanError(where + str(exc)) from None
@@ -223,7 +238,7 @@ def evaluate(problem: Any, plan: Plan | Mapping[str, Any] | str | os.PathLike[st
     # A plan file's bound and status are claims this function cannot check: neither is read.
     status, bound, note = derive_status(p, ev)
     message = _join(plan.message, note) if note else plan.message
-    return plan_from_evaluation(p, ev, method=plan.method, status=status, bound=bound,
+    return plan_from_evaluation(q, ev, method=plan.method, status=status, bound=bound,
                                 solve_time_s=plan.solve_time_s, message=message, stats=plan.stats)
 
 

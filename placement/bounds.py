@@ -580,7 +580,10 @@ def _latency_segments(p: Problem, mv: _MemoryView, path: list[int], scale: float
 
 
 def latency_bound(p: Problem) -> float:
-    """A lower bound on every feasible plan's latency, in seconds (see the module docstring)."""
+    """A lower bound on every feasible plan's latency, in seconds (see the module docstring);
+    with split choices, over every choice (`split_bound`)."""
+    if has_split_choice(p):
+        return split_bound(p, latency_bound)
     return _cached(p, "latency", lambda: _latency_bound(p, CHEAP_WORK))
 
 
@@ -702,7 +705,10 @@ def _edge_period_bound(p: Problem, ct: np.ndarray) -> float:
 
 
 def period_bound(p: Problem) -> float:
-    """A lower bound on every feasible plan's period, in seconds (see the module docstring)."""
+    """A lower bound on every feasible plan's period, in seconds (see the module docstring);
+    with split choices, over every choice (`split_bound`)."""
+    if has_split_choice(p):
+        return split_bound(p, period_bound)
     return _cached(p, "period", lambda: _period_bound(p, CHEAP_WORK))
 
 
@@ -885,7 +891,10 @@ def _energy_segments(p: Problem, mv: _MemoryView, e: np.ndarray, scale: float, w
 
 
 def energy_bound(p: Problem) -> float:
-    """A lower bound on every feasible plan's energy, in joules (see the module docstring)."""
+    """A lower bound on every feasible plan's energy, in joules (see the module docstring);
+    with split choices, over every choice (`split_bound`)."""
+    if has_split_choice(p):
+        return split_bound(p, energy_bound)
     return _cached(p, "energy", lambda: _energy_bound(p, CHEAP_WORK))
 
 
@@ -950,7 +959,7 @@ def lower_bound(p: Problem, strength: str = "cheap", time_limit: float = 10.0) -
     ``time_limit`` seconds (longer ascents, run DPs on long paths, the load LP at any size),
     never below the cheap bound. Deterministic: the same problem gives the same number."""
     if strength == "cheap":
-        fns = METRIC_BOUNDS
+        fns = METRIC_BOUNDS         # each holds over every split choice (`split_bound`)
     elif strength == "strong":
         fns = {k: (lambda q, k=k: strong_metric_bound(q, k, time_limit)) for k in METRIC_BOUNDS}
     else:
@@ -960,7 +969,11 @@ def lower_bound(p: Problem, strength: str = "cheap", time_limit: float = 10.0) -
 
 def strong_metric_bound(p: Problem, metric: str, time_limit: float = 10.0) -> float:
     """The strong bound of one metric (``latency``, ``throughput`` or ``energy``), never
-    below the cheap one; its work budget is ``time_limit`` x `STRONG_WORK_PER_S`."""
+    below the cheap one; its work budget is ``time_limit`` x `STRONG_WORK_PER_S` (with
+    split choices, shared by the expansions, `split_bound`)."""
+    if has_split_choice(p):
+        n = p.n_split_combinations if p.n_split_combinations <= SPLIT_ENUMERATION_LIMIT else 1
+        return split_bound(p, lambda q: strong_metric_bound(q, metric, time_limit / n))
     work = max(CHEAP_WORK, float(time_limit) * STRONG_WORK_PER_S)
     cheap = METRIC_BOUNDS[metric](p)
     fn = {"latency": _latency_bound, "throughput": _period_bound, "energy": _energy_bound}[metric]
@@ -971,3 +984,58 @@ def strong_metric_bound(p: Problem, metric: str, time_limit: float = 10.0) -> fl
             lp = _cached(p, "strong-load-lp", lambda: _load_lp(mv.ct, mv if mv.binds else None))
             value = max(value, lp if lp is not None else -np.inf)
     return float(max(cheap, value))
+
+
+# ------------------------------------------------------------ split choices
+#: with split choices (SPEC section 6), a bound is the least over the expansions when there
+#: are at most this many choices, else the bound of the relaxation of every choice at once.
+SPLIT_ENUMERATION_LIMIT = 8
+
+
+def has_split_choice(p: Problem) -> bool:
+    """True when ``p`` is one expansion of a problem whose split blocks offer choices: its
+    bound must then hold for every choice, not only for this expansion."""
+    return "split_choice" in p.features and p.__dict__.get("_split_source") is not None
+
+
+def split_relaxation(p: Problem) -> Problem:
+    """The relaxation of every split choice at once (`placement.split.relaxed`; proof in
+    docs/bounds.md): each block with several ways is one block with the least of every
+    quantity over its ways. A valid bound of it is valid for every choice. ``p`` itself
+    without choices. Built once per problem family; carries ``p``'s objective."""
+    if not has_split_choice(p):
+        return p
+    base = p.__dict__.get("_split_relaxation")
+    if base is None:
+        from .loader import assemble
+        relax = frozenset(b for b, w in p.split_options.items() if len(w) > 1)
+        base = assemble(p._split_source, None, relax=relax)
+        p.__dict__["_split_relaxation"] = base
+    if base.objective != p.objective:
+        base = base._replaced(objective=p.objective)
+    return base
+
+
+def split_bound(p: Problem, fn) -> float:
+    """A bound valid over every split choice of ``p`` from a one-expansion bound ``fn``: the
+    least of ``fn`` over the expansions (at most `SPLIT_ENUMERATION_LIMIT` of them), else
+    ``fn`` of `split_relaxation`. ``fn`` is called on problems without choices in the
+    sense of `has_split_choice`, so it bounds that one expansion."""
+    if p.n_split_combinations <= SPLIT_ENUMERATION_LIMIT:
+        vals = []
+        for choice in p.split_combinations():
+            q = p.expand(choice)
+            vals.append(float(fn(_one_expansion(q))))
+        return float(min(vals))
+    return float(fn(split_relaxation(p)))
+
+
+def _one_expansion(q: Problem) -> Problem:
+    """``q`` seen as a problem of its own expansion only (bounds of this expansion): a
+    shallow copy without the split source, cached on ``q``."""
+    one = q.__dict__.get("_one_expansion")
+    if one is None or one.objective != q.objective:
+        one = q._replaced(_split_source=None)
+        one.__dict__.pop("_one_expansion", None)
+        q.__dict__["_one_expansion"] = one
+    return one

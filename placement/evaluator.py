@@ -28,7 +28,7 @@ from .simulator import upward_rank  # re-exported
 @dataclass(frozen=True)
 class Violation:
     """Why a plan is infeasible: ``kind`` is one of memory, pinned, device, unreachable,
-    order, constraint, assignment."""
+    order, constraint, assignment, split (`split_violations`)."""
 
     kind: str
     message: str
@@ -351,16 +351,69 @@ def _check_order(p: Problem, a: np.ndarray, order: list[list[int]], out: list[Vi
         out.append(Violation("order", f"block '{p.blocks[b].id}' is {what} the device orders"))
 
 
+def split_violations(p: Problem, split: Mapping[str, Any] | None) -> list[Violation]:
+    """The broken rules of a plan's split choice (SPEC 6, 7), kind ``split``: a block that
+    is not a split block of ``p``, or a number of ways not among its ``ways``. Empty when
+    the choice is valid (None: no choice, every split block at max(ways))."""
+    out = []
+    for b, w in (split or {}).items():
+        if b not in p.split_options:
+            known = ", ".join(f"'{x}'" for x in p.split_options) or "none"
+            out.append(Violation("split", f"split.{b}: '{b}' is not a split block of the problem "
+                                 f"(its split blocks: {known})"))
+        elif isinstance(w, bool) or not isinstance(w, (int, np.integer)) or int(w) not in p.split_options[b]:
+            out.append(Violation("split", f"split.{b}: block '{b}' may be split "
+                                 f"{list(p.split_options[b])} ways, the plan chooses {w!r}"))
+    return out
+
+
+def plan_problem(p: Problem, split: Mapping[str, Any] | None) -> Problem:
+    """The expansion of ``p`` a plan with this ``split`` names the blocks of (SPEC 6):
+    ``p.expand(split)``, every block the plan does not name at max(ways). A bad choice is a
+    `PlanError` listing its `split_violations` (``placement evaluate``: exit 2 naming the
+    block)."""
+    from .errors import PlanError
+
+    bad = split_violations(p, split)
+    if bad:
+        raise PlanError("; ".join(str(v) for v in bad))
+    return p.expand(split)
+
+
+def _other_expansion(p: Problem, ids: Sequence[str]) -> str:
+    """Why block ids of a plan are not ``p``'s when they belong to another expansion of a
+    split block: a note naming the block(s), else empty."""
+    hits: dict[str, list[str]] = {}
+    for x in ids:
+        base = x.rsplit("#", 1)[0] if "#" in x else x
+        if base in p.split_options:
+            hits.setdefault(base, []).append(x)
+    if not hits:
+        return ""
+    parts = [f"'{b}' (split {p.split.get(b, max(p.split_options[b]))} ways here, the plan names "
+             f"{', '.join(repr(x) for x in xs[:4])})" for b, xs in hits.items()]
+    return ("; they are shards of another expansion of split block " + ", ".join(parts)
+            + ": give the plan's 'split' choice for that block")
+
+
 def evaluate_ids(problem: Problem, assignment: Mapping[str, str],
                  order: Mapping[str, Sequence[str]] | None = None,
                  medium_order: Mapping[str, Sequence[Sequence[str]]] | None = None) -> Evaluation:
-    """`evaluate` for a plan given by ids (as in a plan file). Unknown or missing ids raise
-    `PlanError` naming them; so does a ``medium_order`` naming an unknown medium, a block
-    id that does not exist, or a pair that is no transfer of the problem (a transfer of the
-    problem that is not on that medium for this assignment is a violation)."""
+    """`evaluate` for a plan given by ids (as in a plan file), on ``problem`` as expanded
+    (a plan with a split choice: ``evaluate_ids(plan_problem(p, plan.split), ...)``).
+    Unknown or missing ids raise `PlanError` naming them (ids of another expansion of a
+    split block name that block); so does a ``medium_order`` naming an unknown medium, a
+    block id that does not exist, or a pair that is no transfer of the problem (a transfer
+    of the problem that is not on that medium for this assignment is a violation)."""
     from .errors import PlanError
 
     p = problem
+    extra = [b for b in assignment if b not in p.block_index]
+    if extra and p.split_options:
+        note = _other_expansion(p, extra)
+        if note:
+            raise PlanError(f"assignment: expected the blocks of the plan's split expansion, found "
+                            f"{extra[:5]}{note}")
     missing = [b.id for b in p.blocks if b.id not in assignment]
     if missing:
         raise PlanError(f"assignment: expected every block of the problem, missing {missing[:5]}"
@@ -419,5 +472,6 @@ def medium_order_indices(p: Problem, medium_order: Mapping[str, Sequence[Sequenc
 
 
 __all__ = ["TOLERANCE", "Violation", "Evaluation", "Costs", "evaluate", "evaluate_ids", "plan_costs",
+           "split_violations", "plan_problem",
            "memory_bytes", "idle_energy", "constraint_excess", "metric_values", "throughput_of",
            "list_rule_order", "upward_rank", "makespan", "medium_order_indices"]

@@ -15,8 +15,12 @@ from .problem import TOLERANCE, Problem
 
 
 def infeasibility_reasons(p: Problem) -> list[str]:
-    """Reasons why ``p`` has no feasible plan (empty: none found cheaply)."""
+    """Reasons why ``p`` has no feasible plan (empty: none found cheaply). With split
+    choices, over every choice: the block and memory checks read the relaxation of every
+    choice (`placement.bounds.split_relaxation`), the bounds hold for every choice."""
     reasons: list[str] = []
+    constraints = p.constraints
+    p = bounds.split_relaxation(p)
     need = p.params + p.activation
     for b, blk in enumerate(p.blocks):
         can = np.nonzero(p.allowed[b])[0]
@@ -43,14 +47,14 @@ def infeasibility_reasons(p: Problem) -> list[str]:
     checks = {"latency_s": bounds.latency_bound, "period_s": bounds.period_bound,
               "energy_j": bounds.energy_bound}
     for metric, bound_fn in checks.items():
-        if metric in p.constraints:
+        if metric in constraints:
             lb = bound_fn(p)
-            if lb > p.constraints[metric] * (1 + TOLERANCE):
-                reasons.append(f"{metric} must be at most {p.constraints[metric]:.6g}, but no plan "
+            if lb > constraints[metric] * (1 + TOLERANCE):
+                reasons.append(f"{metric} must be at most {constraints[metric]:.6g}, but no plan "
                                f"can do better than {lb:.6g}")
-    if "throughput_per_s" in p.constraints and p.constraints["throughput_per_s"] > 0:
+    if "throughput_per_s" in constraints and constraints["throughput_per_s"] > 0:
         lb = bounds.period_bound(p)
-        if lb > 0 and 1.0 / lb < p.constraints["throughput_per_s"] * (1 - TOLERANCE):
-            reasons.append(f"throughput_per_s must be at least {p.constraints['throughput_per_s']:.6g}, "
+        if lb > 0 and 1.0 / lb < constraints["throughput_per_s"] * (1 - TOLERANCE):
+            reasons.append(f"throughput_per_s must be at least {constraints['throughput_per_s']:.6g}, "
                            f"but no plan can exceed {1.0 / lb:.6g}")
     return reasons

@@ -287,8 +287,37 @@ def _build(d: dict[str, Any], file: str | None) -> Problem:
                            "scenarios", None, detail="shared media and scenarios are each modelled, "
                            "but not together yet: remove one (placement profile and generate: --no-media)")
 
+    constraints = {k: v for k, v in d["constraints"].items() if v is not None}
+    if not scenarios and "latency_max_s" in constraints:
+        # one scenario: its latency is the worst one; every method reads the latency_s bound
+        worst = constraints.pop("latency_max_s")
+        constraints["latency_s"] = min(constraints.get("latency_s", worst), worst)
+    source_data = {
+        "d": d, "file": file, "blocks": blocks, "edges": edges, "pinned": d["pinned"],
+        "input_bytes": model["input_bytes"], "lat": lat, "bw": bw, "source": didx[source],
+        "sink": didx[sink], "scenarios": scenarios, "media": tuple(media),
+        "constraints": constraints, "objective": Objective.parse(objective),
+    }
+    return assemble(source_data, None)
+
+
+def assemble(src: Mapping[str, Any], choice: Mapping[str, int] | None,
+             relax: frozenset[str] | None = None) -> Problem:
+    """The `Problem` of a validated file (``src``, as `_build` keeps it) expanded by the
+    split ``choice`` (block -> ways, every split block at ``max(ways)`` where it names
+    none; the caller checked it: `Problem.expand`). ``relax``: the blocks to build as the
+    relaxation of every choice (`placement.split.relaxed`, for bounds) instead."""
+    d, file, blocks = src["d"], src["file"], src["blocks"]
+    model = d["model"]
+    options = split.options(blocks)
+    chosen = {b: int((choice or {}).get(b, max(w))) for b, w in options.items()}
     # split transform (SPEC section 6); shard ids must not collide with existing ids
-    new_blocks, new_edges, pinned = split.expand(blocks, edges, d["pinned"], model["input_bytes"])
+    if relax:
+        new_blocks, new_edges, pinned = split.relaxed(blocks, src["edges"], src["pinned"],
+                                                      src["input_bytes"], relax)
+    else:
+        new_blocks, new_edges, pinned = split.expand(blocks, src["edges"], src["pinned"],
+                                                     src["input_bytes"], chosen)
     if len(new_blocks) != len(blocks):
         seen: set[str] = set()
         for blk in new_blocks:
@@ -297,6 +326,7 @@ def _build(d: dict[str, Any], file: str | None) -> Problem:
                                    blk["id"], detail="rename the block that uses it")
             seen.add(blk["id"])
     nidx = {b["id"]: i for i, b in enumerate(new_blocks)}
+    didx = {v["id"]: i for i, v in enumerate(d["devices"])}
 
     block_objs = tuple(Block(
         id=b["id"], flops=b["flops"], params_bytes=b["params_bytes"],
@@ -309,27 +339,25 @@ def _build(d: dict[str, Any], file: str | None) -> Problem:
         id=v["id"], type=v["type"] or v["id"], flops_per_s=v["flops_per_s"],
         memory_bytes=v["memory_bytes"], power_active_w=v["power_active_w"],
         power_idle_w=v["power_idle_w"], tx_power_w=v["tx_power_w"], rx_power_w=v["rx_power_w"],
-        efficiency=dict(v["efficiency"])) for v in devices)
+        efficiency=dict(v["efficiency"])) for v in d["devices"])
 
     expanded = dict(d)
     expanded["model"] = dict(model, blocks=[{k: v for k, v in b.items() if k not in ("origin",)}
                                             for b in new_blocks],
                              edges=[{"src": u, "dst": v, "bytes": n} for u, v, n in new_edges])
     expanded["pinned"] = pinned
-    constraints = {k: v for k, v in d["constraints"].items() if v is not None}
-    if not scenarios and "latency_max_s" in constraints:
-        # one scenario: its latency is the worst one; every method reads the latency_s bound
-        worst = constraints.pop("latency_max_s")
-        constraints["latency_s"] = min(constraints.get("latency_s", worst), worst)
+    constraints = dict(src["constraints"])
     return Problem(
-        name=d["name"], objective=Objective.parse(objective),
+        name=d["name"], objective=src["objective"],
         constraints=constraints,
         count_idle=d["count_idle"], model_name=model["name"], input_bytes=model["input_bytes"],
         blocks=block_objs, devices=device_objs,
         edges=tuple((nidx[u], nidx[v], n) for u, v, n in new_edges),
-        link_latency=lat, link_bandwidth=bw, source=didx[source], sink=didx[sink],
+        link_latency=src["lat"], link_bandwidth=src["bw"], source=src["source"], sink=src["sink"],
         pinned={nidx[b]: didx[v] for b, v in pinned.items()}, spec=expanded, path=file,
         scenarios=tuple(Scenario(name, prob, np.array(
             [(blk.origin or blk.id) not in skipped for blk in block_objs], dtype=bool))
-            for name, prob, skipped in scenarios),
-        media=tuple(media))
+            for name, prob, skipped in src["scenarios"]),
+        media=tuple(src["media"]),
+        split_options={} if relax else options, split={} if relax else chosen,
+        split_source=None if relax else src)

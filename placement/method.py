@@ -148,6 +148,10 @@ class Candidate:
     #: shared media (SPEC 5a): per medium, its transfers (indices) in sending order, or
     #: None (first come first served); None for every medium when omitted.
     medium_order: list[list[int] | None] | None = None
+    #: split choices (SPEC 6): the choice (block -> ways) whose expansion ``assignment`` and
+    #: ``order`` index, ``problem.expand(split)``; None: the problem as given (a method
+    #: without ``split_choice`` in its ``features`` leaves it None).
+    split: dict[str, int] | None = None
 
 
 @dataclass

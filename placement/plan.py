@@ -90,6 +90,11 @@ class Plan:
     #: the schedule of the transfers on media: {"medium", "src", "dst", "start_s", "end_s",
     #: "arrival_s"} each, in sending order per medium (docs/format.md); empty without media.
     transfers: list[dict[str, Any]] = field(default_factory=list)
+    #: split choices (SPEC 6, 7): split block -> the ways the plan uses, for every split block
+    #: of the problem (None: the problem splits nothing, or a hand-written plan that names no
+    #: choice, which takes max(ways)); assignment, order and schedule name the blocks of
+    #: ``problem.expand(split)``.
+    split: dict[str, int] | None = None
 
     @property
     def gap(self) -> float | None:
@@ -106,6 +111,8 @@ class Plan:
             "solve_time_s": self.solve_time_s, "assignment": self.assignment,
             "order": self.order, "schedule": self.schedule, "metrics": self.metrics,
         }
+        if self.split is not None:
+            out["split"] = dict(self.split)
         if self.medium_order is not None:
             out["medium_order"] = self.medium_order
         if self.transfers or self.medium_order is not None:    # every plan of a media problem
@@ -140,6 +147,12 @@ class Plan:
                 for k, v in medium_order.items())):
             raise PlanError(f"{where}medium_order: expected an object of medium id -> list of "
                             f"[producer, consumer] block id pairs ('input'/'output' for source/sink)")
+        split = d.get("split")
+        if split is not None and (not isinstance(split, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                for k, v in split.items())):
+            raise PlanError(f"{where}split: expected an object of split block id -> number of ways "
+                            f"(a whole number >= 1), found {_short(split)}")
         status = d.get("status", "feasible")
         try:
             status = Status(status)
@@ -156,7 +169,8 @@ class Plan:
                    stats=dict(d.get("stats") or {}),
                    medium_order=None if medium_order is None else {k: [list(t) for t in v]
                                                                    for k, v in medium_order.items()},
-                   transfers=list(d.get("transfers") or []))
+                   transfers=list(d.get("transfers") or []),
+                   split=None if split is None else dict(split))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the plan as JSON atomically (a reader never sees half a file)."""

@@ -11,10 +11,11 @@ devices ``0..D-1`` in file order, edges ``0..E-1``.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -156,8 +157,19 @@ class Problem:
                  source: int, sink: int, pinned: Mapping[int, int],
                  spec: Mapping[str, Any], path: str | None = None,
                  scenarios: tuple["Scenario", ...] = (),
-                 media: tuple[tuple[str, tuple[int, ...]], ...] = ()):
+                 media: tuple[tuple[str, tuple[int, ...]], ...] = (),
+                 split_options: Mapping[str, tuple[int, ...]] | None = None,
+                 split: Mapping[str, int] | None = None,
+                 split_source: Mapping[str, Any] | None = None):
         self.name = name
+        #: SPEC section 6: every block of the FILE that has a ``split``, with its sorted ways
+        #: (single-option ones too); empty when nothing is split.
+        self.split_options = MappingProxyType({b: tuple(w) for b, w in (split_options or {}).items()})
+        #: the split choice this object is expanded by (block -> ways; a loaded problem:
+        #: `default_split`). `expand` gives the problem expanded by another choice.
+        self.split = MappingProxyType(dict(split or {}))
+        # the validated file, to expand by another choice (`placement.loader.assemble`)
+        self._split_source = split_source
         #: SPEC section 10: the ways one inference can go (empty: every block always runs).
         self.scenarios = tuple(scenarios)
         self.objective = objective
@@ -332,7 +344,9 @@ class Problem:
 
     def lower_bound(self) -> float:
         """The package's cheap lower bound on the objective (`placement.bounds.lower_bound`),
-        computed once per problem and objective (the problem is immutable)."""
+        computed once per problem and objective (the problem is immutable). With split
+        choices it holds for EVERY choice (the problem's meaning, SPEC section 6), whichever
+        expansion this object is."""
         lb = self.__dict__.get("_cached_lower_bound")
         if lb is None:
             from . import bounds
@@ -371,17 +385,14 @@ class Problem:
         """The problem features of SPEC section 8 this problem uses (names of
         `placement.method.FEATURES`): ``media`` when the network declares shared media,
         ``scenarios`` when the problem has scenarios, ``split_choice`` when a split block
-        offers more than one way. (Scenarios and media are modelled: `Problem.scenarios`,
-        `Problem.media`. Today's loader expands every split block by ``max(ways)`` without
-        keeping the ways; a method's support is its ``features``.)"""
+        offers more than one way (`split_options`). A method's support is its ``features``."""
         spec = self.spec or {}
         used = set()
         if self.__dict__.get("media") or (spec.get("network") or {}).get("media"):
             used.add("media")
         if self.scenarios:
             used.add("scenarios")
-        if any(len(set((b.get("split") or {}).get("ways", ()))) > 1
-               for b in (spec.get("model") or {}).get("blocks", ())):
+        if any(len(w) > 1 for w in self.__dict__.get("split_options", {}).values()):
             used.add("split_choice")
         return frozenset(used)
 
@@ -420,6 +431,64 @@ class Problem:
                 members = [d for d in rest if d not in same]
         return [g for g in out if len(g) > 1]
 
+    # ---------------------------------------------------------- split choices
+    @property
+    def default_split(self) -> Mapping[str, int]:
+        """Every split block at ``max(ways)`` (what a plan that names no choice takes)."""
+        return MappingProxyType({b: max(w) for b, w in self.split_options.items()})
+
+    @property
+    def n_split_combinations(self) -> int:
+        """How many split choices there are (1 without choices)."""
+        return math.prod(len(w) for w in self.split_options.values())
+
+    def split_combinations(self) -> Iterator[dict[str, int]]:
+        """Every split choice (block -> ways), in file order of the blocks, the ways of the
+        last block varying fastest; one empty dict when nothing is split."""
+        names = list(self.split_options)
+        for combo in itertools.product(*(self.split_options[b] for b in names)):
+            yield dict(zip(names, combo))
+
+    def check_split(self, split: Mapping[str, int] | None) -> dict[str, int]:
+        """The full choice ``split`` stands for (missing blocks: ``max(ways)``); a choice for
+        an unknown block, or a way not in the block's ``ways``, is a `ProblemError` naming
+        ``split.<block>`` and the allowed ways."""
+        from .errors import ProblemError, did_you_mean
+
+        split = dict(split or {})
+        for b, w in split.items():
+            if b not in self.split_options:
+                known = ", ".join(self.split_options) or "none: the problem splits no block"
+                hint = did_you_mean(str(b), self.split_options) if self.split_options else None
+                raise ProblemError(f"split.{b}", f"a block with split ways (the problem's: {known})",
+                                   b, detail=hint or None)
+            ways = self.split_options[b]
+            if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or int(w) not in ways:
+                raise ProblemError(f"split.{b}", f"one of the ways {list(ways)} of block '{b}'", w)
+        return {b: int(split.get(b, max(w))) for b, w in self.split_options.items()}
+
+    def expand(self, split: Mapping[str, int] | None) -> "Problem":
+        """The same problem (objective, constraints, count_idle, scenarios, media, path)
+        expanded by the split choice ``split`` (missing blocks: ``max(ways)``; None: the
+        default). ``self`` when the choice is this object's own; built once per choice.
+        A bad choice is a `ProblemError` (`check_split`)."""
+        full = self.check_split(split)
+        if full == dict(self.split):
+            return self
+        cache = self.__dict__.setdefault("_expansions", {})
+        key = tuple(sorted(full.items()))
+        cache.setdefault(tuple(sorted(self.split.items())), self)
+        if key not in cache:
+            from .loader import assemble
+            q = assemble(self._split_source, full)
+            spec = {**q.spec, "objective": self.spec.get("objective"),
+                    "constraints": self.spec.get("constraints")}
+            q = q._replaced(name=self.name, objective=self.objective, constraints=self.constraints,
+                            count_idle=self.count_idle, path=self.path, spec=spec)
+            q.__dict__["_expansions"] = cache            # one family: one cache
+            cache[key] = q
+        return cache[key]
+
     def scenario_problem(self, k: int) -> tuple["Problem", np.ndarray]:
         """The reduced problem of scenario ``k`` (SPEC section 10) and the (B_k,) full block
         index of each of its blocks: skipped blocks and their edges removed, a block whose
@@ -439,6 +508,7 @@ class Problem:
         new.__dict__.pop("_cached_lower_bound", None)     # depends on objective and constraints
         new.__dict__.pop("_scenario_problems", None)      # carry the objective
         new.__dict__.pop("_plain_problem", None)
+        new.__dict__.pop("_expansions", None)             # carry the objective too
         new.__dict__.update(attrs)
         return new
 
@@ -467,11 +537,13 @@ class Problem:
 
     # Problems go to worker processes (compare --workers, Ray): mapping proxies do not pickle.
     def __getstate__(self) -> dict[str, Any]:
-        return {k: dict(v) if isinstance(v, MappingProxyType) else v for k, v in self.__dict__.items()}
+        return {k: dict(v) if isinstance(v, MappingProxyType) else v for k, v in self.__dict__.items()
+                if k != "_expansions"}                     # rebuilt on demand
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        for key in ("constraints", "pinned", "block_index", "device_index"):
-            state[key] = MappingProxyType(state[key])
+        for key in ("constraints", "pinned", "block_index", "device_index", "split_options", "split"):
+            state[key] = MappingProxyType(state.get(key) or {})
+        state.setdefault("_split_source", None)
         for value in state.values():
             if isinstance(value, np.ndarray):
                 value.setflags(write=False)

@@ -1,7 +1,8 @@
 """The split transform of SPEC section 6: a block with ``"split"`` becomes ``w`` shards.
 
 Applied by the loader, so solvers only ever see ordinary blocks. The rules, for a block
-``b`` split ``w`` ways (``w = max(ways)``; see below why the largest):
+``b`` split ``w`` ways (``w`` one of its ``ways``: the plan's choice, ``max(ways)`` when
+the plan names none, SPEC section 6; ``w = 1`` keeps the block whole under its own id):
 
 =====================  ===============================  ===============================
 quantity (per shard)   ``mode: "tensor"``               ``mode: "spatial"``
@@ -22,32 +23,38 @@ A split input block receives ``model.input_bytes`` the same way; a split output 
 sends ``output / w`` per shard to ``sink``. Pins and ``allowed_devices`` apply to every
 shard. Shard ids are ``"<id>#<k>"``.
 
-Why the largest ``w`` of ``ways``: a plan that co-locates shards approximates a smaller
-split (4 shards on 2 devices acts as a 2-way split), at a cost that is never lower than the
-real smaller split's: co-located shards still pay ``w`` times ``overhead_flops`` and ``w``
-halos, a co-located ``tensor`` consumer's shards each receive the whole input, and
-``spatial`` shards each count the replicated weights in the memory rule. So every plan's
-cost and memory are conservative (a plan found is feasible and no better than reported),
-but an exact method is optimal over the ``w``-way expansion, not over every listed way.
-``ways`` is at most 64 (`placement.schema.MAX_SPLIT_WAYS`).
+How many ways is a decision of the plan (SPEC section 6): `expand` takes the choice,
+``choice.get(id, max(ways))`` per split block; `placement.problem.Problem.expand` gives the
+problem expanded by another choice, `Problem.split_combinations` lists them all. Every
+per-shard quantity above is non-increasing in ``w`` (flops, time, weights, working memory,
+output and every edge's bytes), which is what the bound over every choice relies on
+(`placement.bounds`, docs/bounds.md). ``ways`` is at most 64
+(`placement.schema.MAX_SPLIT_WAYS`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection, Mapping
 
 
 def shard_id(block_id: str, k: int) -> str:
     return f"{block_id}#{k}"
 
 
+def options(blocks: list[dict[str, Any]]) -> dict[str, tuple[int, ...]]:
+    """Every block with a ``split`` entry -> its sorted, distinct ways (also one-option ones)."""
+    return {b["id"]: tuple(sorted(set(b["split"]["ways"]))) for b in blocks if b.get("split")}
+
+
 def expand(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
-           pinned: dict[str, str], input_bytes: float
+           pinned: dict[str, str], input_bytes: float, choice: Mapping[str, int] | None = None
            ) -> tuple[list[dict[str, Any]], list[tuple[str, str, float]], dict[str, str]]:
-    """Expand split blocks. ``blocks`` are validated block dicts (every field present),
-    ``edges`` are ``(src, dst, bytes)``. Returns new lists; the inputs are not changed.
-    Every block of the result has an ``input_bytes`` entry (what it gets from ``source``
-    if it has no predecessor)."""
+    """Expand split blocks, block ``b`` by ``choice.get(b, max(ways))`` ways (the caller
+    checks that a choice is one of the block's ways: `placement.problem.Problem.expand`).
+    ``blocks`` are validated block dicts (every field present), ``edges`` are ``(src, dst,
+    bytes)``. Returns new lists; the inputs are not changed. Every block of the result has
+    an ``input_bytes`` entry (what it gets from ``source`` if it has no predecessor)."""
+    choice = choice or {}
     has_pred = {v for _, v, _ in edges}
     ways: dict[str, int] = {}
     modes: dict[str, str] = {}
@@ -55,7 +62,7 @@ def expand(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
     out_blocks: list[dict[str, Any]] = []
     for blk in blocks:
         split = blk.get("split")
-        w = max(split["ways"]) if split else 1
+        w = int(choice.get(blk["id"], max(split["ways"]))) if split else 1
         base = {k: v for k, v in blk.items() if k != "split"}
         if base.get("input_bytes") is None:
             base["input_bytes"] = input_bytes
@@ -101,4 +108,70 @@ def expand(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
     for b, d in pinned.items():
         for s in shards(b):
             out_pinned[s] = d
+    return out_blocks, out_edges, out_pinned
+
+
+def relaxed(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
+            pinned: dict[str, str], input_bytes: float, relax: Collection[str]
+            ) -> tuple[list[dict[str, Any]], list[tuple[str, str, float]], dict[str, str]]:
+    """The relaxation of every split choice at once (for lower bounds, docs/bounds.md): each
+    block of ``relax`` is ONE block under its own id whose every quantity (flops, measured
+    times, weights, working memory, output, input from ``source``) and every edge's bytes is
+    the least over its ``ways`` of what one shard of that expansion has; the other split
+    blocks expand by ``max(ways)`` as in `expand`. The blocks of any expansion map one to
+    one onto a superset of this graph's (shard 0 standing for a relaxed block) at no lower
+    cost, so no plan of any expansion beats the relaxation's optimum."""
+    relax = set(relax)
+    out_blocks, _, out_pinned = expand(blocks, edges, pinned, input_bytes, {b: 1 for b in relax})
+    spec = {b["id"]: b for b in blocks}
+    has_pred = {v for _, v, _ in edges}
+    considered: dict[str, tuple[int, ...]] = {}
+    for b in blocks:
+        if b.get("split"):
+            considered[b["id"]] = (tuple(sorted(set(b["split"]["ways"]))) if b["id"] in relax
+                                   else (max(b["split"]["ways"]),))
+    for blk in out_blocks:
+        if blk["id"] not in relax:
+            continue
+        src = spec[blk["id"]]
+        sp = src["split"]
+        tensor = sp["mode"] == "tensor"
+        qty: dict[str, list[float]] = {k: [] for k in ("flops", "scale", "params", "act", "out", "inp")}
+        for w in considered[blk["id"]]:
+            f = src["flops"] if w == 1 else src["flops"] / w + sp["overhead_flops"]
+            qty["flops"].append(f)
+            qty["scale"].append(f / src["flops"] if src["flops"] > 0 else 1.0 / w)
+            qty["params"].append(src["params_bytes"] / w if tensor else src["params_bytes"])
+            qty["act"].append(src["activation_bytes"] / w)
+            qty["out"].append(src["output_bytes"] / w)
+            spatial_in = not tensor and w > 1 and blk["id"] not in has_pred
+            qty["inp"].append(blk["input_bytes"] / w + sp["halo_bytes"] if spatial_in else blk["input_bytes"])
+        scale = min(qty["scale"])
+        blk.update(flops=min(qty["flops"]), params_bytes=min(qty["params"]),
+                   activation_bytes=min(qty["act"]), output_bytes=min(qty["out"]),
+                   input_bytes=min(qty["inp"]),
+                   time_s={key: t * scale for key, t in src["time_s"].items()},
+                   meta={**src.get("meta", {}), "relaxed_split": list(considered[blk["id"]])})
+
+    def n_shards(b: str) -> int:
+        return 1 if b in relax or b not in considered else considered[b][0]
+
+    def shards(b: str) -> list[str]:
+        n = n_shards(b)
+        return [shard_id(b, k) for k in range(n)] if n > 1 else [b]
+
+    def pair_bytes(u: str, v: str, wu: int, wv: int, nbytes: float) -> float:
+        fu = 1.0 / wu
+        spatial_v = wv > 1 and spec[v]["split"]["mode"] == "spatial"
+        fv = 1.0 / wv if spatial_v else 1.0
+        halo = spec[v]["split"]["halo_bytes"] * fu if spatial_v else 0.0
+        return nbytes * fu * fv + halo
+
+    out_edges: list[tuple[str, str, float]] = []
+    for u, v, nbytes in edges:
+        least = min(pair_bytes(u, v, wu, wv, nbytes) for wu in considered.get(u, (1,))
+                    for wv in considered.get(v, (1,)))
+        for su in shards(u):
+            for sv in shards(v):
+                out_edges.append((su, sv, least))
     return out_blocks, out_edges, out_pinned

@@ -31,6 +31,9 @@ Size limit (documented, enforced before any work)
   and reachability filter. Beyond either, ``solve`` raises `InputError` with
   "brute refuses: ...". At about 30-150 microseconds per candidate the limit means well under
   a minute. It also honours the time limit (best plan so far, status ``time_limit``).
+  With split choices (SPEC 6) it enumerates every choice's expansion in turn, and both
+  limits count all of them together (the assignments of every expansion; the candidates
+  scored so far plus those of the next expansion).
 """
 
 from __future__ import annotations
@@ -178,14 +181,14 @@ class _Orders:
 
 
 
-def _device_orders(p: Problem, orders, a, D: int) -> tuple[list, int]:
+def _device_orders(p: Problem, orders, a, D: int, limit: int = MAX_CANDIDATES) -> tuple[list, int]:
     """Each device's candidate orders of its blocks under assignment ``a``, and how many
     combinations they make; a device with too many orders is brute's size refusal."""
     lists, count = [], 1
     for d in range(D):
         ext = orders.of([int(b) for b in np.nonzero(a == d)[0]])
         if ext is None:
-            raise _refuse(p, float(MAX_CANDIDATES + 1), MAX_CANDIDATES, "candidates")
+            raise _refuse(p, float(limit + 1), limit, "candidates")
         lists.append(ext)
         count *= len(ext)
     return lists, count
@@ -199,9 +202,69 @@ class Brute(Method):
     #: scenarios (SPEC 10): every (assignment, orders) candidate is scored by the evaluator's
     #: expectation over the scenarios (one order per device, restricted per scenario); media
     #: (5a): it enumerates the medium orders too. Not both at once (the loader refuses that).
-    features = frozenset({"scenarios", "media"})
+    #: split choices (SPEC 6): every choice's expansion is enumerated in turn; the limits
+    #: count the assignments and candidates of all of them together.
+    features = frozenset({"scenarios", "media", "split_choice"})
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
+        if "split_choice" in problem.features:
+            return self._over_choices(problem, ctx)
+        return self._solve_one(problem, ctx)
+
+    def _over_choices(self, p: Problem, ctx: Context) -> Candidate:
+        """Every split choice in turn (`Problem.split_combinations`): the best plan over all
+        of them, optimal when every expansion was enumerated to the end."""
+        choices = list(p.split_combinations())
+        expansions = [p.expand(c) for c in choices]
+        total = sum(reduce(mul, (int(q.allowed[b].sum()) for b in range(q.n_blocks)), 1)
+                    for q in expansions)
+        if total > MAX_ASSIGNMENTS:
+            raise InputError(
+                f"brute refuses: {len(choices)} split choices of {p.n_devices} devices mean "
+                f"~{_approx(total)} assignments in all, limit {MAX_ASSIGNMENTS:,} (use cpsat or milp "
+                "for problems this size)")
+        best = None       # (value, choice, candidate)
+        used, stats, stopped, all_infeasible, whys = 0, {"split_choices": len(choices)}, False, True, []
+        for choice, q in zip(choices, expansions):
+            if ctx.expired():
+                stopped = True
+                break
+            cand = self._solve_one(q, ctx, MAX_CANDIDATES - used)
+            used += int(cand.stats.get("candidates", 0))
+            for key in ("assignments", "structurally_feasible", "scored"):
+                stats[key] = stats.get(key, 0) + int(cand.stats.get(key, 0))
+            if cand.status == Status.TIME_LIMIT or (cand.status == Status.NO_SOLUTION):
+                stopped = True
+            if cand.status != Status.INFEASIBLE:
+                all_infeasible = False
+            elif cand.message:
+                whys.append(cand.message)
+            if cand.assignment is None:
+                if stopped:
+                    break
+                continue
+            ev = evaluate(q, cand.assignment, cand.order, cand.medium_order)
+            if ev.feasible and (best is None or ev.value < best[0]):
+                best = (ev.value, choice, cand)
+            if stopped:
+                break
+        stats["candidates"] = used
+        if best is None:
+            if all_infeasible and not stopped:
+                return Candidate(None, status=Status.INFEASIBLE, stats=stats, message=(
+                    f"brute: no plan of any of the {len(choices)} split choices is feasible"
+                    + (f" (e.g. {whys[0]})" if whys else "")))
+            return Candidate(None, status=Status.NO_SOLUTION, stats=stats,
+                             message="brute: time limit before a feasible plan of any split choice")
+        value, choice, cand = best
+        if stopped:
+            return Candidate(cand.assignment, cand.order, status=Status.TIME_LIMIT, stats=stats,
+                             medium_order=cand.medium_order, split=choice,
+                             message="brute: time limit before every split choice was enumerated")
+        return Candidate(cand.assignment, cand.order, status=Status.OPTIMAL, bound=float(value),
+                         stats=stats, medium_order=cand.medium_order, split=choice)
+
+    def _solve_one(self, problem: Problem, ctx: Context, limit: int = MAX_CANDIDATES) -> Candidate:
         p = problem
         A = enumerate_assignments(p)
         n_all = A.shape[0]
@@ -212,13 +275,15 @@ class Brute(Method):
                 f"brute: none of the {n_all} allowed assignments fits every device's memory "
                 "and has a link for every transfer"))
         if p.needs_schedule():
-            return self._with_orders(p, ctx, A, stats)
-        return self._without_orders(p, ctx, A, stats)
+            return self._with_orders(p, ctx, A, stats, limit)
+        return self._without_orders(p, ctx, A, stats, limit)
 
     # ------------------------------------------------------------------------------------
-    def _without_orders(self, p: Problem, ctx: Context, A: np.ndarray, stats: dict) -> Candidate:
-        if A.shape[0] > MAX_CANDIDATES:
-            raise _refuse(p, float(A.shape[0]), MAX_CANDIDATES, "candidates")
+    def _without_orders(self, p: Problem, ctx: Context, A: np.ndarray, stats: dict,
+                        limit: int = MAX_CANDIDATES) -> Candidate:
+        if A.shape[0] > limit:
+            raise _refuse(p, float(A.shape[0]), limit, "candidates")
+        stats["candidates"] = int(A.shape[0])
         best, best_value, scored, why = None, math.inf, 0, None
         for i, a in enumerate(A):
             if i % _CHECK_EVERY == 0 and ctx.expired():
@@ -232,20 +297,21 @@ class Brute(Method):
                 why = str(ev.violations[0])
         return self._finish(p, best, best_value, scored, stats, why)
 
-    def _with_orders(self, p: Problem, ctx: Context, A: np.ndarray, stats: dict) -> Candidate:
+    def _with_orders(self, p: Problem, ctx: Context, A: np.ndarray, stats: dict,
+                     limit: int = MAX_CANDIDATES) -> Candidate:
         D = p.n_devices
         if p.media:
-            return self._with_media(p, ctx, A, stats)
-        orders = _Orders(p, MAX_CANDIDATES)
+            return self._with_media(p, ctx, A, stats, limit)
+        orders = _Orders(p, limit)
         per_assignment: list[list[list[tuple[int, ...]]]] = []
         total = 0
         for a in A:
-            lists, count = _device_orders(p, orders, a, D)
+            lists, count = _device_orders(p, orders, a, D, limit)
             total += count
-            if total > MAX_CANDIDATES:
+            if total > limit:
                 # finish counting cheaply for an honest message (bounded work)
                 raise _refuse(p, float(total) * A.shape[0] / (len(per_assignment) + 1),
-                              MAX_CANDIDATES, "(assignment, order) candidates")
+                              limit, "(assignment, order) candidates")
             per_assignment.append(lists)
         stats["candidates"] = int(total)
 
@@ -296,28 +362,29 @@ class Brute(Method):
             return self._finish(p, ev, ev.value, scored, stats, why)
         return self._finish(p, None, math.inf, scored, stats, why)
 
-    def _with_media(self, p: Problem, ctx: Context, A: np.ndarray, stats: dict) -> Candidate:
+    def _with_media(self, p: Problem, ctx: Context, A: np.ndarray, stats: dict,
+                    limit: int = MAX_CANDIDATES) -> Candidate:
         """`_with_orders` with shared media: per-device orders times per-medium sending orders."""
         from placement import media as md
 
         D, M = p.n_devices, len(p.media)
         ends = md.transfer_endpoints(p)
-        orders = _Orders(p, MAX_CANDIDATES)
+        orders = _Orders(p, limit)
         per_assignment = []
         total = 0
         for i, a in enumerate(A):
-            lists, count = _device_orders(p, orders, a, D)
+            lists, count = _device_orders(p, orders, a, D, limit)
             tr = md.transfers(p, a)
             on = []
             for m in range(M):
-                ext = _medium_orders(p, md.on_medium(tr, m), ends, MAX_CANDIDATES)
+                ext = _medium_orders(p, md.on_medium(tr, m), ends, limit)
                 if ext is None:
-                    raise _refuse(p, float(MAX_CANDIDATES + 1), MAX_CANDIDATES, "medium orders")
+                    raise _refuse(p, float(limit + 1), limit, "medium orders")
                 on.append(ext)
                 count *= len(ext)
             total += count
-            if total > MAX_CANDIDATES:
-                raise _refuse(p, float(total) * A.shape[0] / (i + 1), MAX_CANDIDATES,
+            if total > limit:
+                raise _refuse(p, float(total) * A.shape[0] / (i + 1), limit,
                               "(assignment, order, medium order) candidates")
             per_assignment.append((lists, on, tr))
         stats["candidates"] = int(total)
