@@ -265,10 +265,12 @@ def finish_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         r["ratio_best"] = (v / bv if bv and bv > 0 else (1.0 if v == bv else None)) if v is not None else None
         out.append(r)
     # gain_vs_whole: the same method's value with every block whole over this row's value
-    whole = {(r["problem"], r["method"], r["objective"], _tl(r["time_limit"]), r["seed"]): r.get("value")
-             for r in out if r.get("splits") == "none" and r.get("status") in PLAN_STATUSES}
+    def same_task(r):
+        return (r["problem"], r.get("method"), r["objective"], _tl(r.get("time_limit")), r.get("seed"))
+    whole = {same_task(r): r.get("value") for r in out
+             if r.get("splits") == "none" and r.get("status") in PLAN_STATUSES}
     for r in out:
-        w = whole.get((r["problem"], r["method"], r["objective"], _tl(r["time_limit"]), r["seed"]))
+        w = whole.get(same_task(r))
         v = r.get("value") if r.get("status") in PLAN_STATUSES else None
         r["gain_vs_whole"] = (w / v if v else None) if (w is not None and v is not None
                                                          and r.get("splits") != "none") else None
