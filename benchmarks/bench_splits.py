@@ -54,7 +54,7 @@ DEVICE_SETS = {
 }
 METHODS = ("single", "dp", "heft", "local", "cpsat")
 #: seconds per solve (cpsat: with split choices its model grows with the ways)
-TIME_LIMITS = {"single": 10.0, "dp": 20.0, "heft": 30.0, "local": 60.0, "cpsat": 60.0}
+TIME_LIMITS = {"single": 10.0, "dp": 20.0, "heft": 30.0, "local": 30.0, "cpsat": 60.0}
 
 
 def prepare(models=MODELS, device_sets=DEVICE_SETS) -> list[Path]:

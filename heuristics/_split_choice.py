@@ -7,7 +7,8 @@ compared by that plan's evaluator key ``(violation size, value)``:
 
 1. the **max** expansion (every block at ``max(ways)``, what a method that cannot choose
    plans on) and the **whole** expansion (every block kept whole, ``1``, where ``ways``
-   allows it, else its smallest way) are both planned, and the better one is the start;
+   allows it, else its smallest way) are both planned, and the better one is the start (on
+   a tie, the one with fewer shards);
 2. a **coordinate descent over the blocks**: per split block, in topological order, every
    other way of that block is planned with the other blocks' choices fixed, and the degree
    whose plan is best (for latency: finishes earliest) is kept; passes repeat while one
@@ -105,7 +106,8 @@ def search(p: Problem, ctx: Context, plan: Planner, *, passes: int = MAX_PASSES,
         if keys and ctx.expired():
             break
         keys.append((run(c), c))
-    best_key, cur = min(keys, key=lambda kc: kc[0])
+    # on a tie the choice with fewer shards (fewer transfers to get wrong at run time)
+    best_key, cur = min(keys, key=lambda kc: (kc[0], sum(kc[1].values())))
     cur = dict(cur)
     start = describe(cur)
     n_pass = 0
