@@ -192,22 +192,33 @@ class Heft(Method):
             stats = {**stats, "split": found["stats"]}
         else:
             pool, stats = construct(p, ctx, variants=variants, polish_evals=polish_evals)
-        best = pool.best_plan
-        if best is None:
-            blocks = stats.get("no_room", [])
-            return Candidate(None, status=Status.NO_SOLUTION, stats=stats, message=(
-                "memory leaves no device for " + ("block " if len(blocks) == 1 else "blocks ")
-                + ", ".join(map(repr, blocks[:5]))
-                + " in every list-scheduling variant and in the memory-first fill"))
-        status = Status.FEASIBLE
-        message = f"best variant: {pool.best_label}"
-        if choice is not None:
-            message += f"; split ways {_split_choice.describe(choice)}"
-        if ctx.expired():                 # variants were cut or skipped by the limit
-            status = Status.TIME_LIMIT
-        if choice is None:
-            return Candidate(best[0], best[1], status=status, message=message, stats=stats)
-        return Candidate(best[0], best[1], status=status, message=message, stats=stats, split=choice)
+        return _candidate(p, ctx, pool, stats, choice)
+
+    def solve_fixed(self, problem: Problem, ctx: Context) -> Candidate:
+        """The variants on ``problem``'s own expansion (no split choice)."""
+        pool, stats = construct(problem, ctx, variants=self.option(ctx, "variants"),
+                                polish_evals=self.option(ctx, "polish"))
+        return _candidate(problem, ctx, pool, stats, None)
+
+
+def _candidate(p: Problem, ctx: Context, pool: Pool, stats: dict, choice: dict | None) -> Candidate:
+    """The method's answer from its pool: the best plan, or why there is none."""
+    best = pool.best_plan
+    if best is None:
+        blocks = stats.get("no_room", [])
+        return Candidate(None, status=Status.NO_SOLUTION, stats=stats, message=(
+            "memory leaves no device for " + ("block " if len(blocks) == 1 else "blocks ")
+            + ", ".join(map(repr, blocks[:5]))
+            + " in every list-scheduling variant and in the memory-first fill"))
+    status = Status.FEASIBLE
+    message = f"best variant: {pool.best_label}"
+    if choice is not None:
+        message += f"; split ways {_split_choice.describe(choice)}"
+    if ctx.expired():                 # variants were cut or skipped by the limit
+        status = Status.TIME_LIMIT
+    if choice is None:
+        return Candidate(best[0], best[1], status=status, message=message, stats=stats)
+    return Candidate(best[0], best[1], status=status, message=message, stats=stats, split=choice)
 
 
 def _planned(q: Problem, ctx: Context, variants: str, polish_evals: int | None):

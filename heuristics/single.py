@@ -31,7 +31,13 @@ class Single(Method):
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         choice = _split_choice.whole_choice(problem) if _split_choice.split_options(problem) else None
-        p = problem if choice is None else problem.expand(choice)
+        return self._solve(problem if choice is None else problem.expand(choice), choice)
+
+    def solve_fixed(self, problem: Problem, ctx: Context) -> Candidate:
+        """The single-device plans of ``problem``'s own expansion (no split choice)."""
+        return self._solve(problem, None)
+
+    def _solve(self, p: Problem, choice: dict | None) -> Candidate:
         best, best_value, tried = None, np.inf, []
         whole = p.params.sum() + p.activation.max(initial=0.0)
         for d in range(p.n_devices):

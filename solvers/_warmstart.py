@@ -107,7 +107,7 @@ def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] 
             m = get_method(name)
             if p.objective.name not in m.objectives:
                 continue
-            cand = m.solve(p, ctx.sub(share))
+            cand = _solve_this_expansion(m, p, ctx.sub(share))
         except MethodError as exc:   # not written yet, or unavailable
             out.tried[name] = f"unavailable: {exc}"
             continue
@@ -260,3 +260,18 @@ def best_plan(p: Problem, plans: list[tuple],
             if ev.feasible and (best is None or ev.value < best.value * (1 - 1e-12)):
                 best = ev
     return best
+
+
+def _solve_this_expansion(m, p: Problem, ctx: Context) -> Candidate:
+    """``m``'s plan of ``p``'s own expansion. A heuristic that chooses split ways (SPEC 6:
+    heft, local, dp, single) may return a plan of another expansion (``cand.split``), whose
+    assignment indexes other blocks; the warm start needs one of ``p``'s, so it asks for that
+    (``solve_fixed``, or single's whole plan only when it is ``p``'s expansion)."""
+    cand = m.solve(p, ctx)
+    split = getattr(cand, "split", None)
+    if split is None or p.expand(split) is p:
+        return cand
+    fixed = getattr(m, "solve_fixed", None)
+    if fixed is None:
+        return Candidate(None, status=Status.NO_SOLUTION, message="planned another split expansion")
+    return fixed(p, ctx)
