@@ -164,6 +164,16 @@ def _figure(rows, path: Path) -> None:
                 ok = r is not None and r["status"] in ("optimal", "feasible", "time_limit") and r["value"]
                 vals.append(r["value"] * 1e3 if ok else np.nan)
             ax.bar(x + (j - 0.5) * 0.38, vals, 0.38, color=colour, label=label)
+            for xi, v in zip(x, vals):
+                if np.isnan(v) and j == 0:        # e.g. dp refuses a shared medium
+                    ax.text(xi, 0, "n/a", ha="center", va="bottom", fontsize=7, color="#777777")
+        best_whole = min((r["value"] for r in rows if r["problem"] == name and r["splits"] == "none"
+                          and r["value"]), default=None)
+        best_with = min((r["value"] for r in rows if r["problem"] == name and r["splits"] == "choose"
+                         and r["value"]), default=None)
+        if best_whole and best_with:
+            ax.text(0.99, 0.97, f"best: x{best_whole / best_with:.2f}", transform=ax.transAxes,
+                    ha="right", va="top", fontsize=8)
         ax.set_xticks(x, methods, fontsize=8)
         ax.set_title(name, fontsize=9, loc="left")
         ax.set_ylabel("latency (ms)", fontsize=8)
@@ -171,9 +181,9 @@ def _figure(rows, path: Path) -> None:
     for ax in list(axes.flat)[len(problems):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7, frameon=False)
-    fig.suptitle("latency with split choices vs every block whole (lower is better); "
-                 "python -m benchmarks.bench_splits", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle("latency with split choices vs every block whole (lower is better; n/a: the method "
+                 "refuses a shared medium); python -m benchmarks.bench_splits", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.975))
     from placement.plan import atomic_output
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
