@@ -25,7 +25,8 @@ Three steps (SAGA's prepare / run / analyse):
    (rewritten after every row; ``--resume`` continues).
 3. **analyse**: ``bench_splits.json`` (per problem: best latency with and without choices,
    the gain, the method and the ways that gave it) and ``bench_splits.png`` (latency per
-   method, with vs without choices, per model and device set).
+   method, with vs without choices, per model and device set); after a run, two Gantt charts
+   of plans that split (``bench_splits_gantt_*.png``, `GALLERY`).
 
 Run (about 15 minutes on 2 shared cores with the default limits)::
 
@@ -190,6 +191,26 @@ def _figure(rows, path: Path) -> None:
     plt.close(fig)
 
 
+#: (problem, method) drawn by `gallery` (a plan that splits, as `placement show` draws it)
+GALLERY = (("mobilevit_s@swarm4-eth", "heft"), ("deit_tiny@swarm4", "local"))
+
+
+def gallery(time_scale: float = 1.0) -> list[Path]:
+    """Gantt charts of plans that split (shards hatched, ``<block>#<k>/<ways>``)."""
+    import placement
+    out = []
+    for name, method in GALLERY:
+        f = PROBLEMS / f"{name}.json"
+        if not f.exists():
+            continue
+        plan = placement.solve(str(f), method, time_limit=TIME_LIMITS[method] * time_scale)
+        stem = OUT / f"bench_splits_gantt_{name.replace('@', '_at_').replace('+', '_')}"
+        plan.save(f"{stem}.plan.json")
+        placement.show(str(f), plan, f"{stem}.png", hide_idle=True)
+        out.append(Path(f"{stem}.png"))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--analyse-only", action="store_true", help="only rebuild the JSON and the figure")
@@ -210,6 +231,7 @@ def main(argv=None) -> int:
         if args.fresh and (OUT / "bench_splits.csv").exists():
             (OUT / "bench_splits.csv").unlink()
         run(files, tuple(args.methods.split(",")), resume=True, time_scale=args.time_scale)
+        gallery(args.time_scale)
     summary = analyse()
     for name, s in summary.items():
         print(f"{name:28s} whole {s['latency_whole_s'] * 1e3:8.2f} ms ({s['method_whole']}) -> "

@@ -288,9 +288,11 @@ def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None,
         n_bars += 1
         label = f"{b.id}/{shards[i][1]}" if i in shards else b.id
         if (end[i] - start[i]) / horizon * width_pt >= _POINTS_PER_CHAR * len(label) + 2:
+            light = b.kind in ("conv", "attention", "head") and i not in shards
             ax.text((start[i] + end[i]) / 2, y, label, ha="center", va="center", fontsize=7,
-                    color="white" if b.kind in ("conv", "attention", "head") else "black", zorder=4,
-                    clip_on=True)
+                    color="white" if light else "black", zorder=4, clip_on=True,
+                    bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=0.6)
+                    if i in shards else None)
 
     def arrow(x0, y0, x1, y1, gid, colour, style="-"):
         dy = 0.0 if y0 == y1 else (bar_h / 2 if y1 > y0 else -bar_h / 2)
@@ -449,8 +451,10 @@ def _dag(ax, p, plan) -> dict[str, Any]:
         handles.append(Line2D([], [], marker="s", linestyle="", color=cols[d], markeredgecolor="black",
                               label=p.devices[d].id))
     if p.n_blocks <= 40:
+        shards = shard_info(p)
         for b in range(p.n_blocks):
-            ax.annotate(p.blocks[b].id, pos[b], textcoords="offset points", xytext=(0, 8),
+            label = p.blocks[b].id + (f"/{shards[b][1]}" if b in shards else "")
+            ax.annotate(label, pos[b], textcoords="offset points", xytext=(0, 8),
                         ha="center", fontsize=7, zorder=4)
     handles.append(Line2D([], [], color="#d62728", label="edge across devices"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7,
