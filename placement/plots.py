@@ -126,6 +126,12 @@ def split_summary(p, plan) -> str:
         return ""
     cut = [f"{b} x{w}" for b, w in split.items() if w > 1]
     whole = [b for b, w in split.items() if w <= 1]
+    if len(cut) > 4:              # many: count the blocks per degree
+        per: dict[int, int] = {}
+        for w in split.values():
+            if w > 1:
+                per[w] = per.get(w, 0) + 1
+        cut = [f"{n} block{'s' if n > 1 else ''} x{w}" for w, n in sorted(per.items())]
     parts = cut + ([f"{len(whole)} whole" if len(whole) > 3 else ", ".join(whole) + " whole"]
                    if whole else [])
     return "split: " + ", ".join(parts)
