@@ -302,17 +302,23 @@ def _build(d: dict[str, Any], file: str | None) -> Problem:
 
 
 def assemble(src: Mapping[str, Any], choice: Mapping[str, int] | None,
-             relax: frozenset[str] | None = None) -> Problem:
+             relax: frozenset[str] | None = None, union: frozenset[str] | None = None) -> Problem:
     """The `Problem` of a validated file (``src``, as `_build` keeps it) expanded by the
     split ``choice`` (block -> ways, every split block at ``max(ways)`` where it names
     none; the caller checked it: `Problem.expand`). ``relax``: the blocks to build as the
-    relaxation of every choice (`placement.split.relaxed`, for bounds) instead."""
+    relaxation of every choice (`placement.split.relaxed`, for bounds) instead; ``union``:
+    the blocks whose every way's shards the union of every expansion holds
+    (`placement.split.union`, for exact methods; ``Problem.union_members`` maps them)."""
     d, file, blocks = src["d"], src["file"], src["blocks"]
     model = d["model"]
     options = split.options(blocks)
     chosen = {b: int((choice or {}).get(b, max(w))) for b, w in options.items()}
     # split transform (SPEC section 6); shard ids must not collide with existing ids
-    if relax:
+    members = None
+    if union:
+        new_blocks, new_edges, pinned, members = split.union(blocks, src["edges"], src["pinned"],
+                                                             src["input_bytes"], union)
+    elif relax:
         new_blocks, new_edges, pinned = split.relaxed(blocks, src["edges"], src["pinned"],
                                                       src["input_bytes"], relax)
     else:
@@ -347,7 +353,8 @@ def assemble(src: Mapping[str, Any], choice: Mapping[str, int] | None,
                              edges=[{"src": u, "dst": v, "bytes": n} for u, v, n in new_edges])
     expanded["pinned"] = pinned
     constraints = dict(src["constraints"])
-    return Problem(
+    special = bool(relax or union)
+    out = Problem(
         name=d["name"], objective=src["objective"],
         constraints=constraints,
         count_idle=d["count_idle"], model_name=model["name"], input_bytes=model["input_bytes"],
@@ -359,5 +366,8 @@ def assemble(src: Mapping[str, Any], choice: Mapping[str, int] | None,
             [(blk.origin or blk.id) not in skipped for blk in block_objs], dtype=bool))
             for name, prob, skipped in src["scenarios"]),
         media=tuple(src["media"]),
-        split_options={} if relax else options, split={} if relax else chosen,
-        split_source=None if relax else src)
+        split_options={} if special else options, split={} if special else chosen,
+        split_source=None if special else src)
+    if members is not None:
+        out.__dict__["union_members"] = tuple(members)
+    return out

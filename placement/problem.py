@@ -489,6 +489,60 @@ class Problem:
             cache[key] = q
         return cache[key]
 
+    def fixed_split(self) -> "Problem":
+        """This expansion as a problem of its own, with no choice left (each split block's
+        ``split_options`` is its chosen way): for a method that plans one expansion at a
+        time (its bound is this expansion's). ``self`` without choices."""
+        if "split_choice" not in self.features:
+            return self
+        one = self.__dict__.get("_fixed_split")
+        if one is None or one.objective != self.objective:
+            one = self._replaced(split_options=MappingProxyType({b: (w,) for b, w in self.split.items()}),
+                                 _split_source=None)
+            one.__dict__.pop("features", None)
+            one.__dict__.pop("_fixed_split", None)
+            self.__dict__["_fixed_split"] = one
+        return one
+
+    def split_union(self) -> "Problem":
+        """The union of every expansion (`placement.split.union`), for exact methods over the
+        split choices: the shards of every way of every block with several ways, the edges
+        of every pair of ways. ``union_members[b]`` is ``(block, ways, shard)`` for such a
+        shard, None for the other blocks. Same objective and constraints; no scenarios or
+        media; its blocks do not all run (a choice selects its ways' shards), so no bound
+        of it is a bound of this problem. Built once per problem."""
+        u = self.__dict__.get("_split_union")
+        if u is None or u.objective != self.objective or dict(u.constraints) != dict(self.constraints):
+            from .loader import assemble
+            choose = frozenset(b for b, w in self.split_options.items() if len(w) > 1)
+            u = assemble({**self._split_source, "scenarios": [], "media": ()}, None, union=choose)
+            u = u._replaced(objective=self.objective, constraints=self.constraints,
+                            union_members=u.union_members)
+            self.__dict__["_split_union"] = u
+        return u
+
+    def union_choice(self, union: "Problem", a: np.ndarray) -> dict[str, int]:
+        """The split choice of an assignment ``a`` of `split_union` (device index per union
+        block, -1 for a block not placed): each choice block's ways whose shards are placed."""
+        choice = dict(self.split)
+        for b, mem in enumerate(union.union_members):
+            if mem is not None and a[b] >= 0:
+                choice[mem[0]] = mem[1]
+        return choice
+
+    def from_union(self, union: "Problem", choice: Mapping[str, int]) -> np.ndarray:
+        """(B_q,) for the expansion ``q = self.expand(choice)``: the union block index of
+        each of q's blocks (its shard of that way, or the same block)."""
+        q = self.expand(choice)
+        index = {}
+        for b, mem in enumerate(union.union_members):
+            if mem is None:
+                index[union.blocks[b].id] = b
+            elif mem[1] == choice[mem[0]]:
+                from .split import shard_id
+                index[mem[0] if mem[1] == 1 else shard_id(mem[0], mem[2])] = b
+        return np.array([index[blk.id] for blk in q.blocks], dtype=np.int64)
+
     def scenario_problem(self, k: int) -> tuple["Problem", np.ndarray]:
         """The reduced problem of scenario ``k`` (SPEC section 10) and the (B_k,) full block
         index of each of its blocks: skipped blocks and their edges removed, a block whose
@@ -509,6 +563,8 @@ class Problem:
         new.__dict__.pop("_scenario_problems", None)      # carry the objective
         new.__dict__.pop("_plain_problem", None)
         new.__dict__.pop("_expansions", None)             # carry the objective too
+        new.__dict__.pop("_split_union", None)
+        new.__dict__.pop("_fixed_split", None)
         new.__dict__.update(attrs)
         return new
 

@@ -46,6 +46,16 @@ def options(blocks: list[dict[str, Any]]) -> dict[str, tuple[int, ...]]:
     return {b["id"]: tuple(sorted(set(b["split"]["ways"]))) for b in blocks if b.get("split")}
 
 
+def pair_bytes(nbytes: float, wu: int, wv: int, mode_v: str | None, halo_v: float) -> float:
+    """Bytes one shard of ``u`` (split ``wu`` ways; 1: whole) sends to one shard of ``v``
+    (``wv`` ways, ``mode_v``, ``halo_v``) for an edge of ``nbytes`` (module docstring)."""
+    fu = 1.0 / wu
+    spatial_v = wv > 1 and mode_v == "spatial"
+    fv = 1.0 / wv if spatial_v else 1.0
+    halo = halo_v * fu if spatial_v else 0.0
+    return nbytes * fu * fv + halo
+
+
 def expand(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
            pinned: dict[str, str], input_bytes: float, choice: Mapping[str, int] | None = None
            ) -> tuple[list[dict[str, Any]], list[tuple[str, str, float]], dict[str, str]]:
@@ -97,13 +107,10 @@ def expand(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
 
     out_edges: list[tuple[str, str, float]] = []
     for u, v, nbytes in edges:
-        fu = 1.0 / ways[u] if u in ways else 1.0
-        spatial_v = modes.get(v) == "spatial"
-        fv = 1.0 / ways[v] if spatial_v else 1.0
-        halo = halos[v] * fu if spatial_v else 0.0
+        nb = pair_bytes(nbytes, ways.get(u, 1), ways.get(v, 1), modes.get(v), halos.get(v, 0.0))
         for su in shards(u):
             for sv in shards(v):
-                out_edges.append((su, sv, nbytes * fu * fv + halo))
+                out_edges.append((su, sv, nb))
     out_pinned: dict[str, str] = {}
     for b, d in pinned.items():
         for s in shards(b):
@@ -160,18 +167,68 @@ def relaxed(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
         n = n_shards(b)
         return [shard_id(b, k) for k in range(n)] if n > 1 else [b]
 
-    def pair_bytes(u: str, v: str, wu: int, wv: int, nbytes: float) -> float:
-        fu = 1.0 / wu
-        spatial_v = wv > 1 and spec[v]["split"]["mode"] == "spatial"
-        fv = 1.0 / wv if spatial_v else 1.0
-        halo = spec[v]["split"]["halo_bytes"] * fu if spatial_v else 0.0
-        return nbytes * fu * fv + halo
+    def mode_halo(v: str) -> tuple[str | None, float]:
+        sp = spec[v].get("split")
+        return (sp["mode"], sp["halo_bytes"]) if sp else (None, 0.0)
 
     out_edges: list[tuple[str, str, float]] = []
     for u, v, nbytes in edges:
-        least = min(pair_bytes(u, v, wu, wv, nbytes) for wu in considered.get(u, (1,))
+        least = min(pair_bytes(nbytes, wu, wv, *mode_halo(v)) for wu in considered.get(u, (1,))
                     for wv in considered.get(v, (1,)))
         for su in shards(u):
             for sv in shards(v):
                 out_edges.append((su, sv, least))
     return out_blocks, out_edges, out_pinned
+
+
+#: separator of the union's shard ids (``<id>@<ways>#<k>``, `union`).
+UNION_SEP = "@"
+
+
+def union(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
+          pinned: dict[str, str], input_bytes: float, choose: Collection[str]
+          ) -> tuple[list[dict[str, Any]], list[tuple[str, str, float]], dict[str, str],
+                     list[tuple[str, int, int] | None]]:
+    """The union of every expansion, for exact methods over the choices: each block of
+    ``choose`` appears with the shards of EVERY one of its ways (ids ``<id>@<w>#<k>``, the
+    whole block as ``<id>@1#0``), each exactly as `expand` makes it for that way; every edge
+    ``u -> v`` appears once per pair of ways, shard to shard, with that pair's bytes. The
+    other split blocks expand by ``max(ways)``. A choice selects the shards of its ways; the
+    edges between selected shards are exactly that expansion's. Returns blocks, edges, pins,
+    and per block of the result ``(block, ways, shard)`` for a shard of a choice, else None."""
+    choose = set(choose)
+    spec = {b["id"]: b for b in blocks}
+    base_blocks, _, _ = expand(blocks, [], {}, input_bytes, {b: 1 for b in choose})
+    has_pred = {v for _, v, _ in edges}
+    out_blocks: list[dict[str, Any]] = []
+    members: list[tuple[str, int, int] | None] = []
+    nodes: dict[str, list[tuple[str, int]]] = {}         # file block -> [(node id, ways)]
+    for blk in base_blocks:
+        origin = blk.get("origin") or blk["id"]
+        if origin not in choose:
+            out_blocks.append(blk)
+            members.append(None)
+            w = max(spec[origin]["split"]["ways"]) if spec[origin].get("split") else 1
+            nodes.setdefault(origin, []).append((blk["id"], w))
+            continue
+        src = dict(spec[origin])
+        if origin not in has_pred:
+            src["input_bytes"] = blk["input_bytes"]
+        for w in sorted(set(src["split"]["ways"])):
+            shards, _, _ = expand([src], [], {}, input_bytes, {origin: w})
+            for k, shard in enumerate(shards):
+                shard = dict(shard, id=f"{origin}{UNION_SEP}{w}#{k}", origin=origin)
+                if origin in has_pred:
+                    shard["input_bytes"] = blk["input_bytes"]
+                out_blocks.append(shard)
+                members.append((origin, w, k))
+                nodes.setdefault(origin, []).append((shard["id"], w))
+    out_edges: list[tuple[str, str, float]] = []
+    for u, v, nbytes in edges:
+        sp = spec[v].get("split")
+        mode, halo = (sp["mode"], sp["halo_bytes"]) if sp else (None, 0.0)
+        for su, wu in nodes[u]:
+            for sv, wv in nodes[v]:
+                out_edges.append((su, sv, pair_bytes(nbytes, wu, wv, mode, halo)))
+    out_pinned = {node: d for b, d in pinned.items() for node, _ in nodes[b]}
+    return out_blocks, out_edges, out_pinned, members

@@ -67,20 +67,23 @@ def floor_units(x, r: float):
     return np.floor(np.asarray(x, dtype=float) / r).astype(np.int64)
 
 
-def choose_units(p: Problem, reference: float | None, precision: float = DEFAULT_PRECISION) -> Units:
+def choose_units(p: Problem, reference: float | None, precision: float = DEFAULT_PRECISION,
+                 bound_problem: Problem | None = None) -> Units:
     """Units for ``p`` (module docstring). ``reference``: a plan's value (the incumbent's),
-    used when the cheap bound is 0."""
+    used when the cheap bound is 0. ``bound_problem``: whose cheap bounds scale the units
+    (default ``p``; the union of every split choice passes the problem it came from)."""
     B, D, E = p.n_blocks, p.n_devices, p.n_edges
+    bp = p if bound_problem is None else bound_problem
     w = {k: v for k, v in p.objective.weights.items() if v}
     n_lat = 2 * B + 2
     n_sum = B + E + 2 * B + 1
     lb = {}
     if p.needs_schedule():
-        lb["latency"] = bounds.latency_bound(p)
+        lb["latency"] = bounds.latency_bound(bp)
     if p.needs_period() or "throughput" in w:
-        lb["throughput"] = bounds.period_bound(p)
+        lb["throughput"] = bounds.period_bound(bp)
     if p.needs_energy() or "energy" in w:
-        lb["energy"] = bounds.energy_bound(p)
+        lb["energy"] = bounds.energy_bound(bp)
     v_lb = sum(w[k] * lb.get(k, 0.0) for k in w)
     v_ref = max(v_lb, (reference or 0.0) * 1e-2, 1e-12)
     n_of = {"latency": n_lat, "throughput": n_sum, "energy": n_sum}

@@ -45,6 +45,9 @@ class WarmStart:
     source: str = ""
     tried: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: the split choice whose expansion ``best`` is a plan of (None: the problem as given;
+    #: a heuristic that chooses ways returns its choice, SPEC 6)
+    split: dict[str, int] | None = None
 
 
 def greedy(p: Problem) -> np.ndarray | None:
@@ -92,10 +95,10 @@ def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] 
     t0 = time.monotonic()
     out = WarmStart(None)
 
-    def consider(name: str, ev: Evaluation) -> None:
+    def consider(name: str, ev: Evaluation, split: dict[str, int] | None = None) -> None:
         out.tried[name] = ev.value if ev.feasible else "infeasible"
         if ev.feasible and (out.best is None or ev.value < out.best.value):
-            out.best, out.source = ev, name
+            out.best, out.source, out.split = ev, name, split
 
     a = greedy(p)
     if a is not None:
@@ -107,7 +110,7 @@ def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] 
             m = get_method(name)
             if p.objective.name not in m.objectives:
                 continue
-            cand = _solve_this_expansion(m, p, ctx.sub(share))
+            cand = m.solve(p, ctx.sub(share))
         except MethodError as exc:   # not written yet, or unavailable
             out.tried[name] = f"unavailable: {exc}"
             continue
@@ -118,9 +121,12 @@ def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] 
             out.tried[name] = "no plan"
             continue
         a = np.asarray(cand.assignment, dtype=np.int64)
-        consider(name, evaluate(p, a, cand.order))
+        split = getattr(cand, "split", None)
+        q = p if split is None else p.expand(split)     # a plan of its own choice's expansion
+        split = None if q is p else dict(q.split)
+        consider(name, evaluate(q, a, cand.order), split)
         if cand.order is not None:
-            consider(name + "+list", evaluate(p, a))
+            consider(name + "+list", evaluate(q, a), split)
     out.seconds = time.monotonic() - t0
     return out
 
@@ -200,11 +206,12 @@ def serial_horizon(p: Problem) -> float:
     return total
 
 
-def latency_horizon(p: Problem, incumbent: Evaluation | None) -> float:
-    """A latency no optimal plan exceeds: the serial bound, the latency constraint, and, when
-    latency is weighted, what the incumbent's value leaves for it after the other metrics'
-    cheap bounds."""
-    h = serial_horizon(p)
+def latency_horizon(p: Problem, incumbent: Evaluation | None, serial: float | None = None) -> float:
+    """A latency no optimal plan exceeds: the serial bound (``serial`` when given: e.g. the
+    union of every split choice's, which bounds every expansion's), the latency constraint,
+    and, when latency is weighted, what the incumbent's value leaves for it after the other
+    metrics' cheap bounds (of ``p``: over every split choice)."""
+    h = serial_horizon(p) if serial is None else serial
     if "latency_s" in p.constraints:
         h = min(h, p.constraint_cap("latency_s"))
     w = p.objective.weights
@@ -260,18 +267,3 @@ def best_plan(p: Problem, plans: list[tuple],
             if ev.feasible and (best is None or ev.value < best.value * (1 - 1e-12)):
                 best = ev
     return best
-
-
-def _solve_this_expansion(m, p: Problem, ctx: Context) -> Candidate:
-    """``m``'s plan of ``p``'s own expansion. A heuristic that chooses split ways (SPEC 6:
-    heft, local, dp, single) may return a plan of another expansion (``cand.split``), whose
-    assignment indexes other blocks; the warm start needs one of ``p``'s, so it asks for that
-    (``solve_fixed``, or single's whole plan only when it is ``p``'s expansion)."""
-    cand = m.solve(p, ctx)
-    split = getattr(cand, "split", None)
-    if split is None or p.expand(split) is p:
-        return cand
-    fixed = getattr(m, "solve_fixed", None)
-    if fixed is None:
-        return Candidate(None, status=Status.NO_SOLUTION, message="planned another split expansion")
-    return fixed(p, ctx)

@@ -220,7 +220,7 @@ class Brute(Method):
                     for q in expansions)
         if total > MAX_ASSIGNMENTS:
             raise InputError(
-                f"brute refuses: {len(choices)} split choices of {p.n_devices} devices mean "
+                f"brute refuses: {len(choices)} split choices x {p.n_devices} devices mean "
                 f"~{_approx(total)} assignments in all, limit {MAX_ASSIGNMENTS:,} (use cpsat or milp "
                 "for problems this size)")
         best = None       # (value, choice, candidate)

@@ -31,6 +31,18 @@ that the model is a relaxation and its proven bound is valid for the real proble
   ``L`` waits) at ``ts_t + n / bandwidth + latency``. The period gets ``T >=`` each
   medium's load. The sending order read back is ``ts`` (ties: transfer index).
 
+* split choices (SPEC 6, `_solve_over_choices`): the model is built on the union of every
+  expansion (`Problem.split_union`: every way's shards, every pair of ways' edges); one
+  boolean ``z[b,w]`` per split block and way, exactly one per block; a shard's
+  ``sum_d x[shard,d] = z[b,w]`` (absent: on no device), so its optional intervals, memory,
+  loads, energy and transfers are present only with its way (an edge's precedence is
+  enforced by its producer's ``x`` and its consumer's ``z``; makespan terms by the output's
+  ``z``; the pair linearisation is left out for edges at a choice); shards of one way are
+  interchangeable, so shard k's device index is at most shard k+1's (`_split_symmetry`).
+  Bounds over every choice (`placement.bounds`). With scenarios or media the choices are
+  enumerated instead (`_solve_by_enumeration`: this model on each expansion, the best plan,
+  the least bound), refused above `ENUMERATE_CHOICES_MAX` choices.
+
 Warm start: the best heuristic plan (`solvers._warmstart`) is hinted, bounds the latency
 horizon, and is returned if CP-SAT finds nothing better (by the evaluator's value).
 """
@@ -64,7 +76,9 @@ class CpSat(Method):
     summary = "OR-Tools CP-SAT: assignment, optional intervals and no-overlap per device, all objectives"
     #: scenarios (SPEC 10): `_CpSatModel._scenarios` (one schedule per scenario, shared order);
     #: media (5a): `_CpSatModel._media`. Not both at once (the loader refuses that).
-    features = frozenset({"scenarios", "media"})
+    #: split choices (SPEC 6): `_solve_over_choices` (the union model; with scenarios or media,
+    #: one model per choice).
+    features = frozenset({"scenarios", "media", "split_choice"})
     options = (
         Option("precision", float, DEFAULT_PRECISION, "worst-case relative rounding error of the integer model",
                low=1e-9, high=0.5),
@@ -79,6 +93,8 @@ class CpSat(Method):
         ws.warm_up()
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
+        if "split_choice" in problem.features:
+            return self._solve_over_choices(problem, ctx)
         t0 = time.monotonic()
         p = problem
         warm = ws.warm_start(p, ctx) if self.option(ctx, "warm") else ws.WarmStart(None)
@@ -152,6 +168,167 @@ class CpSat(Method):
             st = Status.TIME_LIMIT
         return Candidate(best.assignment, best.order, status=st, bound=bound, stats=stats,
                          medium_order=[list(o) for o in best.medium_order] or None)
+
+
+    # ------------------------------------------------------------- split choices
+    def _solve_over_choices(self, p: Problem, ctx: Context) -> Candidate:
+        """Exact over the split choices (module docstring): the model of the union of every
+        expansion, read back as a plan of the chosen expansion (``Candidate.split``)."""
+        if p.scenarios or p.media:
+            return self._solve_by_enumeration(p, ctx)
+        from ortools.sat.python import cp_model
+
+        t0 = time.monotonic()
+        warm = ws.warm_start(p, ctx) if self.option(ctx, "warm") else ws.WarmStart(None)
+        inc = warm.best
+        inc_choice = dict(p.split) if warm.split is None else dict(warm.split)
+        base = {"warm_start": warm.source or None, "warm_tried": warm.tried,
+                "split_choices": p.n_split_combinations}
+
+        def chosen(c: Candidate) -> Candidate:
+            if c.assignment is not None:
+                c.split = inc_choice
+            return c
+
+        if ctx.expired():
+            return chosen(ws.stopped_early(inc, base))
+        done = ws.proven_by_the_bound(p, inc, base)
+        if done is not None:
+            return chosen(done)
+        U = p.split_union()
+        inc_u = None
+        if inc is not None:
+            idx = p.from_union(U, inc_choice)
+            a_u = np.full(U.n_blocks, -1, dtype=np.int64)
+            a_u[idx] = inc.assignment
+            start_u = np.zeros(U.n_blocks)
+            start_u[idx] = inc.start
+            inc_u = _UnionIncumbent(a_u, start_u, inc.value, inc.latency_s, inc_choice)
+        model_t0 = time.monotonic()
+        try:
+            m = _CpSatModel(U, inc_u, self.option(ctx, "precision"), self.option(ctx, "lp_pairs"),
+                            deadline=ctx.deadline - READ_BACK_S, split_of=p)
+        except BuildTimeout:
+            return chosen(ws.stopped_early(inc, {**base, "model_build_s": round(time.monotonic() - model_t0, 3)}))
+        model_s = time.monotonic() - model_t0
+        big = ws.too_large(inc, {**base, "model_build_s": round(model_s, 3)}, len(m.model.proto.variables),
+                           LOAD_SECONDS_PER_VARIABLE, ctx.time_left() - READ_BACK_S, "cpsat")
+        if big is not None:
+            return chosen(big)
+        stats = {**base, "warm_value": None if inc is None else inc.value,
+                 "warm_start_s": round(warm.seconds, 3), "model_build_s": round(model_s, 3),
+                 **m.units.as_dict(), "horizon_s": m.horizon_s,
+                 "union_blocks": U.n_blocks, "variables": len(m.model.proto.variables),
+                 "constraints": len(m.model.proto.constraints)}
+        solver = cp_model.CpSolver()
+        left = ctx.time_left() - READ_BACK_S
+        solver.parameters.max_time_in_seconds = max(0.05, left) if math.isfinite(left) else 1e9
+        solver.parameters.num_workers = self.option(ctx, "workers")
+        solver.parameters.random_seed = int(ctx.seed)
+        solver.parameters.presolve_inclusion_work_limit = 0      # see `solve`
+        if self.option(ctx, "params"):
+            _set_params(solver.parameters, self.option(ctx, "params"))
+        cb = _Collector(m, ctx)
+        status = _solve_interruptibly(solver, m.model, cb)
+        stats.update({"solver_status": solver.status_name(status), "wall_s": round(solver.wall_time, 3),
+                      "branches": solver.num_branches, "conflicts": solver.num_conflicts,
+                      "bound_units": solver.best_objective_bound, "solutions": cb.count})
+        bound = None
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) or (status == cp_model.UNKNOWN and m.has_objective):
+            b = solver.best_objective_bound
+            if math.isfinite(b):
+                bound = max(0.0, (b - m.idle_slack) * m.units.r_obj / m.obj_div * (1 - 1e-9))
+        if status == cp_model.INFEASIBLE:
+            if inc is not None:
+                return chosen(Candidate(inc.assignment, inc.order, status=Status.FEASIBLE, stats=stats,
+                                        message="cpsat: model reported infeasible although a plan exists"))
+            return Candidate(None, status=Status.INFEASIBLE, stats=stats, message=(
+                "cpsat proved that no plan of any split choice meets " + _what(p)))
+        best, best_choice = inc, inc_choice
+        for a_u, s_u, _ts in cb.solutions:
+            choice = p.union_choice(U, a_u)
+            idx = p.from_union(U, choice)
+            q = p.expand(choice)
+            a = a_u[idx]
+            if (a < 0).any():        # cannot happen: every chosen shard is placed
+                continue
+            order = ws.orders_from_starts(q, a, s_u[idx]) if s_u is not None else None
+            ev = ws.best_plan(q, [(a, order)], None)
+            if ev is not None and (best is None or ev.value < best.value * (1 - 1e-12)):
+                best, best_choice = ev, choice
+        stats["total_s"] = round(time.monotonic() - t0, 3)
+        if best is None:
+            return Candidate(None, status=Status.NO_SOLUTION, bound=bound, stats=stats,
+                             message=f"cpsat: no plan found ({solver.status_name(status)})")
+        st = Status.OPTIMAL if status == cp_model.OPTIMAL else Status.TIME_LIMIT
+        if st == Status.OPTIMAL and not m.has_objective:
+            bound = None
+        return Candidate(best.assignment, best.order, status=st, bound=bound, stats=stats,
+                         split=best_choice)
+
+    def _solve_by_enumeration(self, p: Problem, ctx: Context) -> Candidate:
+        """Split choices with scenarios or media: this model on each expansion in turn (each
+        a problem with its choice fixed), a share of the time left each; the best plan by
+        the evaluator's value; the least of the expansions' bounds (valid over every choice).
+        Above `ENUMERATE_CHOICES_MAX` choices: refused, naming the combination."""
+        from placement.errors import InputError
+
+        n = p.n_split_combinations
+        feature = "scenarios" if p.scenarios else "shared media"
+        if n > ENUMERATE_CHOICES_MAX:
+            raise InputError(f"cpsat: split choices with {feature} are solved one choice at a time, "
+                             f"and this problem has {n} choices (limit {ENUMERATE_CHOICES_MAX}): fix "
+                             "some blocks' ways, or use brute or a heuristic")
+        choices = list(p.split_combinations())
+        best = None          # (value, choice, candidate)
+        bounds_, all_optimal, stats = [], True, {"split_choices": n, "per_choice": []}
+        from placement.evaluator import evaluate as _evaluate
+        for i, choice in enumerate(choices):
+            if ctx.expired():
+                all_optimal = False
+                bounds_.append(None)
+                break
+            q = p.expand(choice).fixed_split()
+            cand = self.solve(q, ctx.sub(1.0 / (n - i)))
+            stats["per_choice"].append({"split": choice, "status": cand.status.value,
+                                        "bound": cand.bound})
+            if cand.status not in (Status.OPTIMAL, Status.INFEASIBLE):
+                all_optimal = False
+            # this expansion's bound: the model's, else (e.g. the warm start met it) the cheap one
+            own = max(cand.bound if cand.bound is not None else -math.inf, q.lower_bound())
+            bounds_.append(own if cand.status != Status.INFEASIBLE else math.inf)
+            if cand.assignment is None:
+                continue
+            ev = _evaluate(q, cand.assignment, cand.order, cand.medium_order)
+            if ev.feasible and (best is None or ev.value < best[0]):
+                best = (ev.value, choice, cand)
+        complete = len(bounds_) == n and all(b is not None for b in bounds_)
+        bound = min(bounds_) if complete else None
+        if bound is not None and not math.isfinite(bound):
+            bound = None
+        if best is None:
+            infeasible = complete and all(c["status"] == "infeasible" for c in stats["per_choice"])
+            return Candidate(None, status=Status.INFEASIBLE if infeasible else Status.NO_SOLUTION,
+                             bound=None if infeasible else bound, stats=stats,
+                             message="cpsat: no plan of any split choice"
+                             + (" (each proven infeasible)" if infeasible else ""))
+        value, choice, cand = best
+        st = Status.OPTIMAL if all_optimal and complete else Status.TIME_LIMIT
+        return Candidate(cand.assignment, cand.order, status=st, bound=bound, stats=stats,
+                         medium_order=cand.medium_order, split=choice,
+                         message=f"cpsat: {n} split choices solved one at a time ({feature})")
+
+
+#: most split choices `CpSat._solve_by_enumeration` solves one at a time (scenarios, media).
+ENUMERATE_CHOICES_MAX = 16
+
+
+class _UnionIncumbent:
+    """The warm start as a plan of the union of every expansion (-1: a shard not chosen)."""
+
+    def __init__(self, assignment, start, value, latency_s, choice):
+        self.assignment, self.start, self.value, self.latency_s = assignment, start, value, latency_s
+        self.choice = choice
 
 
 #: CP-SAT's load and presolve time per model variable (1.7e6 variables, 6.8e6 constraints: 16 s)
@@ -261,15 +438,20 @@ class _CpSatModel:
     """The CP-SAT model of one problem (module docstring), with the variables to read back."""
 
     def __init__(self, p: Problem, inc, precision: float, lp_pairs: bool | None = None,
-                 deadline: float = math.inf):
+                 deadline: float = math.inf, split_of: Problem | None = None):
         """Data, then one builder per part of the model (module docstring), in order.
-        Raises `BuildTimeout` past ``deadline`` (``time.monotonic()``)."""
+        Raises `BuildTimeout` past ``deadline`` (``time.monotonic()``). ``split_of``: ``p``
+        is that problem's `Problem.split_union` (split choices, `_split_ways`); its bounds
+        (over every choice) then stand for ``p``'s."""
         from ortools.sat.python import cp_model
 
         self.p, self.inc, self.deadline = p, inc, deadline
+        self.split_of = split_of
+        self.bp = split_of if split_of is not None else p     # whose bounds the model may use
+        self.z: dict = {}
         D = p.n_devices
         self.w = {k: v for k, v in p.objective.weights.items() if v}
-        self.units = choose_units(p, None if inc is None else inc.value, precision)
+        self.units = choose_units(p, None if inc is None else inc.value, precision, bound_problem=self.bp)
         self.model = cp_model.CpModel()
         #: add the pair linearisation for the LP when it stays small (edges x devices^2)
         self.lp_pairs = lp_pairs if lp_pairs is not None else p.n_edges * D * D <= LP_PAIRS_MAX
@@ -277,10 +459,12 @@ class _CpSatModel:
         self.s = self.horizon_s = self.L = self.H = self.T = None
         self.ts: dict = {}
         self.objective: list = []
+        self._split_ways()
         self._assignment()
         self._memory()
         self._links()
         self._symmetry()
+        self._split_symmetry()
         self.obj_div = 1      # objective units per r_obj (scenarios: probabilities as integers)
         if p.scenarios:
             self._scenarios()   # SPEC 10: its own builder (one schedule per scenario)
@@ -310,7 +494,53 @@ class _CpSatModel:
                       for b in range(B) for d in range(D) if allowed[b, d]}
         on = [[x[b, d] for d in range(D) if allowed[b, d]] for b in range(B)]
         for b in range(B):
-            mdl.add_exactly_one(on[b])
+            present = self._present(b)
+            if present is None:
+                mdl.add_exactly_one(on[b])
+            else:                       # a shard of a way: on one device iff its way is chosen
+                mdl.add(sum(on[b]) == present)
+
+    def _present(self, b: int):
+        """The literal "block b runs" (a shard's way boolean ``z``), None for a block that
+        always runs."""
+        if not self.z:
+            return None
+        mem = self.p.union_members[b]
+        return None if mem is None else self.z[mem[0], mem[1]]
+
+    def _split_ways(self) -> None:
+        """Split choices: ``z[b,w]`` for every split block with several ways and each of its
+        ways, exactly one per block (hinted with the warm start's choice)."""
+        if self.split_of is None:
+            return
+        mdl, sp = self.model, self.split_of
+        for b, ways in sp.split_options.items():
+            if len(ways) < 2:
+                continue
+            zs = [mdl.new_bool_var(f"z[{b},{w}]") for w in ways]
+            self.z.update({(b, w): z for w, z in zip(ways, zs)})
+            mdl.add_exactly_one(zs)
+            if self.inc is not None:
+                for w, z in zip(ways, zs):
+                    mdl.add_hint(z, int(self.inc.choice.get(b) == w))
+
+    def _split_symmetry(self) -> None:
+        """The shards of one way are interchangeable (same costs, same edges to every shard of
+        their neighbours): shard k's device index is at most shard k+1's. Any plan becomes
+        one that satisfies it by renumbering the shards, which keeps the devices' first-use
+        order (the device symmetry of `_symmetry`) since a way's shards have consecutive indices."""
+        if not self.z:
+            return
+        mdl, x, D = self.model, self.x, self.p.n_devices
+        groups: dict[tuple[str, int], list[int]] = {}
+        for b, mem in enumerate(self.p.union_members):
+            if mem is not None and mem[1] > 1:
+                groups.setdefault((mem[0], mem[1]), []).append(b)
+        for members in groups.values():
+            for b1, b2 in zip(members, members[1:]):
+                lhs = [d * x[b1, d] for d in range(1, D) if (b1, d) in x]
+                rhs = [d * x[b2, d] for d in range(1, D) if (b2, d) in x]
+                mdl.add(sum(lhs) <= sum(rhs))
 
     def _memory(self) -> None:
         """Weights plus the largest working memory per device, within its cap."""
@@ -396,7 +626,8 @@ class _CpSatModel:
         L = H = None
         if p.needs_schedule():
             r = u.r_lat
-            h = ws.latency_horizon(p, inc)
+            h = (ws.latency_horizon(self.bp, inc, serial=ws.serial_horizon(p)) if self.z
+                 else ws.latency_horizon(p, inc))
             self.horizon_s = h
             H = int(floor_units(h, r))
             ct = np.where(allowed, p.compute_time, 0.0)
@@ -421,13 +652,15 @@ class _CpSatModel:
                 uu, vv = int(p.edge_src[k]), int(p.edge_dst[k])
                 tt = p.transfer_matrix(p.edge_bytes[k])
                 tt_u = floor_units(np.where(np.isfinite(tt), tt, 0.0), r)
+                pv = self._present(vv)
                 for d1 in range(D):
                     if not allowed[uu, d1]:
                         continue
                     terms = [int(tt_u[d1, d2]) * x[vv, d2] for d2 in range(D)
                              if d2 != d1 and allowed[vv, d2] and tt_u[d1, d2] > 0]
-                    mdl.add(s[vv] >= s[uu] + int(ct_u[uu, d1]) + sum(terms)).only_enforce_if(x[uu, d1])
-                if self.lp_pairs:
+                    mdl.add(s[vv] >= s[uu] + int(ct_u[uu, d1]) + sum(terms)).only_enforce_if(
+                        [x[uu, d1]] if pv is None else [x[uu, d1], pv])
+                if self.lp_pairs and pv is None and self._present(uu) is None:
                     # the MILP's transportation linearisation, for CP-SAT's LP relaxation: pair
                     # booleans y with sum_d2 y[d1,d2] = x[u,d1], sum_d1 y[d1,d2] = x[v,d2], and
                     # a linear (not enforced) precedence through them
@@ -445,13 +678,15 @@ class _CpSatModel:
                     if inc is not None:
                         for (d1, d2), v in yk.items():
                             mdl.add_hint(v, int(inc.assignment[uu] == d1 and inc.assignment[vv] == d2))
-            lo = int(min(floor_units(bounds.latency_bound(p), r), H))
+            lo = int(min(floor_units(bounds.latency_bound(self.bp), r), H))
             L = mdl.new_int_var(lo, H, "latency")
             for b in p.output_blocks:
                 dv = p.output_delivery(b)
                 out_u = floor_units(np.where(np.isfinite(dv), dv, 0.0), r)
-                mdl.add(L >= s[b] + sum(int(ct_u[b, d] + out_u[d]) * x[b, d]
-                                        for d in range(D) if allowed[b, d]))
+                c = mdl.add(L >= s[b] + sum(int(ct_u[b, d] + out_u[d]) * x[b, d]
+                                            for d in range(D) if allowed[b, d]))
+                if self._present(b) is not None:
+                    c.only_enforce_if(self._present(b))
             for d in range(D):
                 terms = [int(ct_u[b, d]) * x[b, d] for b in range(B) if allowed[b, d] and ct_u[b, d] > 0]
                 if terms:

@@ -25,6 +25,14 @@ O(1)-O(1e4) and solver tolerances stay far below the 1e-6 the API checks):
 * energy: linear in ``x`` and ``y``; idle energy with ``used_d >= x[b,d]``,
   ``UL_d >= L - M (1 - used_d)`` and ``power_idle_d (UL_d - load_d)``.
 
+* split choices (SPEC 6, `Milp._solve_over_choices`): the model of the union of every
+  expansion (`Problem.split_union`); ``z[b,w]`` binary per split block and way, ``sum_w z = 1``;
+  a shard's ``sum_d x = z[b,w]`` (its columns are zero without its way); an edge at a choice
+  has ``sum_d2 y <= x[u,d1]``, ``sum_d1 y <= x[v,d2]`` and ``sum y >= z_u + z_v - 1`` (its
+  pairs exist only with both ways); precedence and makespan rows of a shard are relaxed by
+  ``H (1 - z)`` without its way; no order pair between shards of two ways of one block;
+  shard k's device index at most shard k+1's. Bounds over every choice.
+
 Warm start: the best heuristic plan gives every variable an initial value (CBC's MIP start
 through PuLP ``warmStart=True``; MPSolver hints), the horizon and the fallback plan.
 
@@ -58,6 +66,8 @@ class Milp(Method):
     guarantee = ("optimal when it says so (MILP with gap 1e-9); else best plan and the backend's "
                  "proven bound at the time limit")
     summary = "MILP: assignment, pair linearisation, disjunctive ordering; PuLP/CBC or HiGHS/SCIP"
+    #: split choices (SPEC 6): the union model (`_solve_over_choices`). No media, no scenarios.
+    features = frozenset({"split_choice"})
     options = (
         Option("backend", str, "cbc", "cbc (PuLP), highs or scip (OR-Tools MPSolver)", choices=BACKENDS),
         Option("warm", bool, True, "run the heuristics for a warm start"),
@@ -68,6 +78,8 @@ class Milp(Method):
         ws.warm_up()
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
+        if "split_choice" in problem.features:
+            return self._solve_over_choices(problem, ctx)
         t0 = time.monotonic()
         p = problem
         backend = self.option(ctx, "backend")
@@ -131,6 +143,93 @@ class Milp(Method):
                          message=f"{backend}: {res.raw}")
 
 
+    def _solve_over_choices(self, p: Problem, ctx: Context) -> Candidate:
+        """Exact over the split choices (module docstring): the union model, read back as a
+        plan of the chosen expansion (``Candidate.split``)."""
+        t0 = time.monotonic()
+        backend = self.option(ctx, "backend")
+        warm = ws.warm_start(p, ctx) if self.option(ctx, "warm") else ws.WarmStart(None)
+        inc = warm.best
+        inc_choice = dict(p.split) if warm.split is None else dict(warm.split)
+        base = {"backend": backend, "warm_start": warm.source or None, "warm_tried": warm.tried,
+                "split_choices": p.n_split_combinations}
+
+        def chosen(c: Candidate) -> Candidate:
+            if c.assignment is not None:
+                c.split = inc_choice
+            return c
+
+        if ctx.expired():
+            return chosen(ws.stopped_early(inc, base))
+        done = ws.proven_by_the_bound(p, inc, base)
+        if done is not None:
+            return chosen(done)
+        U = p.split_union()
+        big = ws.too_large(inc, base, _estimated_variables(U), SECONDS_PER_VARIABLE, ctx.time_left(), "milp")
+        if big is not None:
+            return chosen(big)
+        inc_u = None
+        if inc is not None:
+            from .cpsat import _UnionIncumbent
+            idx = p.from_union(U, inc_choice)
+            a_u = np.full(U.n_blocks, -1, dtype=np.int64)
+            a_u[idx] = inc.assignment
+            start_u = np.zeros(U.n_blocks)
+            start_u[idx] = inc.start
+            inc_u = _UnionIncumbent(a_u, start_u, inc.value, inc.latency_s, inc_choice)
+            inc_u.period_s, inc_u.energy_j = inc.period_s, inc.energy_j
+        mb = time.monotonic()
+        try:
+            m = _MilpModel(U, inc_u, deadline=ctx.deadline - READ_BACK_S, split_of=p)
+        except BuildTimeout:
+            return chosen(ws.stopped_early(inc, {**base, "model_build_s": round(time.monotonic() - mb, 3)}))
+        stats = {**base, "warm_value": None if inc is None else inc.value,
+                 "warm_start_s": round(warm.seconds, 3), "model_build_s": round(time.monotonic() - mb, 3),
+                 "union_blocks": U.n_blocks, "variables": len(m.rows.names), "constraints": len(m.rows.rows),
+                 "time_unit_s": m.tau, "energy_unit_j": m.eps, "objective_unit": m.v_unit,
+                 "horizon_s": m.horizon_s}
+        if backend == "cbc":
+            res = _solve_cbc(m.rows, ctx.deadline, ctx.seed, self.option(ctx, "cbc_options"))
+        else:
+            res = _solve_mpsolver(m.rows, ctx.deadline, backend)
+        stats.update(res.stats)
+        bound = None
+        if res.bound is not None and math.isfinite(res.bound) and m.has_objective:
+            bound = max(0.0, res.bound * m.v_unit * (1 - BOUND_SAFETY))
+        if res.status == "infeasible":
+            if inc is not None:
+                return chosen(Candidate(inc.assignment, inc.order, status=Status.FEASIBLE, stats=stats,
+                                        message=f"milp: backend reported infeasible although a plan exists ({res.raw})"))
+            return Candidate(None, status=Status.INFEASIBLE, stats=stats,
+                             message="milp proved that no plan of any split choice meets memory, links"
+                             + (" and the constraints " + ", ".join(
+                                 f"{k} {v:g}" for k, v in p.constraints.items()) if p.constraints else ""))
+        best, best_choice = inc, inc_choice
+        if res.values is not None:
+            a_u, s_u = m.read_union(res.values)
+            choice = p.union_choice(U, a_u)
+            idx = p.from_union(U, choice)
+            q = p.expand(choice)
+            a = a_u[idx]
+            if not (a < 0).any():
+                order = ws.orders_from_starts(q, a, s_u[idx]) if s_u is not None else None
+                ev = ws.best_plan(q, [(a, order)], None)
+                if ev is not None and (best is None or ev.value < best.value * (1 - 1e-12)):
+                    best, best_choice = ev, choice
+        stats["total_s"] = round(time.monotonic() - t0, 3)
+        if best is None:
+            return Candidate(None, status=Status.NO_SOLUTION, bound=bound, stats=stats,
+                             message=f"milp: no plan found ({res.raw})")
+        if res.status == "optimal":
+            st = Status.OPTIMAL
+            if bound is None and m.has_objective:
+                st = Status.FEASIBLE
+        else:
+            st = Status.TIME_LIMIT
+        return Candidate(best.assignment, best.order, status=st, bound=bound, stats=stats,
+                         message=f"{backend}: {res.raw}", split=best_choice)
+
+
 #: seconds per model variable to build the model, write it for the backend and read the
 #: answer back (measured: 1.26e6 variables, 1,000 blocks x 32 devices, took 35 s with CBC)
 SECONDS_PER_VARIABLE = 1.5e-5
@@ -148,10 +247,15 @@ class BuildTimeout(Exception):
 
 
 class _MilpModel:
-    def __init__(self, p: Problem, inc, deadline: float = math.inf):
-        """Data and units, then one builder per part of the model (module docstring), in order."""
+    def __init__(self, p: Problem, inc, deadline: float = math.inf, split_of: Problem | None = None):
+        """Data and units, then one builder per part of the model (module docstring), in order.
+        ``split_of``: ``p`` is that problem's `Problem.split_union` (split choices); its bounds
+        (over every choice) stand for ``p``'s."""
         self.deadline = deadline
         self.p = p
+        self.split_of = split_of
+        bp = self.bp = split_of if split_of is not None else p
+        self.z: dict = {}
         B, D = p.n_blocks, p.n_devices
         allowed = p.allowed
         w = {k: v for k, v in p.objective.weights.items() if v}
@@ -161,24 +265,31 @@ class _MilpModel:
         period = p.needs_period() or "throughput" in w
         energy = p.needs_energy() or "energy" in w
         # ---- units
-        lat_ref = bounds.latency_bound(p) if sched else 0.0
-        per_ref = bounds.period_bound(p) if period else 0.0
+        lat_ref = bounds.latency_bound(bp) if sched else 0.0
+        per_ref = bounds.period_bound(bp) if period else 0.0
         if inc is not None:
             lat_ref = max(lat_ref, inc.latency_s if sched else 0.0)
             per_ref = max(per_ref, inc.period_s if period else 0.0)
         self.tau = max(lat_ref, per_ref, 1e-12) / 1000.0
-        en_ref = max(bounds.energy_bound(p) if energy else 0.0,
+        en_ref = max(bounds.energy_bound(bp) if energy else 0.0,
                      inc.energy_j if (inc is not None and energy) else 0.0, 1e-12)
         self.eps = en_ref / 1000.0
-        v_ref = max(p.lower_bound(), inc.value if inc is not None else 0.0, 1e-12)
+        v_ref = max(bp.lower_bound(), inc.value if inc is not None else 0.0, 1e-12)
         self.v_unit = v_ref / 1000.0
         tau, eps = self.tau, self.eps
         mem_unit = float(max(p.memory.max(), 1.0))
 
         self.x = x = {(b, d): R.var(f"x_{b}_{d}", 0, 1, True)
                       for b in range(B) for d in range(D) if allowed[b, d]}
+        self._split_ways(R, inc)
         for b in range(B):
-            R.row({x[b, d]: 1.0 for d in range(D) if allowed[b, d]}, 1.0, 1.0)
+            zb = self._present(b)
+            if zb is None:
+                R.row({x[b, d]: 1.0 for d in range(D) if allowed[b, d]}, 1.0, 1.0)
+            else:                        # a shard of a way: on one device iff its way is chosen
+                coefs = {x[b, d]: 1.0 for d in range(D) if allowed[b, d]}
+                coefs[zb] = -1.0
+                R.row(coefs, 0.0, 0.0)
         a_inc = None if inc is None else inc.assignment
         if a_inc is not None:
             for (b, d), v in x.items():
@@ -197,6 +308,7 @@ class _MilpModel:
         self._reach()
         self._pairs()
         self._symmetry()
+        self._split_symmetry()
         self._latency()
         self._period()
         self._energy()
@@ -209,6 +321,63 @@ class _MilpModel:
         returns the warm start's plan)."""
         if time.monotonic() > self.deadline:
             raise BuildTimeout
+
+    def _present(self, b: int):
+        """The column of "block b runs" (its way's ``z``), None for a block that always runs."""
+        if not self.z:
+            return None
+        mem = self.p.union_members[b]
+        return None if mem is None else self.z[mem[0], mem[1]]
+
+    def _split_ways(self, R, inc) -> None:
+        """Split choices: ``z[b,w]`` binary per split block with several ways and way,
+        ``sum_w z[b,w] = 1`` (started at the warm start's choice)."""
+        if self.split_of is None:
+            return
+        for b, ways in self.split_of.split_options.items():
+            if len(ways) < 2:
+                continue
+            for w in ways:
+                self.z[b, w] = R.var(f"zw_{len(self.z)}", 0, 1, True)
+                if inc is not None:
+                    R.start[self.z[b, w]] = float(inc.choice.get(b) == w)
+            R.row({self.z[b, w]: 1.0 for w in ways}, 1.0, 1.0)
+
+    def _split_symmetry(self) -> None:
+        """Shards of one way are interchangeable: shard k's device index is at most shard
+        k+1's (see `solvers.cpsat._CpSatModel._split_symmetry` for why it keeps an optimum)."""
+        if not self.z:
+            return
+        R, x, D = self._v_R, self._v_x, self._v_D
+        groups: dict[tuple[str, int], list[int]] = {}
+        for b, mem in enumerate(self.p.union_members):
+            if mem is not None and mem[1] > 1:
+                groups.setdefault((mem[0], mem[1]), []).append(b)
+        for members in groups.values():
+            for b1, b2 in zip(members, members[1:]):
+                coefs = {x[b1, d]: float(d) for d in range(1, D) if (b1, d) in x}
+                for d in range(1, D):
+                    if (b2, d) in x:
+                        coefs[x[b2, d]] = coefs.get(x[b2, d], 0.0) - float(d)
+                R.row(coefs, hi=0.0)
+
+    def _exclusive(self, a_: int, b_: int) -> bool:
+        """True for shards of two different ways of one block (never both placed)."""
+        if not self.z:
+            return False
+        ma, mb = self.p.union_members[a_], self.p.union_members[b_]
+        return ma is not None and mb is not None and ma[0] == mb[0] and ma[1] != mb[1]
+
+    def read_union(self, values: np.ndarray):
+        """A union solution: device per union block (-1: its way not chosen) and starts."""
+        p = self.p
+        a = np.full(p.n_blocks, -1, dtype=np.int64)
+        best = np.full(p.n_blocks, 0.5)
+        for (b, d), var in self.x.items():
+            if values[var] > best[b]:
+                best[b], a[b] = values[var], d
+        s = np.array([values[v] for v in self.s]) if self.s is not None else None
+        return a, s
 
     def _memory(self) -> None:
         """The model's part: memory."""
@@ -260,16 +429,24 @@ class _MilpModel:
                         y[k, d1, d2] = R.var(f"y_{k}_{d1}_{d2}", 0, 1)
                         if a_inc is not None:
                             R.start[y[k, d1, d2]] = float(a_inc[uu] == d1 and a_inc[vv] == d2)
+            zu, zv = self._present(uu), self._present(vv)
+            lo = -math.inf if (zu is not None or zv is not None) else 0.0   # split choices: <=
             for d1 in range(D):
                 if allowed[uu, d1]:
                     coefs = {y[k, d1, d2]: 1.0 for d2 in range(D) if (k, d1, d2) in y}
                     coefs[x[uu, d1]] = coefs.get(x[uu, d1], 0.0) - 1.0
-                    R.rows.append((coefs, 0.0, 0.0))
+                    R.rows.append((coefs, lo, 0.0))
             for d2 in range(D):
                 if allowed[vv, d2]:
                     coefs = {y[k, d1, d2]: 1.0 for d1 in range(D) if (k, d1, d2) in y}
                     coefs[x[vv, d2]] = coefs.get(x[vv, d2], 0.0) - 1.0
-                    R.rows.append((coefs, 0.0, 0.0))
+                    R.rows.append((coefs, lo, 0.0))
+            if lo < 0:               # the edge's pair exists when both ends run
+                coefs = {y[key]: 1.0 for key in y if key[0] == k}
+                ends = [z for z in (zu, zv) if z is not None]
+                for z in ends:
+                    coefs[z] = coefs.get(z, 0.0) - 1.0
+                R.row(coefs, lo=1.0 - len(ends))
 
         y_of: dict[int, list[tuple[int, int, int]]] = {k: [] for k in range(p.n_edges)}
         for (k, d1, d2), var in y.items():
@@ -319,12 +496,13 @@ class _MilpModel:
         if sched:
             # 1e-4 of slack: with the incumbent optimal, the horizon is tight at the optimum and
             # CBC's preprocessing then "proved" the model infeasible (10 x 6 hybrid, iot, mesh)
-            h = ws.latency_horizon(p, inc) * (1 + 1e-4)
+            h = (ws.latency_horizon(self.bp, inc, serial=ws.serial_horizon(p)) if self.z
+                 else ws.latency_horizon(p, inc)) * (1 + 1e-4)
             self.horizon_s = h
             H = h / tau
             ctu = ct / tau
             self.s = s = [R.var(f"s_{b}", 0, H) for b in range(B)]
-            L = R.var("latency", bounds.latency_bound(p) / tau * (1 - 1e-9), H)
+            L = R.var("latency", bounds.latency_bound(self.bp) / tau * (1 - 1e-9), H)
             for b in p.input_blocks:
                 arr = p.input_arrival(b)
                 coefs = {s[b]: 1.0}
@@ -343,20 +521,26 @@ class _MilpModel:
                 for d1, d2, var in y_of[k]:
                     if d1 != d2 and tt[d1, d2] > 0:
                         coefs[var] = -tt[d1, d2]
-                R.row(coefs, lo=0.0)
+                zv = self._present(vv)
+                if zv is not None:       # relaxed by H (1 - z) when v's way is not chosen
+                    coefs[zv] = -H
+                R.row(coefs, lo=0.0 if zv is None else -H)
             for b in p.output_blocks:
                 dv = p.output_delivery(b) / tau
                 coefs = {L: 1.0, s[b]: -1.0}
                 for d in range(D):
                     if allowed[b, d]:
                         coefs[x[b, d]] = -(ctu[b, d] + (dv[d] if np.isfinite(dv[d]) else 0.0))
-                R.row(coefs, lo=0.0)
+                zb = self._present(b)
+                if zb is not None:
+                    coefs[zb] = -H
+                R.row(coefs, lo=0.0 if zb is None else -H)
             for d in range(D):
                 coefs = {x[b, d]: -ctu[b, d] for b in range(B) if allowed[b, d]}
                 if coefs:
                     coefs[L] = 1.0
                     R.row(coefs, lo=0.0)
-            pairs = ws.incomparable_pairs(p)
+            pairs = [(a_, b_) for a_, b_ in ws.incomparable_pairs(p) if not self._exclusive(a_, b_)]
             self.n_pairs = len(pairs)
             for a_, b_ in pairs:
                 o = R.var(f"o_{a_}_{b_}", 0, 1, True)

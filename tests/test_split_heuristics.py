@@ -279,14 +279,15 @@ def test_search_looks_at_each_choice_once_and_starts_from_max_and_whole():
     assert math.isclose(found["key"][1], len(p.split_options))
 
 
-def test_exact_warm_start_gets_plans_of_its_own_expansion():
-    """The exact solvers' warm start runs the heuristics; those that choose ways plan another
-    expansion, so the warm start asks them for the problem's own (`solve_fixed`)."""
+def test_exact_warm_start_takes_the_heuristics_choices():
+    """The exact solvers' warm start runs the heuristics, which may plan another expansion
+    than the problem's: it keeps their plan with its choice (``ws.split``)."""
     from placement.method import Context
     from solvers._warmstart import warm_start
     p = placement.load(_split_friendly(0))
     ws = warm_start(p, Context(time_limit=20))
-    assert ws.best is not None and len(ws.best.assignment) == p.n_blocks
+    q = p if ws.split is None else p.expand(ws.split)
+    assert ws.best is not None and len(ws.best.assignment) == q.n_blocks
     assert all(isinstance(ws.tried.get(m), float) for m in ("single", "heft", "dp"))
     plan = placement.solve(_split_friendly(0), "cpsat", time_limit=10)
     assert plan.feasible, plan.message
