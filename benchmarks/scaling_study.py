@@ -4,6 +4,7 @@
     python benchmarks/scaling_study.py run       # solve them; resumable, one solve at a time
     python benchmarks/scaling_study.py analyse   # CSV -> plots and the headline table
     python benchmarks/scaling_study.py all       # the three in a row
+    python benchmarks/scaling_study.py splits    # split rows: with and without split choices
 
 Sweeps (objective: latency, the problems' own):
 
@@ -387,6 +388,75 @@ def summary_table(rows, methods) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------- split rows (issue 13)
+#: the split sweep: hybrid models of these sizes on 8 devices, both families, a third of the
+#: heaviest blocks splittable ``ways: [1, 2, 4]`` (the generator's [2, 4] plus whole).
+SPLIT_BLOCKS = (10, 30, 100)
+SPLIT_FRACTION = 0.3
+SPLIT_ROWS = RESULTS / "scaling_splits.csv"
+
+
+def split_problem_files() -> list[Path]:
+    import placement
+    from placement.plan import write_json_atomic
+    PROBLEMS.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fam, (device_set, network) in FAMILIES.items():
+        for b in SPLIT_BLOCKS:
+            name = f"{synthetic_name(b, FIXED_DEVICES, fam)}-split"
+            f = PROBLEMS / f"{name}.json"
+            if not f.exists():
+                spec = placement.generate("hybrid", b, FIXED_DEVICES, device_set=device_set,
+                                          network=network, seed=0, split=SPLIT_FRACTION, name=name)
+                for blk in spec["model"]["blocks"]:
+                    if "split" in blk:
+                        blk["split"]["ways"] = [1, 2, 4]
+                placement.load(spec)
+                write_json_atomic(f, spec)
+            out.append(f)
+    return out
+
+
+def run_splits(methods: list[str] | None) -> None:
+    """Every method on the split sweep, with split choices and with every block whole
+    (``compare --splits choose,none``), in ``scaling_splits.csv`` (kept apart from the
+    headline rows: two rows per problem and method); resumable."""
+    import placement
+    methods = methods or available_methods()
+    files = split_problem_files()
+    placement.compare([str(f) for f in files], ",".join(methods), time_limit=DEFAULT_LIMIT,
+                      time_limits=TIME_LIMITS, splits="choose,none", results=SPLIT_ROWS,
+                      resume=True, progress=sys.stderr.isatty())
+    analyse_splits()
+
+
+def analyse_splits() -> None:
+    """``scaling_splits.md``: per problem and method, latency whole -> with choices, the gain
+    and the solve time with choices."""
+    from placement.comparator import ResultsFile
+    rows = ResultsFile(SPLIT_ROWS).read()
+    if not rows:
+        return
+    methods = [m for m in METHOD_STYLE if any(r["method"] == m for r in rows)]
+    lines = ["| problem | " + " | ".join(methods) + " |", "| --- | " + " | ".join("---:" for _ in methods) + " |"]
+    for pname in dict.fromkeys(r["problem"] for r in rows):
+        cells = []
+        for m in methods:
+            c = next((r for r in rows if r["problem"] == pname and r["method"] == m and r["splits"] == "choose"), None)
+            n = next((r for r in rows if r["problem"] == pname and r["method"] == m and r["splits"] == "none"), None)
+            if c is None or n is None or c["value"] is None or n["value"] is None:
+                cells.append((c or n or {}).get("status", "") or "")
+                continue
+            cells.append(f"{n['value'] * 1e3:.4g} -> {c['value'] * 1e3:.4g} ms (x{n['value'] / c['value']:.2f}, "
+                         f"{c['solve_time_s']:.2g} s)")
+        lines.append(f"| {pname} | " + " | ".join(cells) + " |")
+    lines += ["", "cell: latency with every block whole -> with split choices (gain, solve time with "
+              "choices). Methods without split_choice plan every split block at max(ways) in the "
+              "second figure. `python benchmarks/scaling_study.py splits`"]
+    (RESULTS / "scaling_splits.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 # ------------------------------------------------------------------------- gallery
 #: (problem file, method, time limit) drawn as Gantt charts (problems whose best plan splits),
 #: and (problem file, objectives) whose Pareto fronts are computed.
@@ -432,7 +502,7 @@ def gallery() -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("step", choices=("prepare", "run", "analyse", "all", "gallery"))
+    ap.add_argument("step", choices=("prepare", "run", "analyse", "all", "gallery", "splits"))
     ap.add_argument("--methods", help="comma list (default: every available method)")
     ap.add_argument("--sweeps", default="models,blocks,devices,blocks-iot,devices-iot",
                     help="default models,blocks,devices,blocks-iot,devices-iot")
@@ -452,6 +522,8 @@ def main(argv=None) -> None:
         analyse()
     if args.step == "gallery":
         gallery()
+    if args.step == "splits":      # issue 13: rows with and without split choices
+        run_splits(methods)
 
 
 if __name__ == "__main__":

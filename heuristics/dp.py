@@ -33,12 +33,19 @@ DAGs: the blocks are laid out in a depth-first topological order (branches kept 
 and treated as a chain, with every tensor alive across a cut counted as moving at that cut
 (input tensors start on ``source``, outputs end on ``sink``). A heuristic there: the
 evaluator scores the real plan.
+
+Split choices (SPEC section 6): a split block's shards are parallel, which a path over one
+linear order cannot express, so ways are not a DP state. ``dp`` plans the max expansion and
+the never-split one (every block whole where ``1`` is allowed, on a chain a chain again) and
+keeps the better plan; it is then never claimed optimal (the path DP is exact over one
+expansion only). `heuristics._split_choice` says how.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -46,7 +53,12 @@ from placement.method import Candidate, Context, Method
 from placement.plan import Status
 from placement.problem import Problem
 
+from . import _split_choice
 from ._common import Memory, Pool, masked_ct, order_by, pack_fallback
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}; {b}" if a else b
 
 #: largest number of array cells (keys x types x units^2) the pipeline DP may touch.
 PIPELINE_BUDGET = 300_000_000
@@ -329,7 +341,37 @@ class DynamicProgramming(Method):
     summary = ("DP over contiguous segments: shortest path over block x device (latency, energy), "
                "PipeEdge pipeline partitioning over device types (throughput); DAGs linearised")
 
+    #: split choices (SPEC 6): the better of the max and the never-split expansions (`solve`)
+    features = frozenset({"split_choice"})
+
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
+        """With split choices: the DP on the max expansion and on the never-split one (every
+        block whole where ``1`` is allowed), the better plan kept (evaluator key). A path DP
+        over one expansion proves nothing about the others, so the result is then never
+        claimed optimal and carries no bound."""
+        if not _split_choice.choosable(problem):
+            return self.solve_fixed(problem, ctx)
+        found = _split_choice.search(problem, ctx, self._planned, passes=0)
+        cand = found["payload"]
+        status = Status.TIME_LIMIT if ctx.expired() else (
+            Status.FEASIBLE if cand.status == Status.OPTIMAL else cand.status)
+        return replace(cand, status=status, bound=None, split=found["choice"],
+                       stats={**cand.stats, "split": found["stats"]},
+                       message=_join(cand.message.replace("exact: ", "exact on this expansion: "),
+                                     f"split ways {_split_choice.describe(found['choice'])} "
+                                     "(the better of max(ways) and whole)"))
+
+    def _planned(self, q: Problem, ctx: Context):
+        from ._common import violation_size
+        from placement.evaluator import evaluate
+        cand = self.solve_fixed(q, ctx)
+        if cand.assignment is None:
+            return (math.inf, math.inf), cand
+        ev = evaluate(q, np.asarray(cand.assignment, dtype=np.int64), cand.order)
+        return (violation_size(q, ev), ev.value if math.isfinite(ev.value) else math.inf), cand
+
+    def solve_fixed(self, problem: Problem, ctx: Context) -> Candidate:
+        """The DP on ``problem``'s own expansion (no split choice)."""
         p = problem
         ct = masked_ct(p)
         w = p.objective.weights

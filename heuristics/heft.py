@@ -36,6 +36,13 @@ If memory leaves no device for some block, a memory-first fill (topological orde
 a device while it fits) is tried; if that fails too the result is ``no_solution``, with
 the block that found no room.
 
+Split choices (SPEC section 6): when split blocks offer several ``ways``, the variants above
+are run on the expansion of each choice that `heuristics._split_choice.search` looks at: the
+max and the whole expansions, then, per split block in topological order, each of its ways
+with the others fixed, keeping the degree whose plan is best (for latency: finishes
+earliest), for at most three passes. The plan is never worse than heft's plan of the max
+expansion or of the never-split one; its ``split`` is the choice.
+
 Files: this one chooses and runs the variants (`construct`) and is the method; the list
 scheduler is `heuristics._list_schedule`, the greedies and CPoP's path `heuristics._greedy`,
 the closing descent `heuristics._descent` (its compiled kernels `heuristics._polish`).
@@ -53,7 +60,7 @@ from placement.method import Candidate, Context, Method, Option
 from placement.plan import Status
 from placement.problem import Problem
 
-from . import _polish
+from . import _polish, _split_choice
 from ._common import Pool, masked_ct, optimistic_cost_table, pack_fallback, topo_position, upward_rank_mean
 from ._descent import POLISH_MIN, POLISH_PER_CELL, POLISH_WORK, polish, polish_budget
 from ._greedy import cpop_critical_path, energy_greedy, throughput_greedy
@@ -160,7 +167,8 @@ class Heft(Method):
     #: and every candidate is scored by the evaluator's expectation over the scenarios; shared
     #: media (5a): its variants are built contention-blind, but every one is scored (and the
     #: best chosen) by the evaluator, which models the media (docs/heuristics.md).
-    features = frozenset({"scenarios", "media"})
+    #: split choices (6): per split block the degree whose plan is best (`heuristics._split_choice`).
+    features = frozenset({"scenarios", "media", "split_choice"})
     options = (Option("variants", str, "all", "'all' or 'objective' (only the variants of the objective)",
                       choices=("all", "objective")),
                Option("polish", int, None, "candidate plans the closing descent may score (none: "
@@ -174,19 +182,49 @@ class Heft(Method):
         p = problem
         variants = self.option(ctx, "variants")
         polish_evals = self.option(ctx, "polish")
-        pool, stats = construct(p, ctx, variants=variants, polish_evals=polish_evals)
-        best = pool.best_plan
-        if best is None:
-            blocks = stats.get("no_room", [])
-            return Candidate(None, status=Status.NO_SOLUTION, stats=stats, message=(
-                "memory leaves no device for " + ("block " if len(blocks) == 1 else "blocks ")
-                + ", ".join(map(repr, blocks[:5]))
-                + " in every list-scheduling variant and in the memory-first fill"))
-        status = Status.FEASIBLE
-        message = f"best variant: {pool.best_label}"
-        if ctx.expired():                 # variants were cut or skipped by the limit
-            status = Status.TIME_LIMIT
+        choice = None
+        if _split_choice.choosable(p):
+            # SPEC 6: the split degree is the plan's; per split block, the degree whose plan
+            # (the same variants on that expansion) is best, from the better of max and whole
+            found = _split_choice.search(p, ctx, lambda q, c: _planned(q, c, variants, polish_evals))
+            p, choice = found["problem"], found["choice"]
+            pool, stats = found["payload"]
+            stats = {**stats, "split": found["stats"]}
+        else:
+            pool, stats = construct(p, ctx, variants=variants, polish_evals=polish_evals)
+        return _candidate(p, ctx, pool, stats, choice)
+
+    def solve_fixed(self, problem: Problem, ctx: Context) -> Candidate:
+        """The variants on ``problem``'s own expansion (no split choice)."""
+        pool, stats = construct(problem, ctx, variants=self.option(ctx, "variants"),
+                                polish_evals=self.option(ctx, "polish"))
+        return _candidate(problem, ctx, pool, stats, None)
+
+
+def _candidate(p: Problem, ctx: Context, pool: Pool, stats: dict, choice: dict | None) -> Candidate:
+    """The method's answer from its pool: the best plan, or why there is none."""
+    best = pool.best_plan
+    if best is None:
+        blocks = stats.get("no_room", [])
+        return Candidate(None, status=Status.NO_SOLUTION, stats=stats, message=(
+            "memory leaves no device for " + ("block " if len(blocks) == 1 else "blocks ")
+            + ", ".join(map(repr, blocks[:5]))
+            + " in every list-scheduling variant and in the memory-first fill"))
+    status = Status.FEASIBLE
+    message = f"best variant: {pool.best_label}"
+    if choice is not None:
+        message += f"; split ways {_split_choice.describe(choice)}"
+    if ctx.expired():                 # variants were cut or skipped by the limit
+        status = Status.TIME_LIMIT
+    if choice is None:
         return Candidate(best[0], best[1], status=status, message=message, stats=stats)
+    return Candidate(best[0], best[1], status=status, message=message, stats=stats, split=choice)
+
+
+def _planned(q: Problem, ctx: Context, variants: str, polish_evals: int | None):
+    """`construct` on one expansion, as `_split_choice.search` wants it: (key, (pool, stats))."""
+    pool, stats = construct(q, ctx, variants=variants, polish_evals=polish_evals)
+    return pool.best_key, (pool, stats)
 
 
 __all__ = ["Heft", "construct", "list_schedule", "throughput_greedy", "energy_greedy"]

@@ -42,6 +42,14 @@ improved for ``max(patience, moves it took to find its best)`` moves (status ``f
 stopping rule counts moves, not seconds, so a run that converges before its time limit is
 deterministic for a seed. The returned plan is never worse than the start: the final best
 is re-scored by the evaluator and the start is returned if it is not strictly better.
+
+Split choices (SPEC section 6; `_solve_with_split_choice`): heft's degree search
+(`heuristics._split_choice`) picks an expansion; the search above runs on it, on the max
+expansion and on the never-split one, and from the best plan a **degree move** per split block
+and way re-expands the problem, maps the other blocks' devices over (the block's new shards
+on its old shards' devices, or one each on the fastest devices) and searches briefly; a move
+is kept when its plan is better. Never worse than the search on the max or never-split
+expansion alone.
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ from placement.simulator import simulate_sequence
 
 from ._common import (Pool, masked_ct, order_by, schedule_order, topo_position, upward_rank_mean,
                       violation_size)
+from . import _split_choice
 from .heft import _NoRoom, construct, list_schedule
 
 #: moves without improvement of the best before the search stops (at least).
@@ -174,7 +183,7 @@ def _start_plan(p: Problem, ctx: Context) -> tuple[Pool, dict]:
     cand_stats = {"heft": pool.best_label}
     if not ctx.expired():
         try:
-            cand = DynamicProgramming().solve(p, ctx.sub(0.3))
+            cand = DynamicProgramming().solve_fixed(p, ctx.sub(0.3))  # this expansion
             if cand.assignment is not None:
                 pool.add(cand.assignment, cand.order, "dp:" + cand.stats.get("chosen", ""))
         except Exception as exc:  # dp is a start only; its failure must not stop the search
@@ -189,7 +198,9 @@ class LocalSearch(Method):
     guarantee = "never worse than the best constructive plan (heft, dp, single); deterministic per seed"
     #: scenarios (SPEC 10): every move is scored by the evaluator's expectation; media (5a): its
     #: Scorer simulates the media (FCFS) as the evaluator does. Not both at once (loader).
-    features = frozenset({"scenarios", "media"})
+    #: split choices (6): heft's degree search, the search on the chosen, max and whole
+    #: expansions, then degree moves (`_solve_with_split_choice`).
+    features = frozenset({"scenarios", "media", "split_choice"})
     summary = ("simulated annealing over block moves, swaps and per-device reorders, started from "
                "the best of heft and dp; stops at convergence or the time limit")
     options = (Option("patience", int, PATIENCE, "moves without improvement before stopping", low=1),
@@ -202,6 +213,12 @@ class LocalSearch(Method):
         get_method("heft").warm_up()        # local starts from heft's plans
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
+        if _split_choice.choosable(problem):
+            return _solve_with_split_choice(self, problem, ctx)
+        return self.solve_fixed(problem, ctx)
+
+    def solve_fixed(self, problem: Problem, ctx: Context) -> Candidate:
+        """The search on ``problem``'s own expansion (no split choice)."""
         p = problem
         t0 = time.perf_counter()
         pool, stats = _start_plan(p, ctx)
@@ -426,6 +443,131 @@ def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | 
     stats["moves"] = moves
     stats["best_found_at_move"] = found_at
     return best_a, best_seq, timed_out
+
+
+# ------------------------------------------------------------------ split choices (SPEC 6)
+#: share of the time left that heft's degree search (the first start) may take.
+SPLIT_SEARCH_SHARE = 0.25
+#: moves of the short search after a degree move (at most; each block x device at least once).
+DEGREE_MOVE_MOVES = 2000
+
+
+def _solve_with_split_choice(method: "LocalSearch", p: Problem, ctx: Context) -> Candidate:
+    """`local` when split blocks offer several ways: the search runs on the expansion chosen
+    by heft's degree search (`heuristics._split_choice`), on the max expansion and on the
+    never-split one (each with a share of the time left), and the best plan then tries the
+    **degree moves**: per split block, every other way, the other blocks' devices mapped
+    over (`_mapped_assignments`), each followed by a short search; a move is kept when its plan
+    is better. The result is never worse than `local` on the max or the never-split expansion
+    alone (both are searched exactly as `solve_fixed` would)."""
+    from .heft import _planned as heft_planned
+    t0 = time.perf_counter()
+    found = _split_choice.search(p, ctx.sub(SPLIT_SEARCH_SHARE),
+                                 lambda q, c: heft_planned(q, c, "all", None))
+    starts = []
+    for c in (found["choice"], _split_choice.max_choice(p), _split_choice.whole_choice(p)):
+        if c not in starts:
+            starts.append(c)
+    runs = []
+    for i, c in enumerate(starts):
+        if runs and ctx.expired():
+            break
+        q = p.expand(c)
+        cand = method.solve_fixed(q, ctx.sub(0.85 / (len(starts) - i)))
+        runs.append((_cand_key(q, cand), i, c, q, cand))
+    key, _, choice, q, cand = min(runs, key=lambda r: (r[0], r[1]))
+    stats = {**cand.stats, "split": {**found["stats"], "searched": [_split_choice.describe(c) for c in starts],
+                                     "values": [r[0][1] if r[0][0] == 0 else None for r in runs]}}
+    timed_out = cand.status == Status.TIME_LIMIT
+    if cand.assignment is not None and not ctx.expired():
+        moved = _degree_moves(p, ctx, choice, q, cand, key)
+        stats["split"]["degree_moves"] = moved["tried"]
+        if moved["choice"] != choice:
+            stats["split"]["degree_moves_kept"] = moved["kept"]
+            choice, q, cand, key = moved["choice"], moved["problem"], moved["cand"], moved["key"]
+    stats["split"]["chosen"] = _split_choice.describe(choice)
+    stats["time_s"] = round(time.perf_counter() - t0, 4)
+    status = Status.TIME_LIMIT if (timed_out or ctx.expired()) else cand.status
+    if cand.assignment is None:
+        return Candidate(None, status=Status.NO_SOLUTION, stats=stats, message=cand.message)
+    return Candidate(cand.assignment, cand.order, status=status, stats=stats, split=choice,
+                     message=f"{cand.message}; split ways {_split_choice.describe(choice)}")
+
+
+def _cand_key(q: Problem, cand: Candidate) -> tuple[float, float]:
+    if cand.assignment is None:
+        return (math.inf, math.inf)
+    ev = evaluate(q, np.asarray(cand.assignment, dtype=np.int64), cand.order)
+    return (violation_size(q, ev), ev.value if math.isfinite(ev.value) else math.inf)
+
+
+def _shards(q: Problem, block: str) -> list[int]:
+    """Indices of the blocks of expansion ``q`` that ``block`` of the file became (in shard order)."""
+    return [i for i, b in enumerate(q.blocks) if (b.origin or b.id) == block]
+
+
+def _mapped_assignments(q: Problem, a: np.ndarray, q2: Problem, block: str) -> list[np.ndarray]:
+    """Assignments of expansion ``q2`` (``block`` at another degree) from assignment ``a`` of
+    ``q``: every other block keeps its device; ``block``'s new shards either take its old
+    shards' devices in turn (``keep``) or go to the fastest devices allowed for them, one each
+    (``spread``). A device a shard may not use is replaced by its fastest allowed one."""
+    a2 = np.zeros(q2.n_blocks, dtype=np.int64)
+    for i, b in enumerate(q2.blocks):
+        j = q.block_index.get(b.id)
+        if j is not None:
+            a2[i] = a[j]
+    old = [int(a[j]) for j in _shards(q, block)]
+    new = _shards(q2, block)
+    ct = masked_ct(q2)
+    out = []
+    keep = a2.copy()
+    for k, i in enumerate(new):
+        keep[i] = old[k * len(old) // len(new)]
+    out.append(keep)
+    fastest = [int(d) for d in np.argsort(ct[new[0]], kind="stable") if np.isfinite(ct[new[0], d])]
+    if fastest:
+        spread = a2.copy()
+        for k, i in enumerate(new):
+            spread[i] = fastest[k % len(fastest)]
+        out.append(spread)
+    for cand in out:
+        for i in new:
+            if not q2.allowed[i, cand[i]]:
+                cand[i] = int(np.argmin(ct[i]))
+    return out
+
+
+def _degree_moves(p: Problem, ctx: Context, choice: dict, q: Problem, cand: Candidate,
+                  key: tuple[float, float]) -> dict:
+    """One pass of degree moves over the split blocks (topological order) from ``cand`` on
+    expansion ``q`` of ``choice``: each other way of a block, the plan mapped over and
+    searched briefly (`_anneal`, at most `DEGREE_MOVE_MOVES` moves); the best kept."""
+    opts = _split_choice.split_options(p)
+    best = {"choice": dict(choice), "problem": q, "cand": cand, "key": key, "tried": 0, "kept": []}
+    for block in _split_choice.choosable(p):
+        for w in opts[block]:
+            if w == best["choice"][block] or ctx.expired():
+                continue
+            c2 = {**best["choice"], block: w}
+            q2 = p.expand(c2)
+            cur_q, cur_a = best["problem"], np.asarray(best["cand"].assignment, dtype=np.int64)
+            for a2 in _mapped_assignments(cur_q, cur_a, q2, block):
+                if ctx.expired():
+                    break
+                best["tried"] += 1
+                ev = evaluate(q2, a2)
+                moves = min(DEGREE_MOVE_MOVES, max(200, 2 * q2.n_blocks * q2.n_devices))
+                ba, bseq, _ = _anneal(q2, ev, ctx, moves, moves, {}, rng_seed=ctx.seed, target=-math.inf)
+                evs = [ev]
+                if ba is not None:
+                    evs.append(evaluate(q2, ba, order_by(ba, np.argsort(bseq), q2.n_devices)))
+                for e in evs:
+                    k2 = (violation_size(q2, e), e.value if math.isfinite(e.value) else math.inf)
+                    if _split_choice._better(k2, best["key"]):
+                        best.update(choice=c2, problem=q2, key=k2,
+                                    cand=Candidate(e.assignment, e.order, status=Status.FEASIBLE))
+                        best["kept"].append(f"{block}:{w}")
+    return best
 
 
 def _reschedule(p: Problem, a: np.ndarray, needs_order: bool) -> list:

@@ -8,7 +8,11 @@ method's row of the same problem:
   every bound is a valid lower bound, so the largest is the tightest;
 - ``gap_best = (value - best_bound) / value``: how far from optimal at most, judged with
   everybody's proofs (``gap`` uses only the method's own bound);
-- ``ratio_best = value / best value`` over the methods of that (problem, objective).
+- ``ratio_best = value / best value`` over the methods of that (problem, objective);
+- ``gain_vs_whole``: with ``--splits`` (problems with split blocks, SPEC section 6), the
+  same method's value with every block kept whole over the row's value (> 1: splitting
+  pays). Each ``--splits`` mode (``choose``, ``max``, ``none``) is its own group for the
+  columns above: a bound proved with the ways fixed is no bound when they are free.
 
 Results file (``-o FILE``; CSV, or JSON Lines for ``.jsonl``, by the extension;
 `placement.results`): the **whole file is rewritten atomically after every row**, so a
@@ -42,15 +46,23 @@ from .method import TIME_LIMIT_MARGIN_FRACTION, TIME_LIMIT_MARGIN_S
 #: the columns of a row, in file order, with their types (for reading a CSV back).
 COLUMNS: dict[str, type] = {
     "problem": str, "file": str, "problem_sha": str, "method": str, "objective": str, "time_limit": float,
-    "seed": int, "status": str, "value": float, "bound": float, "gap": float,
-    "best_bound": float, "gap_best": float, "ratio_best": float, "solve_time_s": float,
+    "seed": int, "splits": str, "status": str, "value": float, "bound": float, "gap": float,
+    "best_bound": float, "gap_best": float, "ratio_best": float, "split_ways": str,
+    "gain_vs_whole": float, "solve_time_s": float,
     "wall_s": float, "within_limit": bool, "latency_s": float, "latency_max_s": float,
     "period_s": float,
     "throughput_per_s": float, "energy_j": float, "transfer_bytes": float,
     "devices_used": int, "n_blocks": int, "n_devices": int, "message": str,
 }
-#: what identifies a row: ``--resume`` skips a task whose key is already in the file.
+#: what a results file's rows must have (its header is recognised by these columns).
 KEY = ("problem", "method", "objective", "time_limit", "seed")
+#: what identifies a row: ``--resume`` skips a task whose key is already in the file (a row
+#: written before ``splits`` existed has "" there: the problem as it is).
+ROW_KEY = KEY + ("splits",)
+#: ``--splits`` modes (SPEC section 6): ``choose`` the problem as it is (methods that choose
+#: the ways choose them, the others plan with max(ways)); ``max`` every split block fixed at
+#: max(ways); ``none`` every split block kept whole (ways 1 where allowed, else its fewest).
+SPLIT_MODES = ("choose", "max", "none")
 #: statuses that carry a plan (Status.has_plan).
 PLAN_STATUSES = ("optimal", "feasible", "time_limit")
 #: a row for a method that does not support the task's objective or a feature of its problem.
@@ -101,10 +113,13 @@ class Task:
     seed: int
     options: tuple[tuple[str, Any], ...] = ()
     sha: str = ""
+    #: "" for a problem without split blocks, else one of `SPLIT_MODES`
+    splits: str = ""
 
     @property
     def key(self) -> tuple:
-        return (self.problem, self.method, self.objective, _tl(self.time_limit), int(self.seed))
+        return (self.problem, self.method, self.objective, _tl(self.time_limit), int(self.seed),
+                self.splits)
 
 
 def _tl(x: Any) -> float | None:
@@ -123,7 +138,8 @@ def run_task(task: Task) -> dict[str, Any]:
     t0 = time.perf_counter()
     row: dict[str, Any] = {k: None for k in COLUMNS}
     row.update(problem=task.problem, file=task.file, problem_sha=task.sha, method=task.method,
-               objective=task.objective, time_limit=_tl(task.time_limit), seed=int(task.seed), message="")
+               objective=task.objective, time_limit=_tl(task.time_limit), seed=int(task.seed), message="",
+               splits=task.splits)
     try:
         problem = load(task.source)
         row.update(n_blocks=problem.n_blocks, n_devices=problem.n_devices)
@@ -158,6 +174,7 @@ def run_task(task: Task) -> dict[str, Any]:
         energy_j=m.get("energy_j") if plan.feasible else None,
         transfer_bytes=m.get("transfer_bytes") if plan.feasible else None,
         devices_used=len(set(plan.assignment.values())) if plan.feasible else None,
+        split_ways=_ways_text(getattr(plan, "split", None)) if plan.feasible else "",
         message=(plan.message or "").splitlines()[0][:300] if plan.message else "")
     if "interrupted" in (plan.message or ""):
         row["status"] = INTERRUPTED
@@ -167,9 +184,55 @@ def run_task(task: Task) -> dict[str, Any]:
     return row
 
 
+def _ways_text(split: Mapping[str, int] | None) -> str:
+    """A plan's split choice as one cell: ``"a:2 b:1"`` ("" without split blocks)."""
+    return " ".join(f"{b}:{w}" for b, w in (split or {}).items())
+
+
+def restrict_splits(raw: Mapping[str, Any], mode: str) -> dict[str, Any]:
+    """A copy of the problem dict ``raw`` (its file form) whose split blocks offer one way
+    only: ``max`` their largest, ``none`` ``1`` where allowed (else their fewest); ``choose``
+    the dict unchanged. A split with only ``ways: [1]`` is what ``none`` means: whole."""
+    if mode not in SPLIT_MODES:
+        raise InputError(f"--splits: expected {', '.join(SPLIT_MODES)} or all, found '{mode}'")
+    out = json.loads(json.dumps(raw))
+    if mode == "choose":
+        return out
+    for blk in (out.get("model") or {}).get("blocks") or ():
+        split = blk.get("split") if isinstance(blk, dict) else None
+        if not isinstance(split, dict) or "ways" not in split:
+            continue
+        ways = split["ways"] if isinstance(split["ways"], list) else [split["ways"]]
+        if not ways:
+            continue
+        split["ways"] = [max(ways)] if mode == "max" else [1 if 1 in ways else min(ways)]
+    return out
+
+
+def _split_modes(value: Any) -> list[str]:
+    """``"choose"``, ``"max"``, ``"none"``, a comma list of them, or ``"all"`` (the three)."""
+    items = _parse_list(value, "splits") if value is not None else ["choose"]
+    if any(x.lower() == "all" for x in items):
+        return list(SPLIT_MODES)
+    out = []
+    for x in items:
+        if x.lower() not in SPLIT_MODES:
+            raise InputError(f"--splits: expected {', '.join(SPLIT_MODES)} or all, found '{x}'")
+        if x.lower() not in out:
+            out.append(x.lower())
+    return out
+
+
+def _has_split_blocks(p) -> bool:
+    return bool(getattr(p, "split_options", None)) or any(
+        b.origin is not None for b in p.blocks)
+
+
 # ------------------------------------------------------------------ cross-row columns
 def _group(row: Mapping[str, Any]) -> tuple:
-    return (row["problem"], row["objective"])
+    # a bound proved with one --splits mode is not a bound of another (fixing the ways
+    # removes plans), and ratio_best compares plans of one problem: one group per mode
+    return (row["problem"], row["objective"], row.get("splits") or "")
 
 
 def finish_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -201,6 +264,16 @@ def finish_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         bv = best_value.get(g)
         r["ratio_best"] = (v / bv if bv and bv > 0 else (1.0 if v == bv else None)) if v is not None else None
         out.append(r)
+    # gain_vs_whole: the same method's value with every block whole over this row's value
+    def same_task(r):
+        return (r["problem"], r.get("method"), r["objective"], _tl(r.get("time_limit")), r.get("seed"))
+    whole = {same_task(r): r.get("value") for r in out
+             if r.get("splits") == "none" and r.get("status") in PLAN_STATUSES}
+    for r in out:
+        w = whole.get(same_task(r))
+        v = r.get("value") if r.get("status") in PLAN_STATUSES else None
+        r["gain_vs_whole"] = (w / v if v else None) if (w is not None and v is not None
+                                                         and r.get("splits") != "none") else None
     return out
 
 
@@ -210,10 +283,12 @@ def sort_rows(rows: Sequence[dict[str, Any]], problems: Sequence[str] = (),
     p_rank = {p: i for i, p in enumerate(problems)}
     m_rank = {m: i for i, m in enumerate(methods)}
     o_rank = {o: i for i, o in enumerate(objectives)}
+    s_rank = {s: i for i, s in enumerate(("",) + SPLIT_MODES)}
     return sorted(rows, key=lambda r: (p_rank.get(r["problem"], len(p_rank)), r["problem"],
                                        o_rank.get(r["objective"], len(o_rank)), r["objective"],
                                        m_rank.get(r["method"], len(m_rank)),
-                                       r["method"], r["time_limit"] or 0.0, r["seed"]))
+                                       r["method"], s_rank.get(r.get("splits") or "", len(s_rank)),
+                                       r["time_limit"] or 0.0, r["seed"]))
 
 
 # ------------------------------------------------------------------------- the file
@@ -228,7 +303,7 @@ def _error_row(task: Task, message: str) -> dict[str, Any]:
     row: dict[str, Any] = {k: None for k in COLUMNS}
     row.update(problem=task.problem, file=task.file, problem_sha=task.sha, method=task.method,
                objective=task.objective, time_limit=_tl(task.time_limit), seed=task.seed,
-               status="error", message=message)
+               status="error", message=message, splits=task.splits)
     return row
 
 
@@ -295,7 +370,7 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
             options: Mapping[str, Mapping[str, Any]] | None = None,
             time_limits: Mapping[str, float] | None = None,
             on_row: Callable[[dict[str, Any]], None] | None = None,
-            progress: bool = False) -> list[dict[str, Any]]:
+            progress: bool = False, splits: Any = "choose") -> list[dict[str, Any]]:
     """Run every method on every problem and return one row per (problem, method, objective, seed).
 
     ``problems``: paths, dicts or `Problem`s (or one of them); ``methods``: names or "a,b,c"
@@ -306,11 +381,16 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
     results file) first reads it and skips the rows already there. ``options``: per-method
     options, ``{"milp": {"backend": "highs"}}``. ``workers`` > 1: a process pool;
     ``executor="ray"``: a Ray cluster at ``address`` ("auto", "local", "ray://host:port").
+    ``splits`` (SPEC section 6; `SPLIT_MODES`): for problems with split blocks, ``"choose"``
+    (default: the problem as it is), ``"max"`` (ways fixed at max), ``"none"`` (blocks kept
+    whole), a list / ``"choose,none"`` of them, or ``"all"``: one row per mode, in column
+    ``splits``; ``gain_vs_whole`` is then the ``none`` row's value over the row's value.
 
     Rows are returned sorted (problem order, objective, method order, seed), with the
     cross-row columns ``best_bound``, ``gap_best`` and ``ratio_best`` filled in. Row values
     come from the evaluator; ``solve_time_s`` is the method's wall time, ``wall_s`` adds loading.
     """
+    from .loader import load
     from .registry import get_method
 
     if isinstance(problems, (str, os.PathLike, Mapping)) or not isinstance(problems, Iterable):
@@ -330,6 +410,7 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
         raise InputError(f"executor: expected local or ray, found '{executor}'")
     options = {k: dict(v) for k, v in (options or {}).items()}
     time_limits = dict(time_limits or {})
+    modes = _split_modes(splits)
 
     if resume not in (False, None, True) and results is None:
         results = resume
@@ -365,7 +446,8 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
                  f"{'was' if n == 1 else 'were'} written: {'it is' if n == 1 else 'they are'} "
                  "dropped and run again")
             rows = [r for r in rows if r not in stale]
-    done = {(r["problem"], r["method"], r["objective"], _tl(r["time_limit"]), r["seed"]) for r in rows}
+    done = {(r["problem"], r["method"], r["objective"], _tl(r["time_limit"]), r["seed"],
+             r.get("splits") or "") for r in rows}
 
     tasks: list[Task] = []
     order_o: list[str] = []
@@ -374,19 +456,35 @@ def compare(problems: Any, methods: Any, *, time_limit: float | None = 60.0,
         if raw is None and not (workers == 1 and executor == "local"):
             raise InputError(f"problem '{name}': a Problem object without a file runs only in-process "
                              "(workers=1); pass its path or its dict to use a pool or Ray")
+        # (mode, in-process source, plain dict) per --splits mode; one "" entry without split blocks
+        variants: list[tuple[str, Any, Any]] = [("", p, raw)]
+        if _has_split_blocks(p):
+            variants = []
+            for mode in modes:
+                if mode == "choose":
+                    variants.append((mode, p, raw))
+                    continue
+                if raw is None:
+                    raise InputError(f"problem '{name}': --splits {mode} needs the problem's file or "
+                                     "dict (a Problem object is already expanded)")
+                fixed = restrict_splits(raw, mode)
+                variants.append((mode, load(fixed) if (workers == 1 and executor == "local") else None,
+                                 fixed))
         for obj in _objectives(objective):
             okey = objective_key(p.objective.to_json() if obj is None else obj)
             if okey not in order_o:
                 order_o.append(okey)
             for m in names:
                 limit = time_limits.get(m, time_limit)
-                for s in seeds:
-                    # in-process we pass the Problem itself; a pool or Ray gets the plain dict
-                    src = p if (workers == 1 and executor == "local") else raw
-                    t = Task(name, file, src, m, okey, limit, s, tuple(sorted(options.get(m, {}).items())), sha)
-                    if t.key not in done:
-                        tasks.append(t)
-                        done.add(t.key)
+                for mode, local_src, plain in variants:
+                    for s in seeds:
+                        # in-process we pass the Problem itself; a pool or Ray gets the plain dict
+                        src = local_src if (workers == 1 and executor == "local") else plain
+                        t = Task(name, file, src, m, okey, limit, s,
+                                 tuple(sorted(options.get(m, {}).items())), sha, mode)
+                        if t.key not in done:
+                            tasks.append(t)
+                            done.add(t.key)
 
     stream = executors.stream(tasks, run_task, executor=executor, workers=workers, address=address,
                               error_row=_error_row)

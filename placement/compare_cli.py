@@ -45,6 +45,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="FILE",
                    help="add to the rows already in the results file (-o FILE, or FILE here), "
                    "skipping the ones it has and running interrupted ones again")
+    p.add_argument("--splits", default="choose", metavar="MODES",
+                   help="problems with split blocks (SPEC section 6): choose (default: the problem as "
+                   "it is; methods that choose the ways choose them, the others use max(ways)), max "
+                   "(every split block fixed at max(ways)), none (every block kept whole: ways 1 where "
+                   "allowed), a comma list of these, or all; one row per mode, column 'splits', and "
+                   "gain_vs_whole = the 'none' row's value / the row's value")
     p.add_argument("--json", action="store_true", help="print the rows as JSON on stdout at the end")
 
 
@@ -99,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     rows = compare(args.problems, methods, time_limit=args.time_limit, objective=args.objective,
                    seeds=seeds, workers=args.workers, executor=args.executor, address=args.address,
                    results=args.output, resume=bool(args.resume),
-                   options=cli_options(args.option, methods), progress=not args.json)
+                   options=cli_options(args.option, methods), progress=not args.json,
+                   splits=getattr(args, "splits", "choose"))
     if args.json:
         print(json.dumps([{k: _jsonable(r[k]) for k in COLUMNS} for r in rows], indent=2))
     else:
@@ -140,6 +147,11 @@ def table(rows: Sequence[Mapping[str, Any]], title: str = "placement compare"):
             ("ratio_best", "right")]
     if conditional:
         cols += [("latency_s", "right"), ("latency_max_s", "right")]
+    # split blocks (SPEC 6): the --splits mode of each row, the ways its plan used, the gain
+    split_rows = any(r.get("splits") for r in rows)
+    if split_rows:
+        cols[3:3] = [("splits", "left")]
+        cols += [("split_ways", "left"), ("gain_vs_whole", "right")]
     for col, just in cols + [("solve_time_s", "right")]:
         if col == "problem":  # on a narrow terminal, shorten the name rather than fold it
             t.add_column(col, justify=just, overflow="ellipsis", no_wrap=True, min_width=12)
@@ -149,6 +161,9 @@ def table(rows: Sequence[Mapping[str, Any]], title: str = "placement compare"):
     t.caption = ("value, bound: the objective's unit (latency/period s, energy J) · gap: against the "
                  "method's own bound · gap_best: against the best bound any method proved\n"
                  "ratio_best: value / best value · !: past the time limit + margin"
+                 + ("\nsplits: choose (the problem as it is), max (ways fixed at max), none (blocks "
+                    "whole) · split_ways: blocks split > 1 way (block:ways) · gain_vs_whole: the none "
+                    "row's value / this row's" if split_rows else "")
                  + ("\nlatency_s: expected over the scenarios · latency_max_s: the worst scenario's"
                     if conditional else ""))
     for r in rows:
@@ -165,5 +180,20 @@ def table(rows: Sequence[Mapping[str, Any]], title: str = "placement compare"):
                  "-" if r.get("ratio_best") is None else f"{r['ratio_best']:.3f}"]
         if conditional:
             cells += [fmt(r.get("latency_s")), fmt(r.get("latency_max_s"))]
+        if split_rows:
+            cells[3:3] = [r.get("splits") or "-"]
+            cells += [_short_ways(r.get("split_ways")),
+                      "-" if r.get("gain_vs_whole") is None else f"{r['gain_vs_whole']:.3f}x"]
         t.add_row(*cells, tm)
     return t
+
+
+def _short_ways(text: Any, most: int = 4) -> str:
+    """The split blocks a plan cut into shards (``b:w`` with ``w > 1``), at most ``most`` of
+    them, then a count; ``whole`` when it cut none, ``-`` without split blocks."""
+    if not text:
+        return "-"
+    cut = [x for x in str(text).split() if not x.endswith(":1")]
+    if not cut:
+        return "whole"
+    return " ".join(cut[:most]) + (f" +{len(cut) - most}" if len(cut) > most else "")

@@ -11,6 +11,9 @@ only; ``--hide-idle`` drops the rows of devices that run nothing):
   model's input is an arrow from ``source`` at t = 0 to each input block's device (a
   marker when it is already there), and each output is an arrow to ``sink`` ending when it
   is delivered. A dashed line marks the latency. Title: method, objective value, latency.
+  Split blocks (SPEC section 6): the plan's ``split`` picks the expansion drawn; a shard's
+  bar is hatched and labelled ``<block>#<k>/<ways>``, and the title says which blocks were
+  split how many ways (the HTML schedule has a ``shard`` column: ``k of w``).
 - **Block graph** (DAG) laid out by topological depth (left to right), nodes coloured by
   device, edges that cross devices drawn in red. Devices have their own palette (square
   markers), apart from the block kinds' colours of the Gantt chart, so that no colour means two
@@ -89,8 +92,49 @@ def _rescored(problem: Any, plan: Any):
         objective = None
     p = p.with_objective(objective)
     scored = api.evaluate(p, plan)
-    # split choices (SPEC 6): the plan names the blocks of its own choice's expansion
-    return (p.expand(scored.split) if scored.split else p), scored
+    return _expanded(p, scored), scored
+
+
+def _expanded(p, plan):
+    """The expansion of ``p`` that ``plan`` names (SPEC section 6: its ``split``), whose blocks
+    are the plan's assignment and schedule; ``p`` itself without split blocks."""
+    split = getattr(plan, "split", None)
+    if split and hasattr(p, "expand"):
+        return p.expand(dict(split))
+    return p
+
+
+def shard_info(p) -> dict[int, tuple[int, int]]:
+    """Block index -> (shard k, ways w) for every shard of a split block in ``p`` (SPEC
+    section 6: ``<id>#<k>``); blocks kept whole are not in it."""
+    ways: dict[str, int] = {}
+    for b in p.blocks:
+        if b.origin is not None:
+            ways[b.origin] = ways.get(b.origin, 0) + 1
+    out = {}
+    for i, b in enumerate(p.blocks):
+        if b.origin is not None:
+            k = b.id.rsplit("#", 1)[-1]
+            out[i] = (int(k) if k.isdigit() else 0, ways[b.origin])
+    return out
+
+
+def split_summary(p, plan) -> str:
+    """``"split: a x4, b x2, c whole"`` for a plan of a problem with split blocks, else ""."""
+    split = getattr(plan, "split", None)
+    if not split:
+        return ""
+    cut = [f"{b} x{w}" for b, w in split.items() if w > 1]
+    whole = [b for b, w in split.items() if w <= 1]
+    if len(cut) > 4:              # many: count the blocks per degree
+        per: dict[int, int] = {}
+        for w in split.values():
+            if w > 1:
+                per[w] = per.get(w, 0) + 1
+        cut = [f"{n} block{'s' if n > 1 else ''} x{w}" for w, n in sorted(per.items())]
+    parts = cut + ([f"{len(whole)} whole" if len(whole) > 3 else ", ".join(whole) + " whole"]
+                   if whole else [])
+    return "split: " + ", ".join(parts)
 
 
 #: picture formats by extension
@@ -199,6 +243,9 @@ def _figure(p, plan, *, dag: bool, title: str | None, hide_idle: bool = False, p
     head = title or (f"{p.name} · {plan.method or 'plan'} · {value}"
                      f"status {plan.status.value} · latency {m.get('latency_s', math.nan):.4g} s · period "
                      f"{m.get('period_s', math.nan):.4g} s · energy {m.get('energy_j', math.nan):.4g} J")
+    split = split_summary(p, plan)
+    if split and not title:
+        head += f"\n{split} (hatched bars: shards, labelled <block>#<k>/<ways>)"
     if plan.violations:
         head += f"\nINFEASIBLE: {plan.violations[0]}"
     if not page or title:  # the HTML page has its own header with these facts
@@ -237,16 +284,21 @@ def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None,
     # a block of microseconds on a fast server would vanish: draw every bar at least ~1.5
     # points wide (the true times are in the schedule, the HTML table and the plan file)
     min_w = 1.5 / max(width_pt, 1.0) * horizon
+    shards = shard_info(p)          # SPEC 6: shards are hatched and labelled <id>/<ways>
     for i, b in enumerate(p.blocks):
         y = a[i]
         (bar,) = ax.barh(y, max(end[i] - start[i], min_w), left=start[i], height=bar_h,
-                         color=colours[b.kind], edgecolor="black", linewidth=0.4, zorder=3)
+                         color=colours[b.kind], edgecolor="black", linewidth=0.4, zorder=3,
+                         hatch="////" if i in shards else None)
         bar.set_gid(f"block:{b.id}")
         n_bars += 1
-        if (end[i] - start[i]) / horizon * width_pt >= _POINTS_PER_CHAR * len(b.id) + 2:
-            ax.text((start[i] + end[i]) / 2, y, b.id, ha="center", va="center", fontsize=7,
-                    color="white" if b.kind in ("conv", "attention", "head") else "black", zorder=4,
-                    clip_on=True)
+        label = f"{b.id}/{shards[i][1]}" if i in shards else b.id
+        if (end[i] - start[i]) / horizon * width_pt >= _POINTS_PER_CHAR * len(label) + 2:
+            light = b.kind in ("conv", "attention", "head") and i not in shards
+            ax.text((start[i] + end[i]) / 2, y, label, ha="center", va="center", fontsize=7,
+                    color="white" if light else "black", zorder=4, clip_on=True,
+                    bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=0.6)
+                    if i in shards else None)
 
     def arrow(x0, y0, x1, y1, gid, colour, style="-"):
         dy = 0.0 if y0 == y1 else (bar_h / 2 if y1 > y0 else -bar_h / 2)
@@ -328,10 +380,13 @@ def _gantt(ax, p, plan, width_pt: float, rows: list[int] | None = None,
     if media_ids:
         handles.append(Patch(facecolor="#9ecae1", edgecolor="#08519c", linewidth=0.4,
                              label="on the air (medium)"))
+    if shards:
+        handles.append(Patch(facecolor="white", edgecolor="black", linewidth=0.4, hatch="////",
+                             label="shard <block>#<k>/<ways>"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
     return {"bars": n_bars, "transfers": n_tr, "inputs": n_in, "outputs": n_out,
             "devices": len(rows), "devices_used": len(set(dev.tolist())),
-            "media": len(media_ids), "medium_transfers": n_air}
+            "media": len(media_ids), "medium_transfers": n_air, "shards": len(shards)}
 
 
 def dag_layout(p) -> dict[int, tuple[float, float]]:
@@ -402,8 +457,10 @@ def _dag(ax, p, plan) -> dict[str, Any]:
         handles.append(Line2D([], [], marker="s", linestyle="", color=cols[d], markeredgecolor="black",
                               label=p.devices[d].id))
     if p.n_blocks <= 40:
+        shards = shard_info(p)
         for b in range(p.n_blocks):
-            ax.annotate(p.blocks[b].id, pos[b], textcoords="offset points", xytext=(0, 8),
+            label = p.blocks[b].id + (f"/{shards[b][1]}" if b in shards else "")
+            ax.annotate(label, pos[b], textcoords="offset points", xytext=(0, 8),
                         ha="center", fontsize=7, zorder=4)
     handles.append(Line2D([], [], color="#d62728", label="edge across devices"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7,
@@ -461,9 +518,11 @@ def _html_page(p, plan, svg: str) -> str:
     from .report import describe_objective, fmt_bytes
     m = plan.metrics
     rows = []
-    for b in p.blocks:
+    shards = shard_info(p)
+    for i, b in enumerate(p.blocks):
         s = plan.schedule[b.id]
-        rows.append(f"<tr><td>{html.escape(b.id)}</td><td>{html.escape(b.kind)}</td>"
+        shard = f"{shards[i][0]} of {shards[i][1]}" if i in shards else ""
+        rows.append(f"<tr><td>{html.escape(b.id)}</td><td>{shard}</td><td>{html.escape(b.kind)}</td>"
                     f"<td>{html.escape(s['device'])}</td><td>{s['start_s'] * 1e3:.6g}</td>"
                     f"<td>{s['end_s'] * 1e3:.6g}</td><td>{(s['end_s'] - s['start_s']) * 1e3:.6g}</td></tr>")
     transfers = [f"<tr><td>{html.escape(t['src'])}</td><td>{html.escape(t['dst'])}</td>"
@@ -479,6 +538,8 @@ def _html_page(p, plan, svg: str) -> str:
              f"{html.escape(describe_objective(plan.objective))} · status {plan.status.value} · "
              f"value {value} · latency {m.get('latency_s', math.nan):.6g} s · period "
              f"{m.get('period_s', math.nan):.6g} s · energy {m.get('energy_j', math.nan):.6g} J")
+    if split_summary(p, plan):
+        facts += "<br>" + html.escape(split_summary(p, plan))
     if plan.violations:
         facts += "<br><b>infeasible</b>: " + html.escape(plan.violations[0])
     none = "<tr><td colspan=7>none: every block's input is on its device</td></tr>"
@@ -491,7 +552,7 @@ svg{{max-width:100%;height:auto}}</style></head>
 <p>Hover over a block or a transfer for its times.</p>
 {svg}
 <h2>Schedule (from the evaluator)</h2>
-<table><tr><th>block</th><th>kind</th><th>device</th><th>start ms</th><th>end ms</th><th>duration ms</th></tr>
+<table><tr><th>block</th><th>shard</th><th>kind</th><th>device</th><th>start ms</th><th>end ms</th><th>duration ms</th></tr>
 {''.join(rows)}
 </table>
 <h2>Transfers between devices</h2>

@@ -98,6 +98,11 @@ def plan_report(problem: Problem, plan: Plan, out: Console) -> None:
         out.print(f"no plan{solve}")
     if plan.message:
         out.print(f"[dim]{plan.message}[/]")
+    split = getattr(plan, "split", None)
+    if split:                    # SPEC 6: the ways the plan chose; shards are <block>#<k>
+        cut = [f"{b} x{w}" for b, w in split.items() if w > 1]
+        out.print("split ways: " + (", ".join(cut) if cut else "none (every split block whole)")
+                  + (f" · {len(split) - len(cut)} kept whole" if cut and len(split) > len(cut) else ""))
     if plan.assignment:
         busy_of = {}
         for dev in problem.devices:

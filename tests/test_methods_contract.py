@@ -223,6 +223,10 @@ def test_a_feature_a_method_does_not_support_is_refused(monkeypatch):
         placement.solve(p, "milp", time_limit=5)
     assert placement.solve(p, "heft", time_limit=5).feasible
     monkeypatch.setattr(Problem, "features", frozenset({"split_choice"}))
+    # (every registered method chooses the ways since issue 13: one made not to)
+    from placement.registry import get_method
+    heft = get_method("heft")
+    monkeypatch.setattr(type(heft), "features", heft.features - {"split_choice"})
     plan = placement.solve(p, "heft", time_limit=5)
     assert "heft cannot choose split ways: it plans every split block with max(ways)" in plan.message
 

@@ -135,7 +135,11 @@ def test_choices_round_trip_in_plan_files(tmp_path):
     assert set(again.assignment) == set(plan.assignment)
 
 
-def test_methods_that_cannot_choose_carry_the_default_split():
+def test_methods_that_cannot_choose_carry_the_default_split(monkeypatch):
+    # every method chooses since split-use (single keeps blocks whole): one made not to
+    from heuristics.single import Single
+    monkeypatch.setattr(Single, "features", Single.features - {"split_choice"})
+    monkeypatch.setattr(Single, "solve", Single.solve_fixed)
     d = _diamond((1, 2))
     plan = placement.solve(d, "single", time_limit=10)
     assert plan.split == {"r": 2} and "r#1" in plan.assignment

@@ -1,0 +1,154 @@
+"""How many ways to split each block, for the heuristics (SPEC section 6, issue 13).
+
+A problem whose split blocks offer several ``ways`` leaves the split degree to the plan. The
+heuristics choose it the same way: a plan is built for one expansion
+(`placement.problem.Problem.expand`) by the method's own construction, and the choices are
+compared by that plan's evaluator key ``(violation size, value)``:
+
+1. the **max** expansion (every block at ``max(ways)``, what a method that cannot choose
+   plans on) and the **whole** expansion (every block kept whole, ``1``, where ``ways``
+   allows it, else its smallest way) are both planned, and the better one is the start (on
+   a tie, the one with fewer shards);
+2. a **coordinate descent over the blocks**: per split block, in topological order, every
+   other way of that block is planned with the other blocks' choices fixed, and the degree
+   whose plan is best (for latency: finishes earliest) is kept; passes repeat while one
+   improves (at most `MAX_PASSES`), each plan looked at once (a cache by choice).
+
+The result is never worse than the method's plan of the max expansion nor than its plan of
+the whole expansion (both are among the candidates, scored by the same evaluator). The clock
+is read before every plan; a plan started before the deadline is the method's own, which
+honours ``ctx.deadline``.
+
+Nothing here scores a plan: every key comes from the method's pool, i.e. from the evaluator.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Mapping
+
+from placement.method import Context
+from placement.problem import Problem
+
+#: at most this many passes of the per-block descent over the split degrees.
+MAX_PASSES = 3
+
+
+def split_options(p: Problem) -> dict[str, tuple[int, ...]]:
+    """Block id -> its sorted ways, for every block of the file with a ``split``."""
+    return {b: tuple(sorted(w)) for b, w in (getattr(p, "split_options", None) or {}).items()}
+
+
+def choosable(p: Problem) -> list[str]:
+    """The split blocks with more than one way, in a topological order of the file's blocks
+    (the order of their first shard, or of the block itself, in ``p.topo``)."""
+    opts = split_options(p)
+    multi = {b for b, w in opts.items() if len(w) > 1}
+    out: list[str] = []
+    for i in p.topo:
+        blk = p.blocks[i]
+        b = blk.origin or blk.id
+        if b in multi and b not in out:
+            out.append(b)
+    return out + sorted(multi - set(out))
+
+
+def max_choice(p: Problem) -> dict[str, int]:
+    """Every split block at ``max(ways)`` (a plan that names no choice)."""
+    return {b: max(w) for b, w in split_options(p).items()}
+
+
+def whole_choice(p: Problem) -> dict[str, int]:
+    """Every split block kept whole (``1``) where its ``ways`` allow it, else its fewest ways:
+    the problem as if nothing were split."""
+    return {b: (1 if 1 in w else min(w)) for b, w in split_options(p).items()}
+
+
+def describe(choice: Mapping[str, int]) -> str:
+    """``"a:2 b:1"``: a choice in one short line (stats and messages)."""
+    return " ".join(f"{b}:{w}" for b, w in choice.items())
+
+
+def _frozen(choice: Mapping[str, int]) -> tuple:
+    return tuple(sorted(choice.items()))
+
+
+Planner = Callable[[Problem, Context], tuple[tuple[float, float], Any]]
+
+
+def search(p: Problem, ctx: Context, plan: Planner, *, passes: int = MAX_PASSES,
+           starts: tuple[Mapping[str, int], ...] | None = None) -> dict[str, Any]:
+    """Choose the split degrees of ``p`` for the construction ``plan``.
+
+    ``plan(q, ctx)`` plans the expansion ``q`` and returns ``(key, payload)``: the evaluator's
+    ``(violation size, value)`` of its best plan (``(inf, inf)`` when it has none) and
+    whatever the caller needs back (its pool, its candidate). Returns a dict with ``choice``
+    (the best choice), ``problem`` (its expansion), ``key``, ``payload``, the payloads of the
+    ``max`` and ``whole`` starts (``max_payload``, ``whole_payload``) and ``stats``
+    (JSON-friendly: plans built, passes, the start, the values of the starts, time).
+    """
+    t0 = time.perf_counter()
+    blocks = choosable(p)
+    opts = split_options(p)
+    seen: dict[tuple, tuple[tuple[float, float], Any]] = {}
+
+    def run(choice: Mapping[str, int]):
+        k = _frozen(choice)
+        if k not in seen:
+            q = p.expand(dict(choice))
+            seen[k] = plan(q, ctx)
+        return seen[k][0]
+
+    first = [max_choice(p), whole_choice(p)] if starts is None else [dict(c) for c in starts]
+    keys = []
+    for c in first:
+        if keys and ctx.expired():
+            break
+        keys.append((run(c), c))
+    # on a tie the choice with fewer shards (fewer transfers to get wrong at run time)
+    best_key, cur = min(keys, key=lambda kc: (kc[0], sum(kc[1].values())))
+    cur = dict(cur)
+    start = describe(cur)
+    n_pass = 0
+    improved = True
+    while improved and n_pass < passes and not ctx.expired():
+        improved = False
+        n_pass += 1
+        for b in blocks:
+            for w in opts[b]:
+                if w == cur[b]:
+                    continue
+                if ctx.expired():
+                    break
+                c = {**cur, b: w}
+                key = run(c)
+                if _better(key, best_key):
+                    best_key, cur, improved = key, c, True
+    best = seen[_frozen(cur)]
+    stats = {"chosen": describe(cur), "start": start, "plans": len(seen), "passes": n_pass,
+             "max_value": _value(seen.get(_frozen(first[0]))),
+             "time_s": round(time.perf_counter() - t0, 4)}
+    if len(first) > 1:
+        stats["whole_value"] = _value(seen.get(_frozen(first[1])))
+    return {"choice": cur, "problem": p.expand(dict(cur)), "key": best[0], "payload": best[1],
+            "max_payload": seen[_frozen(first[0])][1],
+            "whole_payload": seen.get(_frozen(first[1]), (None, None))[1] if len(first) > 1 else None,
+            "stats": stats}
+
+
+def _better(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """``a`` strictly better than ``b`` (violation size first; float noise is no improvement)."""
+    if a[0] != b[0]:
+        return a[0] < b[0]
+    return a[1] < b[1] - 1e-12 * abs(b[1])
+
+
+def _value(entry) -> float | None:
+    if entry is None:
+        return None
+    (viol, value), _ = entry
+    return float(value) if viol == 0 and math.isfinite(value) else None
+
+
+__all__ = ["choosable", "describe", "max_choice", "search", "split_options", "whole_choice"]
