@@ -27,8 +27,11 @@ from typing import Any, Mapping, Sequence
 #: the router: top-k over the generalist's logits, a few flops per class (its cost is real but
 #: tiny next to any block; it exists so that the scenarios branch at a block).
 ROUTER_FLOPS_PER_LOGIT = 8.0
-#: the router's decision: an expert index and a confidence, sent to the chosen expert
+#: the router's decision: the generalist's top-1 class and its top-k confidence (two float32),
+#: sent with the image to the chosen expert, or to ``sink`` as the answer when no expert runs
 ROUTER_OUTPUT_BYTES = 8.0
+#: k of the router's top-k confidence (the summed softmax of the k largest logits)
+ROUTER_TOP_K = 5
 #: probabilities must sum to 1 within this (as the loader checks)
 _TOL = 1e-9
 
@@ -102,7 +105,9 @@ def _prefixed(section: Mapping[str, Any], prefix: str, model_name: str) -> tuple
     for b in section["blocks"]:
         nb = copy.deepcopy(dict(b))
         nb["id"] = prefix + b["id"]
-        nb["meta"] = dict(nb.get("meta") or {}, model=model_name, block=b["id"])
+        # what the runtime rebuilds the block from (placement/runtime/conditional.py): the
+        # source model (a key of the section's ``meta.sources``) and the block's id there
+        nb["meta"] = dict(nb.get("meta") or {}, model=model_name, block=b["id"], source=prefix.rstrip("/"))
         blocks.append(nb)
     edges = []
     for e in section["edges"]:
@@ -114,6 +119,13 @@ def _prefixed(section: Mapping[str, Any], prefix: str, model_name: str) -> tuple
         if e["bytes"] is None:
             e["bytes"] = next(b["output_bytes"] for b in blocks if b["id"] == e["src"])
     return blocks, edges
+
+
+def source_model(section: Mapping[str, Any]) -> str:
+    """What `placement run` builds a profiled section's blocks from: the MODEL the profiler
+    was given (``meta.source_model``: a timm name or ``package.module:callable``), else the
+    section's name (a timm name for the shipped examples)."""
+    return str((section.get("meta") or {}).get("source_model") or section.get("name", ""))
 
 
 def _ends(blocks: Sequence[Mapping], edges: Sequence[Mapping]) -> tuple[list[str], list[str]]:
@@ -140,7 +152,7 @@ def combine_experts(generalist: Mapping[str, Any], experts: Sequence[Mapping[str
               "params_bytes": 0.0, "activation_bytes": 4.0 * max(logits, 1.0),
               "output_bytes": ROUTER_OUTPUT_BYTES,
               "meta": {"router": "top-k confidence over the generalist's logits",
-                       "logits": int(logits)}}
+                       "logits": int(logits), "top_k": ROUTER_TOP_K}}
     blocks.append(router)
     for o in g_out:
         edges.append({"src": o, "dst": "router",
@@ -163,7 +175,13 @@ def combine_experts(generalist: Mapping[str, Any], experts: Sequence[Mapping[str
                           "skip": [b for j, other in enumerate(expert_ids, start=1) if j != k for b in other]})
     meta = {"conditional": "experts", "generalist": gname,
             "experts": [ex.get("name", f"expert{k}") for k, ex in enumerate(experts, start=1)],
-            "route": list(route)}
+            "route": list(route),
+            # the runtime's rebuild: each block's meta.source is a key here
+            "sources": {"g": source_model(generalist),
+                        **{f"e{k}": source_model(ex) for k, ex in enumerate(experts, start=1)}}}
+    shape = (generalist.get("meta") or {}).get("input_shape")
+    if shape:
+        meta["input_shape"] = list(shape)
     return {"name": name or f"{gname}+{len(experts)}experts", "input_bytes": input_bytes,
             "blocks": blocks, "edges": edges, "scenarios": scenarios, "meta": meta}
 
@@ -218,7 +236,8 @@ def add_exits(section: Mapping[str, Any], exits: Mapping[str, float],
         scenarios.append({"name": f"exit@{x}", "probability": p, "skip": skip})
     scenarios.append({"name": "full", "probability": 1.0 - sum(exits.values()), "skip": []})
     out["scenarios"] = scenarios
-    out["meta"] = dict(out.get("meta") or {}, conditional="exits", exits=dict(exits))
+    out["meta"] = dict(out.get("meta") or {}, conditional="exits", exits=dict(exits),
+                       sources={"": source_model(section)})
     return out
 
 
@@ -248,7 +267,8 @@ def exit_head_costs(model: Any, section: Mapping[str, Any], blocks: Sequence[str
     out: dict[str, dict[str, Any]] = {}
     for bid in blocks:
         outputs = (by_id[bid].get("meta") or {}).get("outputs") or []
-        shape = next((shapes[o] for o in outputs if o in shapes), None)
+        node = next((o for o in outputs if o in shapes), None)
+        shape = shapes[node] if node is not None else None
         if shape is None or len(shape) not in (3, 4):
             raise _error(f"--exits: block '{bid}' has no single feature-map or token output to attach a head to")
         channels = shape[1] if len(shape) == 4 else shape[-1]
@@ -262,7 +282,7 @@ def exit_head_costs(model: Any, section: Mapping[str, Any], blocks: Sequence[str
         out[bid] = {"flops": float(flops), "params_bytes": float(params), "activation_bytes": float(act),
                     "output_bytes": float(4 * num_classes),
                     "meta": {HOST_TIME_KEY: t_host, "exit_head": {
-                        "after": bid, "input_shape": list(shape), "in_features": int(channels),
+                        "after": bid, "input_node": node, "input_shape": list(shape), "in_features": int(channels),
                         "num_classes": int(num_classes)}}}
     return out
 
