@@ -4,10 +4,11 @@ Both build one ``model`` section with ``scenarios`` (SPEC section 10) from real 
 sections (`profiles.profile_model`); the probabilities are the user's (see
 docs/profiles.md: measure them from a confidence threshold on your own data).
 
-- `combine_experts(generalist, experts, route)`: the generalist's blocks (ids prefixed
-  ``g/``), a small ``router`` block after its output blocks (top-k confidence over the
-  logits), and each expert's blocks (``e1/``, ``e2/``, ...), whose input blocks receive the
-  input image from the router's device. Scenario ``edge-only`` (probability ``route[0]``) skips
+- `combine_experts(generalist, experts, route)`: an ``input`` block (the image at the
+  source), the generalist's blocks (ids prefixed ``g/``), a small ``router`` block after its
+  output blocks (top-k confidence over the logits; it also reads the image), and each
+  expert's blocks (``e1/``, ``e2/``, ...), whose input blocks receive the image, with the
+  router's decision, from the router's device. Scenario ``edge-only`` (probability ``route[0]``) skips
   every expert; scenario ``expert-k`` (``route[k]``) skips the others. An expert is a whole
   model that may sit on a near-edge server; every expert's weights stay loaded (SPEC 10).
 - `add_exits(section, exits, heads)`: an exit head block ``exit@X`` after each named block
@@ -146,7 +147,17 @@ def combine_experts(generalist: Mapping[str, Any], experts: Sequence[Mapping[str
         raise _error(f"route: expected probabilities that sum to 1, found {sum(route):.12g}")
     gname = generalist.get("name", "generalist")
     blocks, edges = _prefixed(generalist, "g/", gname)
-    _, g_out = _ends(blocks, edges)
+    g_in, g_out = _ends(blocks, edges)
+    input_bytes = float(generalist["input_bytes"])
+    # The image is read by the generalist and by the router, which forwards it to the chosen
+    # expert: an explicit zero-cost "input" block at the source (pinned there by make_problem,
+    # as the profiler does for any model whose input several blocks read) sends it to both,
+    # so a router away from the image pays for the image's transfer.
+    blocks.insert(0, {"id": "input", "flops": 0.0, "params_bytes": 0.0, "activation_bytes": input_bytes,
+                      "output_bytes": input_bytes, "kind": "other", "modules": [], "fx_nodes": [],
+                      "meta": {"image": "the input image at the source, read by the generalist's first "
+                                        "blocks and by the router"}})
+    edges[:0] = [{"src": "input", "dst": i, "bytes": input_bytes} for i in g_in]
     logits = sum(next(b for b in blocks if b["id"] == o)["output_bytes"] for o in g_out) / 4.0
     router = {"id": "router", "kind": "head", "flops": ROUTER_FLOPS_PER_LOGIT * max(logits, 1.0),
               "params_bytes": 0.0, "activation_bytes": 4.0 * max(logits, 1.0),
@@ -157,7 +168,7 @@ def combine_experts(generalist: Mapping[str, Any], experts: Sequence[Mapping[str
     for o in g_out:
         edges.append({"src": o, "dst": "router",
                       "bytes": next(b for b in blocks if b["id"] == o)["output_bytes"]})
-    input_bytes = float(generalist["input_bytes"])
+    edges.append({"src": "input", "dst": "router", "bytes": input_bytes})
     expert_ids: list[list[str]] = []
     for k, ex in enumerate(experts, start=1):
         eb, ee = _prefixed(ex, f"e{k}/", ex.get("name", f"expert{k}"))

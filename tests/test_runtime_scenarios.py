@@ -77,3 +77,151 @@ def exits_problem() -> dict:
     prob = make_problem(section, ["rpi4", "jetson-nano", "laptop"], "wifi5", name="exits-small")
     prob["network"] = {"default": {"bandwidth_bytes_per_s": 1e9, "latency_s": 1e-4}}
     return prob
+
+
+def plain_problem() -> dict:
+    from profiles import make_problem
+
+    prob = make_problem(_section(GEN, small_generalist()), ["rpi4", "laptop"], "wifi5", name="plain-small")
+    prob["network"] = {"default": {"bandwidth_bytes_per_s": 1e9, "latency_s": 1e-4}}
+    return prob
+
+
+def _by_prefix(prob: dict, where: dict[str, str]) -> dict:
+    """A hand-made plan: each block on the device of the longest matching id prefix."""
+    out = {}
+    for b in prob["model"]["blocks"]:
+        keys = [k for k in where if b["id"].startswith(k)]
+        out[b["id"]] = where[max(keys, key=len)]
+    return {"assignment": out}
+
+
+# the generalist on the camera (rpi4) but its head and the router on the laptop (so the image
+# travels to the router), expert 1 on the Jetson, expert 2 on the laptop (no message from the
+# router: same device)
+ASK_PLAN = {"": "rpi4", "g/head": "laptop", "router": "laptop", "e1/": "jetson-nano", "e2/": "laptop"}
+# the exit head on the Jetson, the later stages on the laptop
+EXITS_PLAN = {"": "rpi4", "exit@": "jetson-nano", "stage2": "laptop", "head": "laptop"}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("scenarios")
+    out = {"dir": d}
+    for name, prob, where in (("ask", experts_problem(), ASK_PLAN), ("exits", exits_problem(), EXITS_PLAN),
+                              ("plain", plain_problem(), {"": "rpi4", "head": "laptop"})):
+        (d / f"{name}.json").write_text(json.dumps(prob))
+        (d / f"{name}-plan.json").write_text(json.dumps(_by_prefix(prob, where)))
+        out[name] = (d / f"{name}.json", d / f"{name}-plan.json")
+    return out
+
+
+def _active(problem_path: Path) -> dict[str, set[str]]:
+    p = placement.load(str(problem_path))
+    ids = [b.id for b in p.blocks]
+    return {sc.name: {ids[i] for i in p.scenario_problem(k)[1]} for k, sc in enumerate(p.scenarios)}
+
+
+def _check_scenario_run(d: dict, problem_path: Path, plan_path: Path, n: int) -> None:
+    """What every scenario run must show: each scenario that ran has its output equal to the
+    reference; a block computed in exactly the inferences whose scenario runs it; the
+    evaluator's predictions per scenario and in expectation."""
+    runs = {s["name"]: s["runs"] for s in d["scenarios"]}
+    active = _active(problem_path)
+    assert sum(runs.values()) == (len(runs) if d["scenario"] is None else 1) + 2 * n  # warm-up, singles, stream
+    for s in d["scenarios"]:
+        if s["runs"]:
+            assert s["output_matches"] is True and 0.0 <= s["max_abs_error"] <= 1e-5, s
+        else:
+            assert s["output_matches"] is None
+    assert d["output_matches"] is True
+    for b in d["blocks"]:
+        assert b["runs"] == sum(runs[s] for s, blocks in active.items() if b["id"] in blocks), b
+        assert (b["measured_s"] is None) == (b["runs"] == 0 or all(
+            s["inferences"] == 0 for s in d["scenarios"] if b["id"] in active[s["name"]]))
+    ev = placement.evaluate(str(problem_path), str(plan_path))
+    for s in d["scenarios"]:
+        assert s["predicted"]["latency_s"] == pytest.approx(ev.metrics["scenarios"][s["name"]]["latency_s"])
+    if d["scenario"] is None:
+        assert d["predicted"]["latency_s"] == pytest.approx(ev.metrics["latency_s"])
+        assert d["predicted"]["latency_max_s"] == pytest.approx(ev.metrics["latency_max_s"])
+    else:
+        assert d["predicted"]["latency_s"] == pytest.approx(ev.metrics["scenarios"][d["scenario"]]["latency_s"])
+    assert d["predicted"]["period_s"] > 0 and d["measured"]["period_s"] > 0
+
+
+def test_references_are_the_unsplit_models_scenario_by_scenario(files):
+    """The reference each run is checked against, computed here by hand: the router on the
+    seeded generalist's logits, each expert as a whole model with its own seed, the exit
+    head on the unsplit model's stage1 output."""
+    from placement.runtime import conditional as RC
+    from profiles.conditional import ROUTER_TOP_K, _ExitHead
+
+    seed = 3
+    x = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        torch.manual_seed(seed)
+        logits = small_generalist().eval()(x)
+        prob = torch.softmax(logits, dim=-1)
+        decision = torch.tensor([[float(prob.argmax()), float(prob.topk(ROUTER_TOP_K).values.sum())]])
+        experts = []
+        for k in (1, 2):
+            torch.manual_seed(seed + k)
+            experts.append(small_expert().eval()(x))
+        torch.manual_seed(seed)
+        m = small_generalist().eval()
+        feats = {}
+        m.stage1.register_forward_hook(lambda mod, i, o: feats.setdefault("stage1", o))
+        final = m(x)
+        torch.manual_seed(seed + 200_000)
+        exit_logits = _ExitHead(4, 8, 10).eval()(feats["stage1"])
+    assert not torch.allclose(experts[0], experts[1])   # two experts of one architecture differ
+
+    def refs(path):
+        p = placement.load(str(path))
+        sources, descs = RC.describe(p, None)
+        blocks, built = RC.build_blocks(sources, descs, [b.id for b in p.blocks], seed)
+        names = {b: {"inputs": blocks[b].inputs, "outputs": blocks[b].outputs,
+                     "results": RC.descs_results(descs, b, built, blocks[b].outputs)} for b in blocks}
+        return {s: r[0] for s, r in RC.references(p, descs, built, names, [x], seed).items()}
+
+    r = refs(files["ask"][0])
+    assert set(r) == {"edge-only", "expert-1", "expert-2"}
+    assert set(r["edge-only"]) == {"router"} and torch.allclose(r["edge-only"]["router"][0], decision)
+    assert set(r["expert-1"]) == {"e1/head"} and torch.allclose(r["expert-1"]["e1/head"][0], experts[0])
+    assert set(r["expert-2"]) == {"e2/head"} and torch.allclose(r["expert-2"]["e2/head"][0], experts[1])
+    r = refs(files["exits"][0])
+    assert set(r["exit@stage1"]) == {"exit@stage1"}
+    assert torch.allclose(r["exit@stage1"]["exit@stage1"][0], exit_logits)
+    assert set(r["full"]) == {"exit@stage1", "head"}
+    assert torch.allclose(r["full"]["head"][0], final) and torch.allclose(r["full"]["exit@stage1"][0], exit_logits)
+
+
+def test_ask_the_expert_sampled_scenarios_cli(files):
+    """Three workers: each inference's scenario sampled; every scenario's output equals its
+    reference (the warm-up runs each once); only the scenario's blocks compute and only its
+    messages travel."""
+    import subprocess
+    import sys
+
+    prob, plan = files["ask"]
+    n = 6
+    r = subprocess.run([sys.executable, "-c", "import sys; from placement.cli import main; sys.exit(main())",
+                        "run", str(prob), str(plan), "-n", str(n), "--seed", "1", "--json"],
+                       capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(r.stdout)
+    assert {"problem", "plan", "emulation", "inferences", "output_matches", "max_abs_error", "predicted",
+            "measured", "error", "blocks", "transfers", "scenario", "scenarios"} == set(d)
+    assert d["scenario"] is None and d["inferences"] == n
+    _check_scenario_run(d, prob, plan, n)
+    runs = {s["name"]: s["runs"] for s in d["scenarios"]}
+    t = {(x["src"], x["dst"]): x for x in d["transfers"]}
+    # the image goes to the router's device in every inference; the decision to the sink only
+    # when no expert runs; the image with the decision to expert 1's device only for expert 1
+    assert t[("input", "router")]["messages"] == sum(runs.values())
+    assert t[("router", "output")]["messages"] == runs["edge-only"]
+    assert t[("router", "e1/stem")]["messages"] == runs["expert-1"]
+    assert ("router", "e2/stem") not in t                     # same device: no transfer
+    assert t[("e2/head", "output")]["messages"] == runs["expert-2"]
+    assert all(x["messages"] == 0 for x in d["transfers"] if x["measured_s"] is None)

@@ -12,6 +12,9 @@ the profiler recorded (`describe`):
   block's ``fx_nodes`` (as for any profiled model, `placement.runtime.blocks`). Its values
   are named ``<source>/<fx node>``; the image is `IMAGE`, or `ROUTER_IMAGE` for a source
   fed by the router (an expert);
+* the image block (``meta.image``, id ``input``): the image at the source (`IMAGE`), sent
+  to the generalist and the router (problems profiled before it existed have the router
+  read the image from the source, a message their problem has no edge for);
 * the router: top-k confidence over the generalist's logits (``meta.top_k``); its output
   `ROUTER_DECISION` is two float32 (top-1 class, confidence), sent with the image it
   forwards (`ROUTER_IMAGE`) to the chosen expert, or to ``sink`` when no expert runs;
@@ -47,6 +50,7 @@ from ..errors import InputError
 
 #: value names of the image at the source, and of the image and decision the router forwards
 IMAGE = "@image"
+IMAGE_BLOCK_OUT = "input/image"     # the value of the image block (``meta.image``: the image at the source)
 ROUTER_IMAGE = "router/image"
 ROUTER_DECISION = "router/decision"
 
@@ -100,6 +104,9 @@ def describe(p, model: str | None) -> tuple[dict[str, dict], dict[str, dict]]:
         if b.origin is not None:
             raise InputError(f"block '{b.id}' is a shard of split block '{b.origin}': the runtime executes "
                              "whole blocks only (plan without splitting: ways [1])")
+        if "image" in bm:
+            blocks[b.id] = {"kind": "image", "preds": preds[b.id]}
+            continue
         if "router" in bm:
             blocks[b.id] = {"kind": "router", "top_k": int(bm.get("top_k") or 5), "preds": preds[b.id]}
             continue
@@ -110,7 +117,7 @@ def describe(p, model: str | None) -> tuple[dict[str, dict], dict[str, dict]]:
                 raise InputError(f"block '{b.id}': meta.exit_head.after names no block of the problem ({after!r})")
             blocks[b.id] = {"kind": "exit", "after": after, "input_node": eh.get("input_node"),
                             "rank": len(eh["input_shape"]), "in_features": int(eh["in_features"]),
-                            "num_classes": int(eh["num_classes"]), "index": exits}
+                            "num_classes": int(eh["num_classes"]), "index": exits, "preds": preds[b.id]}
             exits += 1
             continue
         if not b.fx_nodes:
@@ -125,10 +132,16 @@ def describe(p, model: str | None) -> tuple[dict[str, dict], dict[str, dict]]:
                 raise InputError(f"block '{b.id}' cannot be rebuilt: no model is named for its source "
                                  f"'{key}' (model.meta.sources), give --model")
             sources[key] = {"model": str(spec)}
-        blocks[b.id] = {"kind": "model", "source": key, "fx_nodes": list(b.fx_nodes), "preds": preds[b.id],
-                        "router_fed": "router" in preds[b.id]}
-    for key, s in sources.items():  # a source fed by the router (an expert) reads the forwarded image
-        s["router_fed"] = any(d.get("router_fed") for d in blocks.values() if d.get("source") == key)
+        blocks[b.id] = {"kind": "model", "source": key, "fx_nodes": list(b.fx_nodes), "preds": preds[b.id]}
+    images = {bid for bid, d in blocks.items() if d["kind"] == "image"}
+    routers = {bid for bid, d in blocks.items() if d["kind"] == "router"}
+    for d in blocks.values():
+        d["image_fed"] = any(x in images for x in d["preds"])
+        d["router_fed"] = any(x in routers for x in d["preds"])
+    for key, s in sources.items():  # which image a source reads: the image block's, the router's, or the source's
+        mine = [d for d in blocks.values() if d.get("source") == key]
+        s["image"] = IMAGE_BLOCK_OUT if any(d["image_fed"] for d in mine) else \
+            ROUTER_IMAGE if any(d["router_fed"] for d in mine) else IMAGE
     return sources, blocks
 
 
@@ -185,7 +198,7 @@ class _Source:
         self.gm = trace_model(self.model)
         self.in_name = placeholder_name(self.gm)
         self.structure, self.out_names = output_names(self.gm)
-        self.ext_in = ROUTER_IMAGE if spec.get("router_fed") else IMAGE
+        self.ext_in = spec.get("image", IMAGE)
 
     def name(self, n: str) -> str:
         return f"{self.key}/{n}"
@@ -208,12 +221,17 @@ def build_blocks(sources: Mapping[str, dict], descs: Mapping[str, dict], want: S
                          for d in descs.values()) for key in built}
     for bid in want:
         d = descs[bid]
+        if d["kind"] == "image":
+            out[bid] = RuntimeBlock(bid, _identity, [IMAGE], [IMAGE_BLOCK_OUT])
+            continue
         if d["kind"] == "router":
             logits = names[bid]["inputs"][:1] if names else \
-                [r for p_ in d["preds"] for r in descs_results(descs, p_, built)]
+                [r for p_ in d["preds"] if descs[p_]["kind"] == "model" for r in descs_results(descs, p_, built)]
             if not logits:
                 raise RebuildError(f"block '{bid}' (the router) cannot be rebuilt: no block feeds it the logits")
-            out[bid] = RuntimeBlock(bid, router_module(d["top_k"]), [logits[0], IMAGE],
+            # the image: from the image block (problems profiled with it), else from the source
+            image = IMAGE_BLOCK_OUT if d["image_fed"] else IMAGE
+            out[bid] = RuntimeBlock(bid, router_module(d["top_k"]), [logits[0], image],
                                     [ROUTER_DECISION, ROUTER_IMAGE])
             continue
         if d["kind"] == "exit":
@@ -240,12 +258,18 @@ def build_blocks(sources: Mapping[str, dict], descs: Mapping[str, dict], want: S
     return out, built
 
 
+def _identity(x):
+    return (x,)
+
+
 def descs_results(descs: Mapping[str, dict], bid: str, built: Mapping[str, _Source],
                   outputs: Sequence[str] = ()) -> list[str]:
     """The values a block delivers as its result (to ``sink`` when it ends a scenario, to the
     router): a source model's outputs for its final block, the router's decision, an exit
     head's logits; for any other block that ends a scenario, its ``outputs``."""
     d = descs[bid]
+    if d["kind"] == "image":
+        return [IMAGE_BLOCK_OUT]
     if d["kind"] == "router":
         return [ROUTER_DECISION]
     if d["kind"] == "exit":

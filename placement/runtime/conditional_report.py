@@ -119,10 +119,13 @@ def analyse_scenarios(spec: dict[str, Any], records: dict[str, Any], *, problem,
     used: set[int] = set()
     for k, sc in enumerate(problem.scenarios):
         q, _ = problem.scenario_problem(k)
+        firsts = {q.blocks[b].id for b in q.input_blocks}
         for t in predicted_transfers(q, scored.assignment):
             row = pred_t.setdefault((t["src"], t["dst"]), {**t, "scenarios": []})
             row["scenarios"].append(sc.name)
-            c = chans.get((SOURCE if t["src"] == "input" else t["src"], t["to_device"], sc.name))
+            # "input" is the source's image, or the block of that name (the image block)
+            from_source = t["src"] == "input" and t["dst"] in firsts
+            c = chans.get((SOURCE if from_source else t["src"], t["to_device"], sc.name))
             if c is not None:
                 used.add(c["id"])
                 row.setdefault("_chan", {})[sc.name] = c
