@@ -225,3 +225,94 @@ def test_ask_the_expert_sampled_scenarios_cli(files):
     assert ("router", "e2/stem") not in t                     # same device: no transfer
     assert t[("e2/head", "output")]["messages"] == runs["expert-2"]
     assert all(x["messages"] == 0 for x in d["transfers"] if x["measured_s"] is None)
+
+
+def test_early_exit_sampled_scenarios_emulated(files):
+    """Three workers, emulated devices and links: the exit head's output when the inference
+    exits, the exit head's and the final head's when it does not; the later stages compute
+    only in the inferences that go on."""
+    prob, plan = files["exits"]
+    n = 4
+    rep = placement.run(str(prob), str(plan), inferences=n, emulate=True, seed=2)
+    d = rep.to_dict()
+    assert d["emulation"] == "throttle" and rep.emulated
+    _check_scenario_run(d, prob, plan, n)
+    assert {s["name"] for s in d["scenarios"] if s["output_matches"]} == {"exit@stage1", "full"}
+    runs = {s["name"]: s["runs"] for s in d["scenarios"]}
+    blocks = {b["id"]: b for b in d["blocks"]}
+    assert blocks["stage2"]["runs"] == blocks["head"]["runs"] == runs["full"]
+    assert blocks["exit@stage1"]["runs"] == blocks["stem"]["runs"] == sum(runs.values())
+
+
+def test_one_scenario_for_every_inference(files):
+    """``scenario``: every inference runs it, the other expert never computes and its device
+    receives nothing; the totals are that scenario's prediction."""
+    prob, plan = files["ask"]
+    n = 3
+    rep = placement.run(str(prob), str(plan), scenario="expert-1", inferences=n)
+    d = rep.to_dict()
+    assert d["scenario"] == "expert-1"
+    _check_scenario_run(d, prob, plan, n)
+    runs = {s["name"]: s["runs"] for s in d["scenarios"]}
+    assert runs == {"edge-only": 0, "expert-1": 1 + 2 * n, "expert-2": 0}
+    for b in d["blocks"]:
+        assert b["runs"] == (0 if b["id"].startswith("e2/") else 1 + 2 * n)
+    assert d["error"]["period"] is not None
+    e1 = next(s for s in d["scenarios"] if s["name"] == "expert-1")
+    assert e1["measured"]["period_s"] == d["measured"]["period_s"]
+
+
+def test_bad_scenario_arguments_exit_2_before_any_worker(files):
+    import subprocess
+    import sys
+
+    prob, plan = files["ask"]
+    cmd = [sys.executable, "-c", "import sys; from placement.cli import main; sys.exit(main())", "run"]
+    r = subprocess.run(cmd + [str(prob), str(plan), "--scenario", "expert-3"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "'expert-3' is not a scenario" in r.stderr and "expert-1" in r.stderr
+    assert "Traceback" not in r.stderr
+    pprob, pplan = files["plain"]
+    with pytest.raises(placement.errors.InputError, match="has no scenarios"):
+        placement.run(str(pprob), str(pplan), GEN, scenario="edge-only")
+    with pytest.raises(placement.errors.InputError, match="--model"):
+        placement.run(str(pprob), str(pplan))
+
+
+def test_a_block_nobody_can_rebuild_is_named(files):
+    from placement.runtime.conditional import describe
+
+    raw = json.loads(files["ask"][0].read_text())
+    raw["model"]["meta"]["sources"].pop("e2")
+    for b in raw["model"]["blocks"]:
+        if b["id"].startswith("e2/"):
+            b["meta"].pop("model")
+    with pytest.raises(placement.errors.InputError, match="block 'e2/stem' cannot be rebuilt: no model"):
+        describe(placement.load(raw), None)
+    raw["model"]["blocks"][1]["fx_nodes"] = []
+    with pytest.raises(placement.errors.InputError, match="block 'g/stem' cannot be rebuilt: the problem gives no"):
+        describe(placement.load(raw), None)
+
+
+def test_scenarios_are_sampled_by_their_probabilities():
+    from placement.runtime.conditional import scenario_sequence
+
+    p = placement.load(json.loads(json.dumps(_tiny_scenarios())))
+    seq, warm = scenario_sequence(p, None, 10_000, 10_000, seed=5)
+    assert warm == 3 and seq[:3] == ["a", "b", "c"]              # the warm-up runs each scenario once
+    freq = {s: seq[3:].count(s) / 20_000 for s in "abc"}
+    assert freq == pytest.approx({"a": 0.6, "b": 0.3, "c": 0.1}, abs=0.015)
+    assert scenario_sequence(p, None, 50, 50, seed=5) == scenario_sequence(p, None, 50, 50, seed=5)
+    assert scenario_sequence(p, None, 50, 50, seed=5) != scenario_sequence(p, None, 50, 50, seed=6)
+    assert scenario_sequence(p, "b", 4, 4, seed=5) == (["b"] * 9, 1)
+
+
+def _tiny_scenarios() -> dict:
+    blocks = [{"id": i, "flops": 1e6, "params_bytes": 1.0, "activation_bytes": 1.0, "output_bytes": 1.0}
+              for i in ("x", "y", "z")]
+    return {"name": "tiny", "model": {"input_bytes": 1.0, "blocks": blocks, "edges": [["x", "y"], ["x", "z"]],
+                                      "scenarios": [{"name": "a", "probability": 0.6, "skip": ["y", "z"]},
+                                                    {"name": "b", "probability": 0.3, "skip": ["z"]},
+                                                    {"name": "c", "probability": 0.1, "skip": ["y"]}]},
+            "devices": [{"id": "d", "type": "t", "flops_per_s": 1e9, "memory_bytes": 1e9}],
+            "network": {"default": {"bandwidth_bytes_per_s": 1e6, "latency_s": 0.0}}}
