@@ -228,7 +228,7 @@ def print_scenario_report(rep: ScenarioRunReport, out) -> None:
     print_report(rep, out)
     how = f"every inference runs '{rep.scenario}'" if rep.scenario else "scenarios sampled by their probabilities"
     t = Table(show_edge=False, pad_edge=False, title=f"scenarios ({how})")
-    for col in ("scenario", "p", "runs", "output", "predicted latency s", "measured s", "error",
+    for col in ("scenario", "p", "singles", "output", "predicted latency s", "measured s", "error",
                 "predicted period s", "measured s ", "error "):
         t.add_column(col, justify="left" if col in ("scenario", "output") else "right")
     for e in rep.scenarios:
