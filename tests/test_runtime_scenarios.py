@@ -316,3 +316,21 @@ def _tiny_scenarios() -> dict:
                                                     {"name": "c", "probability": 0.1, "skip": ["y"]}]},
             "devices": [{"id": "d", "type": "t", "flops_per_s": 1e9, "memory_bytes": 1e9}],
             "network": {"default": {"bandwidth_bytes_per_s": 1e6, "latency_s": 0.0}}}
+
+
+def test_the_stream_mix_period_is_the_expected_period_at_the_drawn_frequencies():
+    from placement.runtime.conditional_report import sampled_period
+
+    raw = _tiny_scenarios()
+    raw["devices"].append({"id": "e", "type": "t", "flops_per_s": 2e9, "memory_bytes": 1e9})
+    p = placement.load(raw)
+    plan = {"assignment": {"x": "d", "y": "e", "z": "d"}}
+    scored = placement.evaluate(p, plan)
+    # the drawn frequencies equal to the probabilities: the evaluator's expected period
+    drawn = ["a"] * 6 + ["b"] * 3 + ["c"]
+    assert sampled_period(p, scored, drawn) == pytest.approx(scored.metrics["period_s"])
+    # one scenario only: that scenario's period
+    assert sampled_period(p, scored, ["b"] * 4) == pytest.approx(scored.metrics["scenarios"]["b"]["period_s"])
+    # by hand: x (1 ms) and z (1 ms) on d, y (0.5 ms) on e; the link d->e carries x's 1 byte
+    # at 1e6 B/s (1 us); mix of a and c half each: d's load 1 + 0.5 * 1 ms
+    assert sampled_period(p, scored, ["a", "c"]) == pytest.approx(1.5e-3)

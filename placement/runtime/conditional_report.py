@@ -10,7 +10,9 @@ The SPEC's keys keep their meaning for the whole run (docs/runtime.md, "Scenario
   ``latency_s`` is the probability-weighted sum of the scenarios' median latencies (None,
   with a note, when the sample missed a scenario: raise ``--inferences``), ``latency_mean_s``
   the plain mean of the sampled single inferences, ``latency_max_s`` the worst scenario's
-  median, ``period_s`` that of the pipelined stream of sampled scenarios.
+  median, ``period_s`` that of the pipelined stream of sampled scenarios; ``predicted``
+  also has ``period_sample_s``, the period the evaluator predicts for the stream's own mix
+  (the sample's frequencies in place of the probabilities), and ``error.period_sample``.
 
 ``scenarios`` (beyond the SPEC's keys) lists every scenario: its probability, how many
 measured single inferences ran it (``inferences``) and how many inferences in all (``runs``:
@@ -183,10 +185,13 @@ def analyse_scenarios(spec: dict[str, Any], records: dict[str, Any], *, problem,
                     "latency_mean_s": float(np.mean(all_lat)) if all_lat else None,
                     "latency_max_s": None if missing else max(e["measured"]["latency_s"] for e in per),
                     "period_s": period}
+    if fixed is None:
+        predicted["period_sample_s"] = sampled_period(problem, scored, [seq[i] for i in stream])
     error = {"latency": _rel(measured["latency_s"], predicted["latency_s"]),
              "period": _rel(measured["period_s"], predicted["period_s"])}
     if fixed is None:
         error["latency_max"] = _rel(measured["latency_max_s"], predicted["latency_max_s"])
+        error["period_sample"] = _rel(measured["period_s"], predicted["period_sample_s"])
 
     # the measured Gantt chart: the median single inference of the run's most frequent scenario
     schedule, ttimes = {}, []
@@ -215,6 +220,28 @@ def analyse_scenarios(spec: dict[str, Any], records: dict[str, Any], *, problem,
         scenario=fixed, scenarios=per, notes=notes)
 
 
+def sampled_period(problem, scored, drawn) -> float | None:
+    """The period the evaluator predicts for the stream's own mix of scenarios: the busiest
+    resource's mean load over the scenarios drawn (`placement.scenarios.resource_loads`, as
+    the expected period with the sample's frequencies in place of the probabilities)."""
+    from ..scenarios import resource_loads
+
+    if not drawn:
+        return None
+    a = np.array([problem.device_index[scored.assignment[b.id]] for b in problem.blocks], dtype=np.int64)
+    D = problem.n_devices
+    load, link = np.zeros(D), np.zeros((D, D))
+    for k, sc in enumerate(problem.scenarios):
+        w = sum(1 for s in drawn if s == sc.name) / len(drawn)
+        if w:
+            q, keep = problem.scenario_problem(k)
+            qa = a[keep]
+            ql, qk = resource_loads(q, qa, q.compute_time[np.arange(q.n_blocks), qa])
+            load += w * ql
+            link += w * qk
+    return float(max(load.max(initial=0.0), link.max(initial=0.0)))
+
+
 def print_scenario_report(rep: ScenarioRunReport, out) -> None:
     """`report.print_report`'s tables, then one row per scenario and the expectation."""
     from rich.table import Table
@@ -240,6 +267,8 @@ def print_scenario_report(rep: ScenarioRunReport, out) -> None:
         t.add_row("[bold]expectation[/]", "1", str(rep.inferences), "", fmt(rep.predicted["latency_s"]),
                   fmt(rep.measured["latency_s"]), pct(rep.error["latency"]), fmt(rep.predicted["period_s"]),
                   fmt(rep.measured["period_s"]), pct(rep.error["period"]))
+        t.add_row("[dim]the stream's own mix[/]", "", "", "", "", "", "", fmt(rep.predicted["period_sample_s"]),
+                  fmt(rep.measured["period_s"]), pct(rep.error["period_sample"]))
         t.add_row("[bold]worst[/]", "", "", "", fmt(rep.predicted["latency_max_s"]),
                   fmt(rep.measured["latency_max_s"]), pct(rep.error.get("latency_max")), "", "", "")
     out.print(t)
