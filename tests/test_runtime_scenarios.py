@@ -334,3 +334,31 @@ def test_the_stream_mix_period_is_the_expected_period_at_the_drawn_frequencies()
     # by hand: x (1 ms) and z (1 ms) on d, y (0.5 ms) on e; the link d->e carries x's 1 byte
     # at 1e6 B/s (1 us); mix of a and c half each: d's load 1 + 0.5 * 1 ms
     assert sampled_period(p, scored, ["a", "c"]) == pytest.approx(1.5e-3)
+
+
+def test_problems_written_before_the_image_block_still_rebuild(files):
+    """A file like the shipped examples/ask_the_expert.json (no image block, no
+    meta.sources): the sources come from the blocks' meta, the router reads the image from
+    the source, a message the problem has no edge for; every scenario reproduces its
+    reference (checked while the run is prepared, before any worker)."""
+    from placement.runtime.blocks import SOURCE
+    from placement.runtime.conditional import build_scenario_run
+    from placement.runtime.prepare import check_plan
+
+    raw = json.loads(files["ask"][0].read_text())
+    m = raw["model"]
+    m["blocks"] = [b for b in m["blocks"] if b["id"] != "input"]
+    m["edges"] = [e for e in m["edges"] if e["src"] != "input"]
+    m["meta"].pop("sources")
+    for b in m["blocks"]:
+        b.get("meta", {}).pop("source", None)
+        if b["id"].startswith(("g/", "e1/", "e2/")):
+            b["meta"]["model"] = {"g": GEN}.get(b["id"][:1], EXPERT)
+    raw["pinned"] = {}
+    plan = _by_prefix(raw, ASK_PLAN)
+    p, scored = check_plan(raw, plan)
+    spec, keep = build_scenario_run(p, scored, None, scenario=None, inferences=2, emulate=False, time_scale=None,
+                                    threads=1, seed=0, timeout_s=60)
+    to_router = [c for c in spec["channels"] if c["producer"] == SOURCE and c["dst"] == "laptop"]
+    assert [c["names"] for c in to_router] == [["@image"]]
+    assert set(keep["references"]) == {"edge-only", "expert-1", "expert-2"}
