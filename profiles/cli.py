@@ -84,13 +84,14 @@ def run(args: argparse.Namespace) -> int:
         model, model_name = load_model(spec)
         shp = shape or default_input_shape(model)
         try:
-            return model, model_name, shp, profile_model(model, shp, args.granularity, name=model_name,
-                                                         threads=args.threads, warmup=args.warmup,
-                                                         repeats=args.repeats)
+            sec = profile_model(model, shp, args.granularity, name=model_name, threads=args.threads,
+                                warmup=args.warmup, repeats=args.repeats)
         except TraceError as exc:
             raise InputError(f"MODEL '{spec}': {exc}") from None
         except RuntimeError as exc:  # e.g. the input shape does not fit the model
             raise InputError(f"MODEL '{spec}' failed on input {'x'.join(map(str, shp))}: {exc}") from None
+        sec["meta"]["source_model"] = spec  # what 'placement run' rebuilds a scenario model's blocks from
+        return model, model_name, shp, sec
 
     if args.generalist:
         if args.model or args.exits:

@@ -4,10 +4,11 @@ Both build one ``model`` section with ``scenarios`` (SPEC section 10) from real 
 sections (`profiles.profile_model`); the probabilities are the user's (see
 docs/profiles.md: measure them from a confidence threshold on your own data).
 
-- `combine_experts(generalist, experts, route)`: the generalist's blocks (ids prefixed
-  ``g/``), a small ``router`` block after its output blocks (top-k confidence over the
-  logits), and each expert's blocks (``e1/``, ``e2/``, ...), whose input blocks receive the
-  input image from the router's device. Scenario ``edge-only`` (probability ``route[0]``) skips
+- `combine_experts(generalist, experts, route)`: an ``input`` block (the image at the
+  source), the generalist's blocks (ids prefixed ``g/``), a small ``router`` block after its
+  output blocks (top-k confidence over the logits; it also reads the image), and each
+  expert's blocks (``e1/``, ``e2/``, ...), whose input blocks receive the image, with the
+  router's decision, from the router's device. Scenario ``edge-only`` (probability ``route[0]``) skips
   every expert; scenario ``expert-k`` (``route[k]``) skips the others. An expert is a whole
   model that may sit on a near-edge server; every expert's weights stay loaded (SPEC 10).
 - `add_exits(section, exits, heads)`: an exit head block ``exit@X`` after each named block
@@ -27,8 +28,11 @@ from typing import Any, Mapping, Sequence
 #: the router: top-k over the generalist's logits, a few flops per class (its cost is real but
 #: tiny next to any block; it exists so that the scenarios branch at a block).
 ROUTER_FLOPS_PER_LOGIT = 8.0
-#: the router's decision: an expert index and a confidence, sent to the chosen expert
+#: the router's decision: the generalist's top-1 class and its top-k confidence (two float32),
+#: sent with the image to the chosen expert, or to ``sink`` as the answer when no expert runs
 ROUTER_OUTPUT_BYTES = 8.0
+#: k of the router's top-k confidence (the summed softmax of the k largest logits)
+ROUTER_TOP_K = 5
 #: probabilities must sum to 1 within this (as the loader checks)
 _TOL = 1e-9
 
@@ -102,7 +106,9 @@ def _prefixed(section: Mapping[str, Any], prefix: str, model_name: str) -> tuple
     for b in section["blocks"]:
         nb = copy.deepcopy(dict(b))
         nb["id"] = prefix + b["id"]
-        nb["meta"] = dict(nb.get("meta") or {}, model=model_name, block=b["id"])
+        # what the runtime rebuilds the block from (placement/runtime/conditional.py): the
+        # source model (a key of the section's ``meta.sources``) and the block's id there
+        nb["meta"] = dict(nb.get("meta") or {}, model=model_name, block=b["id"], source=prefix.rstrip("/"))
         blocks.append(nb)
     edges = []
     for e in section["edges"]:
@@ -114,6 +120,13 @@ def _prefixed(section: Mapping[str, Any], prefix: str, model_name: str) -> tuple
         if e["bytes"] is None:
             e["bytes"] = next(b["output_bytes"] for b in blocks if b["id"] == e["src"])
     return blocks, edges
+
+
+def source_model(section: Mapping[str, Any]) -> str:
+    """What `placement run` builds a profiled section's blocks from: the MODEL the profiler
+    was given (``meta.source_model``: a timm name or ``package.module:callable``), else the
+    section's name (a timm name for the shipped examples)."""
+    return str((section.get("meta") or {}).get("source_model") or section.get("name", ""))
 
 
 def _ends(blocks: Sequence[Mapping], edges: Sequence[Mapping]) -> tuple[list[str], list[str]]:
@@ -134,18 +147,28 @@ def combine_experts(generalist: Mapping[str, Any], experts: Sequence[Mapping[str
         raise _error(f"route: expected probabilities that sum to 1, found {sum(route):.12g}")
     gname = generalist.get("name", "generalist")
     blocks, edges = _prefixed(generalist, "g/", gname)
-    _, g_out = _ends(blocks, edges)
+    g_in, g_out = _ends(blocks, edges)
+    input_bytes = float(generalist["input_bytes"])
+    # The image is read by the generalist and by the router, which forwards it to the chosen
+    # expert: an explicit zero-cost "input" block at the source (pinned there by make_problem,
+    # as the profiler does for any model whose input several blocks read) sends it to both,
+    # so a router away from the image pays for the image's transfer.
+    blocks.insert(0, {"id": "input", "flops": 0.0, "params_bytes": 0.0, "activation_bytes": input_bytes,
+                      "output_bytes": input_bytes, "kind": "other", "modules": [], "fx_nodes": [],
+                      "meta": {"image": "the input image at the source, read by the generalist's first "
+                                        "blocks and by the router"}})
+    edges[:0] = [{"src": "input", "dst": i, "bytes": input_bytes} for i in g_in]
     logits = sum(next(b for b in blocks if b["id"] == o)["output_bytes"] for o in g_out) / 4.0
     router = {"id": "router", "kind": "head", "flops": ROUTER_FLOPS_PER_LOGIT * max(logits, 1.0),
               "params_bytes": 0.0, "activation_bytes": 4.0 * max(logits, 1.0),
               "output_bytes": ROUTER_OUTPUT_BYTES,
               "meta": {"router": "top-k confidence over the generalist's logits",
-                       "logits": int(logits)}}
+                       "logits": int(logits), "top_k": ROUTER_TOP_K}}
     blocks.append(router)
     for o in g_out:
         edges.append({"src": o, "dst": "router",
                       "bytes": next(b for b in blocks if b["id"] == o)["output_bytes"]})
-    input_bytes = float(generalist["input_bytes"])
+    edges.append({"src": "input", "dst": "router", "bytes": input_bytes})
     expert_ids: list[list[str]] = []
     for k, ex in enumerate(experts, start=1):
         eb, ee = _prefixed(ex, f"e{k}/", ex.get("name", f"expert{k}"))
@@ -163,7 +186,13 @@ def combine_experts(generalist: Mapping[str, Any], experts: Sequence[Mapping[str
                           "skip": [b for j, other in enumerate(expert_ids, start=1) if j != k for b in other]})
     meta = {"conditional": "experts", "generalist": gname,
             "experts": [ex.get("name", f"expert{k}") for k, ex in enumerate(experts, start=1)],
-            "route": list(route)}
+            "route": list(route),
+            # the runtime's rebuild: each block's meta.source is a key here
+            "sources": {"g": source_model(generalist),
+                        **{f"e{k}": source_model(ex) for k, ex in enumerate(experts, start=1)}}}
+    shape = (generalist.get("meta") or {}).get("input_shape")
+    if shape:
+        meta["input_shape"] = list(shape)
     return {"name": name or f"{gname}+{len(experts)}experts", "input_bytes": input_bytes,
             "blocks": blocks, "edges": edges, "scenarios": scenarios, "meta": meta}
 
@@ -218,7 +247,8 @@ def add_exits(section: Mapping[str, Any], exits: Mapping[str, float],
         scenarios.append({"name": f"exit@{x}", "probability": p, "skip": skip})
     scenarios.append({"name": "full", "probability": 1.0 - sum(exits.values()), "skip": []})
     out["scenarios"] = scenarios
-    out["meta"] = dict(out.get("meta") or {}, conditional="exits", exits=dict(exits))
+    out["meta"] = dict(out.get("meta") or {}, conditional="exits", exits=dict(exits),
+                       sources={"": source_model(section)})
     return out
 
 
@@ -248,7 +278,8 @@ def exit_head_costs(model: Any, section: Mapping[str, Any], blocks: Sequence[str
     out: dict[str, dict[str, Any]] = {}
     for bid in blocks:
         outputs = (by_id[bid].get("meta") or {}).get("outputs") or []
-        shape = next((shapes[o] for o in outputs if o in shapes), None)
+        node = next((o for o in outputs if o in shapes), None)
+        shape = shapes[node] if node is not None else None
         if shape is None or len(shape) not in (3, 4):
             raise _error(f"--exits: block '{bid}' has no single feature-map or token output to attach a head to")
         channels = shape[1] if len(shape) == 4 else shape[-1]
@@ -262,7 +293,7 @@ def exit_head_costs(model: Any, section: Mapping[str, Any], blocks: Sequence[str
         out[bid] = {"flops": float(flops), "params_bytes": float(params), "activation_bytes": float(act),
                     "output_bytes": float(4 * num_classes),
                     "meta": {HOST_TIME_KEY: t_host, "exit_head": {
-                        "after": bid, "input_shape": list(shape), "in_features": int(channels),
+                        "after": bid, "input_node": node, "input_shape": list(shape), "in_features": int(channels),
                         "num_classes": int(num_classes)}}}
     return out
 

@@ -38,7 +38,12 @@ def test_generalist_and_experts_follow_the_scenario_rules():
     # the router follows the generalist's head and hands the image to each expert's first block
     assert {"src": "g/b2", "dst": "router", "bytes": 4000.0} in sec["edges"]
     assert {"src": "router", "dst": "e1/b0", "bytes": 5e4 + C.ROUTER_OUTPUT_BYTES} in sec["edges"]
-    assert next(b for b in sec["blocks"] if b["id"] == "e2/b3")["meta"] == {"model": "exp", "block": "b3"}
+    assert next(b for b in sec["blocks"] if b["id"] == "e2/b3")["meta"] == {"model": "exp", "block": "b3",
+                                                                          "source": "e2"}
+    # the image reaches the router from the source (it forwards the image to the expert)
+    assert {"src": "input", "dst": "router", "bytes": 5e4} in sec["edges"]
+    assert {"src": "input", "dst": "g/b0", "bytes": 5e4} in sec["edges"]
+    assert sec["meta"]["sources"] == {"g": "gen", "e1": "exp", "e2": "exp"}
 
 
 def test_early_exits_follow_the_scenario_rules():

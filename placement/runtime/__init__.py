@@ -27,7 +27,8 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_INFERENCES = 10
 
 
-def run(problem: Any, plan: Any, model: str, *, inferences: int = DEFAULT_INFERENCES, emulate: bool = False,
+def run(problem: Any, plan: Any, model: str | None = None, *, scenario: str | None = None,
+        inferences: int = DEFAULT_INFERENCES, emulate: bool = False,
         time_scale: float | None = None, threads: int | None = None, seed: int = 0,
         timeout_s: float = DEFAULT_TIMEOUT_S, devices: Sequence[str] | None = None,
         calibrate: str | os.PathLike[str] | None = None, trace: str | os.PathLike[str] | None = None,
@@ -43,6 +44,12 @@ def run(problem: Any, plan: Any, model: str, *, inferences: int = DEFAULT_INFERE
     plan's devices whose workers this machine starts (default all; see docs/runtime.md for
     two machines). ``calibrate``: write the problem with the measured block times as
     ``time_s[device id]``. ``trace``: write the measured schedule (for ``placement show``).
+
+    A problem with scenarios (SPEC 10) runs one scenario per inference: ``scenario`` (a
+    name) for every inference, else each one sampled from the probabilities with ``seed``;
+    its blocks are rebuilt from the source models the problem names (``model`` is then only
+    needed for an early-exit problem profiled before they were recorded), and the report is
+    a `conditional_report.ScenarioRunReport` (per scenario and in expectation).
 
     Raises `InputError` (exit 2) for a bad or mismatched plan or model, before any worker
     starts; `supervisor.WorkerFailure` (exit 1) when a worker dies or hangs. Returns None on
@@ -62,13 +69,24 @@ def run(problem: Any, plan: Any, model: str, *, inferences: int = DEFAULT_INFERE
     if timeout_s <= 0:
         raise InputError(f"--timeout: expected seconds > 0, found {timeout_s}")
     p, scored = check_plan(problem, plan)
+    if not p.scenarios:
+        if scenario is not None:
+            raise InputError(f"--scenario: problem '{p.name}' has no scenarios (model.scenarios)")
+        if not model:
+            raise InputError("--model: expected the profiled model (a timm name or 'package.module:callable')")
     plan_name = str(plan) if isinstance(plan, (str, os.PathLike)) else (scored.method or "plan")
     if isinstance(plan, (str, os.PathLike)):
         plan_name = os.path.basename(str(plan))
     threads = threads or (1 if emulate else None)
     import torch
-    spec, keep = build_run(p, scored, model, inferences=inferences, emulate=emulate, time_scale=time_scale,
-                           threads=threads or torch.get_num_threads(), seed=seed, timeout_s=timeout_s)
+    if p.scenarios:
+        from .conditional import build_scenario_run
+        spec, keep = build_scenario_run(p, scored, model, scenario=scenario, inferences=inferences, emulate=emulate,
+                                        time_scale=time_scale, threads=threads or torch.get_num_threads(),
+                                        seed=seed, timeout_s=timeout_s)
+    else:
+        spec, keep = build_run(p, scored, model, inferences=inferences, emulate=emulate, time_scale=time_scale,
+                               threads=threads or torch.get_num_threads(), seed=seed, timeout_s=timeout_s)
     world = spec["world"]
     local = list(world) if devices is None else list(devices)
     unknown = [d for d in local if d not in world]
@@ -94,8 +112,14 @@ def run(problem: Any, plan: Any, model: str, *, inferences: int = DEFAULT_INFERE
             records = pickle.load(f)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
-    rep = analyse(spec, records, problem=p, scored=scored, predicted_transfers=predicted_transfers(p, scored.assignment),
-                  plan_name=plan_name, emulation=link_kind, references=keep["references"], host_s=keep["host_s"])
+    if p.scenarios:
+        from .conditional_report import analyse_scenarios
+        rep = analyse_scenarios(spec, records, problem=p, scored=scored, plan_name=plan_name, emulation=link_kind,
+                                references=keep["references"], host_s=keep["host_s"])
+    else:
+        rep = analyse(spec, records, problem=p, scored=scored,
+                      predicted_transfers=predicted_transfers(p, scored.assignment), plan_name=plan_name,
+                      emulation=link_kind, references=keep["references"], host_s=keep["host_s"])
     rep.netem = netem_note
     if calibrate:
         raw = _raw_problem(problem, p)

@@ -1,4 +1,4 @@
-"""``placement run PROBLEM PLAN --model MODEL [--inferences N] [--emulate] [--calibrate OUT.json] [--json]``."""
+"""``placement run PROBLEM PLAN [--model MODEL] [--scenario NAME] [--inferences N] [--emulate] [--calibrate OUT.json] [--json]``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from . import DEFAULT_INFERENCES, DEFAULT_TIMEOUT_S
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("problem", help="problem file (JSON) with the profile's block-to-module mapping")
     p.add_argument("plan", help="plan file (JSON) for that problem")
-    p.add_argument("--model", required=True, metavar="MODEL",
+    p.add_argument("--model", default=None, metavar="MODEL",
                    help="the profiled model: a timm name (random weights, nothing is downloaded) or "
-                        "'package.module:callable'")
+                        "'package.module:callable' (a problem with scenarios names its own source models)")
+    p.add_argument("--scenario", default=None, metavar="NAME",
+                   help="a problem with scenarios: run scenario NAME in every inference (default: each "
+                        "inference's scenario sampled from the probabilities with --seed)")
     p.add_argument("-n", "--inferences", type=int, default=DEFAULT_INFERENCES,
                    help=f"single inferences measured, and inputs in the pipelined stream (default {DEFAULT_INFERENCES})")
     p.add_argument("--emulate", action="store_true",
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--threads: expected at least 1, found {args.threads}")
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
     try:
-        rep = run_plan(args.problem, args.plan, args.model, inferences=args.inferences, emulate=args.emulate,
+        rep = run_plan(args.problem, args.plan, args.model, scenario=args.scenario,
+                       inferences=args.inferences, emulate=args.emulate,
                        time_scale=args.time_scale, threads=args.threads, seed=args.seed, timeout_s=args.timeout,
                        devices=devices, calibrate=args.calibrate, trace=args.trace)
     except InputError as exc:
@@ -67,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_clean(rep.to_dict()), indent=2))
     else:
         from ..report import console
+        from .conditional_report import ScenarioRunReport, print_scenario_report
         from .report import print_report
-        print_report(rep, console())
+        (print_scenario_report if isinstance(rep, ScenarioRunReport) else print_report)(rep, console())
         if args.calibrate:
             console().print(f"calibrated problem written to {args.calibrate}")
     return 0 if rep.output_matches else 1

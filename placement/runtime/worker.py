@@ -124,7 +124,10 @@ class Worker:
         torch.set_num_threads(spec["threads"])
         mine = [b for b in spec["order"].get(self.device, [])]
         self.set_state("rebuilding its blocks")
-        if mine:
+        if mine and spec.get("conditional"):   # a scenario problem: several source models, router, exits
+            from .conditional import rebuild_for_worker
+            self.blocks = rebuild_for_worker(spec, mine)
+        elif mine:
             model = build_model(spec["model"], spec["seed"])
             gm = trace_model(model)
             self.blocks = rebuild(gm, [(b, spec["blocks"][b]["fx_nodes"]) for b in mine])
@@ -253,8 +256,8 @@ class Worker:
 
         for link in self.links.values():
             link.reset(serialise=stream)
-        receivers = [self.thread(self.receiver, c, ids) for c in self.in_ch]
-        tasks = list(self.order) + (["@output"] if self.is_sink else [])
+        receivers = [self.thread(self.receiver, c, [i for i in ids if self._active(c, i)]) for c in self.in_ch]
+        tasks = {i: self._tasks(i) for i in ids}
         if self.is_source:
             t_in = time.perf_counter()
             with self.cond:
@@ -264,20 +267,20 @@ class Worker:
             for i in ids:
                 self._send(SOURCE, i, t_in)
         ptr = {i: 0 for i in ids}
-        live = [i for i in ids if tasks]
+        live = [i for i in ids if tasks[i]]
         while live:
             pick = None
             with self.cond:
                 while pick is None:
                     for i in live:
-                        if self._ready(i, tasks[ptr[i]]):
-                            pick = (i, tasks[ptr[i]])
+                        if self._ready(i, tasks[i][ptr[i]]):
+                            pick = (i, tasks[i][ptr[i]])
                             break
                         if not stream:
                             break
                     if pick is None:
                         i = live[0]
-                        self.set_state(f"waiting for the inputs of {self._what(tasks[ptr[i]])} (inference {i})")
+                        self.set_state(f"waiting for the inputs of {self._what(tasks[i][ptr[i]])} (inference {i})")
                         self.cond.wait(0.2)
             i, task = pick
             if task == "@output":
@@ -285,7 +288,7 @@ class Worker:
             else:
                 self._run(i, task)
             ptr[i] += 1
-            if ptr[i] == len(tasks):
+            if ptr[i] == len(tasks[i]):
                 live.remove(i)
                 with self.cond:  # nothing of inference i is needed here any more
                     for key in [k for k in self.values if k[0] == i]:
@@ -300,7 +303,7 @@ class Worker:
         return "the model output" if task == "@output" else f"block '{task}'"
 
     def _ready(self, i: int, task: str) -> bool:
-        names = self.spec["output_names"] if task == "@output" else self.blocks[task].inputs
+        names = self._output_names(i) if task == "@output" else self.blocks[task].inputs
         return all(self._has(i, n) for n in names)
 
     def _put(self, i: int, vals: dict[str, Any], t: float) -> None:
@@ -310,6 +313,8 @@ class Worker:
 
     def _send(self, producer: str, i: int, t_ready: float) -> None:
         for c in self.out_ch.get(producer, ()):
+            if not self._active(c, i):
+                continue
             with self.cond:
                 vals = {n: self._value(i, n) for n in c["names"]}
             self.queues[c["id"]].put((i, t_ready, vals))
@@ -345,14 +350,40 @@ class Worker:
     def _collect(self, i: int) -> None:
         from .blocks import fill_structure
 
-        names = self.spec["output_names"]
+        names = self._output_names(i)
         with self.cond:
             vals = {n: self._value(i, n) for n in names}
             t_out = max(self.arrived[(i, n)] for n in names)
-        out = fill_structure(self.spec["output_structure"], vals)
+        out = self._output_value(i, vals) if self._scenario(i) else fill_structure(self.spec["output_structure"], vals)
         self.outputs[i] = self.torch.utils._pytree.tree_map(
             lambda v: v.clone() if isinstance(v, self.torch.Tensor) else v, out)
         self.rec["outputs"].append((i, t_out))
+
+    # ------------------------------------------------------------------ scenarios
+    # (placement/runtime/conditional.py): each inference runs one scenario, fixed in the run
+    # description; only its blocks run here and only its messages travel. Without scenarios
+    # every inference runs every block.
+    def _scenario(self, i: int) -> str | None:
+        seq = self.spec.get("scenario_of")
+        return None if seq is None else seq[i]
+
+    def _active(self, ch: dict, i: int) -> bool:
+        return ch.get("scenarios") is None or self._scenario(i) in ch["scenarios"]
+
+    def _tasks(self, i: int) -> list[str]:
+        s = self._scenario(i)
+        run = None if s is None else set(self.spec["scenarios"][s]["run"])
+        mine = [b for b in self.order if run is None or b in run]
+        return mine + (["@output"] if self.is_sink else [])
+
+    def _output_names(self, i: int) -> list[str]:
+        s = self._scenario(i)
+        return self.spec["output_names"] if s is None else self.spec["scenarios"][s]["output_names"]
+
+    def _output_value(self, i: int, vals: dict[str, Any]) -> dict[str, tuple]:
+        """A scenario's result: block id -> its result values (conditional.references)."""
+        res = self.spec["scenarios"][self._scenario(i)]["results"]
+        return {b: tuple(vals[n] for n in names) for b, names in res.items()}
 
     # ------------------------------------------------------------------ main
     def main(self, run_dir: str) -> None:
