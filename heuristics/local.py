@@ -75,6 +75,13 @@ DESCENT_EVALS = 5000
 SMOOTH = 0.0
 #: weight of the relative memory/constraint excess, in units of the start's value.
 PENALTY = 10.0
+#: the closing LNS (`solvers._lns`): windows in a row without improvement before it stops,
+#: and blocks per window.
+LNS_PATIENCE = 6
+LNS_WINDOW = 16
+#: share of the time left after the start plan that the annealing chains get when the LNS
+#: follows them under a time limit (the LNS gets the rest).
+ANNEAL_SHARE = 0.75
 
 
 class Scorer:
@@ -195,11 +202,16 @@ class LocalSearch(Method):
     options = (Option("patience", int, PATIENCE, "moves without improvement before stopping", low=1),
                Option("chains", int, CHAINS, "annealing chains run one after the other from the best so far",
                       low=1),
-               Option("max_moves", int, None, "stop each chain after this many moves (none: no cap)", low=1))
+               Option("max_moves", int, None, "stop each chain after this many moves (none: no cap)", low=1),
+               Option("lns", int, LNS_PATIENCE, "closing large-neighbourhood search: CP-SAT re-solves windows "
+                      "of blocks; stop after this many windows without improvement (0: off)", low=0),
+               Option("lns_size", int, LNS_WINDOW, "blocks per LNS window", low=1))
 
     def warm_up(self) -> None:
         from placement.registry import get_method
         get_method("heft").warm_up()        # local starts from heft's plans
+        from solvers import _lns
+        _lns.available()                    # import OR-Tools (seconds) before the clock starts
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         p = problem
@@ -220,6 +232,10 @@ class LocalSearch(Method):
         max_moves = self.option(ctx, "max_moves")
         chains = self.option(ctx, "chains")
         sc_needs_order = Scorer(p).needs_order
+        lns_patience = self.option(ctx, "lns")
+        lns_why = _lns_unsupported(p) if lns_patience else "off"
+        # under a time limit, the annealing chains leave a share of it to the closing LNS
+        actx = ctx.sub(ANNEAL_SHARE) if (lns_why is None and math.isfinite(ctx.deadline)) else ctx
         final = start_ev
         timed_out = False
         stats["moves"] = 0
@@ -231,7 +247,7 @@ class LocalSearch(Method):
             origin = final
             if 0 < chain < chains - 1 and chain - 1 < len(others):
                 origin = others[chain - 1]
-            best_a, best_seq, timed_out = _anneal(p, origin, ctx, patience,
+            best_a, best_seq, timed_out = _anneal(p, origin, actx, patience,
                                                   int(max_moves) if max_moves else None, sub,
                                                   rng_seed=ctx.seed * 1_000_003 + chain,
                                                   target=target)
@@ -245,6 +261,12 @@ class LocalSearch(Method):
             if timed_out or (final.feasible and final.value <= target):
                 break
         stats["chains_run"] = chain + 1
+        if lns_why is not None:
+            stats["lns"] = "not run: " + lns_why
+        elif not (final.feasible and final.value <= target) and not ctx.expired():
+            final, lns_stats = _closing_lns(p, final, ctx, lns_patience, self.option(ctx, "lns_size"))
+            stats["lns"] = lns_stats
+            timed_out = timed_out or ctx.expired()
         stats["time_s"] = round(time.perf_counter() - t0, 4)
         stats["start_value"] = start_ev.value
         stats["improved"] = final is not start_ev
@@ -426,6 +448,25 @@ def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | 
     stats["moves"] = moves
     stats["best_found_at_move"] = found_at
     return best_a, best_seq, timed_out
+
+
+def _lns_unsupported(p: Problem) -> str | None:
+    """Why the closing LNS cannot run on ``p`` (None: it can)."""
+    from solvers import _lns
+    return _lns.supports(p)
+
+
+def _closing_lns(p: Problem, final, ctx: Context, patience: int, size: int):
+    """`solvers._lns.search` from ``final`` until the deadline (or ``patience`` windows
+    without improvement); its plan replaces ``final`` only if strictly better (it says so)."""
+    from solvers import _lns
+    r = _lns.search(p, final, ctx.deadline - LNS_READ_BACK_S, size=size, patience=patience,
+                    seed=ctx.seed, progress=ctx.report)
+    return (r.best if r.improved else final), r.stats
+
+
+#: seconds kept back from the deadline by the closing LNS (re-scoring its plan).
+LNS_READ_BACK_S = 0.05
 
 
 def _reschedule(p: Problem, a: np.ndarray, needs_order: bool) -> list:
