@@ -72,11 +72,13 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
 
     m.warm_up()                       # compiled kernels: before the clock starts
     t0 = time.perf_counter()
+    started = time.monotonic()
     reasons = feasibility.infeasibility_reasons(p)
     if reasons:
         return _empty_plan(p, method, Status.INFEASIBLE, "; ".join(reasons[:5]),
                            time.perf_counter() - t0)
-    ctx = Context(time_limit=time_limit, seed=seed, options=typed, progress=progress)
+    _bound_under_the_clock(p)
+    ctx = Context(time_limit=time_limit, seed=seed, options=typed, progress=progress, started=started)
     try:
         cand = m.solve(p, ctx)
     except InputError:
@@ -96,6 +98,15 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
     if notes:
         cand = replace(cand, message="; ".join(([cand.message] if cand.message else []) + notes))
     return plan_from_candidate(p, method, cand, elapsed)
+
+
+def _bound_under_the_clock(p) -> None:
+    """The cheap lower bound every plan reports (`derive_status`) is part of the solve: it is
+    computed (and cached on the problem) before the method runs, on the method's clock, so
+    the method has that much less time and the whole solve keeps the limit (measured: 1.7 s
+    for the memory-aware latency bound at 300 blocks x 16 IoT devices, which a 2 s limit did
+    not count before; issue 14)."""
+    p.lower_bound()
 
 
 def _join(message: str, note: str) -> str:

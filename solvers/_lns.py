@@ -153,14 +153,20 @@ class LnsResult:
     stats: dict = field(default_factory=dict)
 
 
-def _windows(p: Problem, ev: Evaluation, size: int, rng: random.Random, kind: str) -> list[int]:
+def _windows(p: Problem, ev: Evaluation, size: int, rng: random.Random, kind: str,
+             turn: int = 0) -> list[int]:
+    """The ``turn``-th window of ``kind`` (module docstring). Chain windows sweep the schedule
+    order from its end backwards, half a window a turn (so every block is in one within
+    ``2 B / size`` of them); the others are drawn at random."""
     B, D = p.n_blocks, p.n_devices
     if size >= B:
         return list(range(B))
     a = np.asarray(ev.assignment, dtype=np.int64)
     if kind == "chain":
         seq = np.lexsort((np.asarray(ev.end), np.asarray(ev.start))).tolist()
-        i = rng.randrange(B - size + 1)
+        step = max(1, size // 2)
+        n_pos = (B - size + step - 1) // step + 1
+        i = max(0, B - size - (turn % n_pos) * step)
         return seq[i:i + size]
     if kind == "graph":
         b = rng.randrange(B)
@@ -181,7 +187,6 @@ def _windows(p: Problem, ev: Evaluation, size: int, rng: random.Random, kind: st
                 out.append(n)
         return out
     # devices: the blocks of the most loaded device (memory share or compute) and another
-    used = np.bincount(a, minlength=D)
     mem = p.memory_use(a) / p.memory
     busy = np.bincount(a, weights=p.compute_time[np.arange(B), a], minlength=D)
     first = int(np.argmax(mem if rng.random() < 0.5 else busy))
@@ -194,7 +199,6 @@ def _windows(p: Problem, ev: Evaluation, size: int, rng: random.Random, kind: st
         rest = [b for b in range(B) if b not in set(out)]
         rng.shuffle(rest)
         out += rest[:size - len(out)]
-    del used
     return out
 
 
@@ -213,7 +217,7 @@ def search(p: Problem, start: Evaluation, deadline: float = math.inf, *, size: i
         if time.monotonic() >= deadline or since >= patience:
             break
         kind = kinds[i % len(kinds)]
-        window = _windows(p, best, size, rng, kind)
+        window = _windows(p, best, size, rng, kind, turn=i // len(kinds))
         ev, status = solve_window(p, best, window, deadline, seed=seed + i, dtime=dtime)
         stats["windows"] += 1
         stats["statuses"][status] = stats["statuses"].get(status, 0) + 1
