@@ -79,9 +79,9 @@ PENALTY = 10.0
 #: and blocks per window.
 LNS_PATIENCE = 6
 LNS_WINDOW = 16
-#: share of the time left after the start plan that the annealing chains get when the LNS
-#: follows them under a time limit (the LNS gets the rest).
-ANNEAL_SHARE = 0.75
+#: under a time limit, the most of the time left after the start plan that the LNS, which
+#: runs first, may take (the annealing chains get the rest, and at least this much).
+LNS_SHARE = 0.5
 
 
 class Scorer:
@@ -234,11 +234,17 @@ class LocalSearch(Method):
         sc_needs_order = Scorer(p).needs_order
         lns_patience = self.option(ctx, "lns")
         lns_why = _lns_unsupported(p) if lns_patience else "off"
-        # under a time limit, the annealing chains leave a share of it to the closing LNS
-        actx = ctx.sub(ANNEAL_SHARE) if (lns_why is None and math.isfinite(ctx.deadline)) else ctx
         final = start_ev
         timed_out = False
         stats["moves"] = 0
+        if lns_why is not None:
+            stats["lns"] = "not run: " + lns_why
+        elif not ctx.expired():
+            # the LNS first (exact windows: on small and mid-size problems it finds in a few
+            # windows what annealing may not), then the chains from its plan
+            final, stats["lns"] = _lns_phase(p, final, ctx, lns_patience, self.option(ctx, "lns_size"))
+            if final.feasible and final.value <= target:
+                chains = 0
         # chains start from the best plan so far, except that the middle ones start from the
         # next-best distinct constructive plans (another basin)
         others = [ev for _, ev in pool.ranked()[1:] if violation_size(p, ev) == 0]
@@ -247,7 +253,7 @@ class LocalSearch(Method):
             origin = final
             if 0 < chain < chains - 1 and chain - 1 < len(others):
                 origin = others[chain - 1]
-            best_a, best_seq, timed_out = _anneal(p, origin, actx, patience,
+            best_a, best_seq, timed_out = _anneal(p, origin, ctx, patience,
                                                   int(max_moves) if max_moves else None, sub,
                                                   rng_seed=ctx.seed * 1_000_003 + chain,
                                                   target=target)
@@ -260,13 +266,8 @@ class LocalSearch(Method):
                         stats["best_chain"] = chain
             if timed_out or (final.feasible and final.value <= target):
                 break
-        stats["chains_run"] = chain + 1
-        if lns_why is not None:
-            stats["lns"] = "not run: " + lns_why
-        elif not (final.feasible and final.value <= target) and not ctx.expired():
-            final, lns_stats = _closing_lns(p, final, ctx, lns_patience, self.option(ctx, "lns_size"))
-            stats["lns"] = lns_stats
-            timed_out = timed_out or ctx.expired()
+        stats["chains_run"] = chain + 1 if chains else 0
+        timed_out = timed_out or ctx.expired()
         stats["time_s"] = round(time.perf_counter() - t0, 4)
         stats["start_value"] = start_ev.value
         stats["improved"] = final is not start_ev
@@ -456,12 +457,15 @@ def _lns_unsupported(p: Problem) -> str | None:
     return _lns.supports(p)
 
 
-def _closing_lns(p: Problem, final, ctx: Context, patience: int, size: int):
-    """`solvers._lns.search` from ``final`` until the deadline (or ``patience`` windows
-    without improvement); its plan replaces ``final`` only if strictly better (it says so)."""
+def _lns_phase(p: Problem, final, ctx: Context, patience: int, size: int):
+    """`solvers._lns.search` from ``final`` until ``patience`` windows in a row bring nothing
+    or, under a time limit, `LNS_SHARE` of the time left has passed; its plan replaces
+    ``final`` only if strictly better."""
     from solvers import _lns
-    r = _lns.search(p, final, ctx.deadline - LNS_READ_BACK_S, size=size, patience=patience,
-                    seed=ctx.seed, progress=ctx.report)
+    deadline = ctx.deadline
+    if math.isfinite(deadline):
+        deadline = time.monotonic() + LNS_SHARE * max(0.0, ctx.time_left()) - LNS_READ_BACK_S
+    r = _lns.search(p, final, deadline, size=size, patience=patience, seed=ctx.seed, progress=ctx.report)
     return (r.best if r.improved else final), r.stats
 
 
