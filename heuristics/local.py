@@ -212,6 +212,11 @@ class LocalSearch(Method):
         get_method("heft").warm_up()        # local starts from heft's plans
         from solvers import _lns
         _lns.available()                    # import OR-Tools (seconds) before the clock starts
+        try:                                # the bounds' LP (local stops at the cheap bound)
+            import scipy.optimize  # noqa: F401
+            import scipy.sparse  # noqa: F401
+        except ImportError:
+            pass
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         p = problem

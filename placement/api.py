@@ -71,15 +71,12 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
         raise InputError(f"time_limit: expected a number of seconds >= 0, found {time_limit}")
 
     m.warm_up()                       # compiled kernels: before the clock starts
-    _warm_up_bounds()
     t0 = time.perf_counter()
-    started = time.monotonic()
     reasons = feasibility.infeasibility_reasons(p)
     if reasons:
         return _empty_plan(p, method, Status.INFEASIBLE, "; ".join(reasons[:5]),
                            time.perf_counter() - t0)
-    _bound_under_the_clock(p)
-    ctx = Context(time_limit=time_limit, seed=seed, options=typed, progress=progress, started=started)
+    ctx = Context(time_limit=time_limit, seed=seed, options=typed, progress=progress)
     try:
         cand = m.solve(p, ctx)
     except InputError:
@@ -99,25 +96,6 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
     if notes:
         cand = replace(cand, message="; ".join(([cand.message] if cand.message else []) + notes))
     return plan_from_candidate(p, method, cand, elapsed)
-
-
-def _warm_up_bounds() -> None:
-    """The bounds' LP (`placement.bounds`) imports SciPy on first use (1-2 s): import it before
-    the clock starts, as the methods' own warm-ups do for their kernels."""
-    try:
-        import scipy.optimize  # noqa: F401
-        import scipy.sparse  # noqa: F401
-    except ImportError:       # the bounds then skip their LP part
-        pass
-
-
-def _bound_under_the_clock(p) -> None:
-    """The cheap lower bound every plan reports (`derive_status`) is part of the solve: it is
-    computed (and cached on the problem) before the method runs, on the method's clock, so
-    the method has that much less time and the whole solve keeps the limit (measured: 1.7 s
-    for the memory-aware latency bound at 300 blocks x 16 IoT devices, which a 2 s limit did
-    not count before; issue 14)."""
-    p.lower_bound()
 
 
 def _join(message: str, note: str) -> str:
