@@ -315,6 +315,26 @@ def energy_descent(p: Problem, ct: np.ndarray, a0: np.ndarray, passes: int = DES
     return a
 
 
+def dp_variants(p: Problem, ct: np.ndarray, want_period: bool, want_energy: bool,
+                ctx=None) -> list[tuple[str, np.ndarray]]:
+    """`dp`'s constructions as extra `heft` variants for throughput and energy (cheap, and on
+    memory-bound DAGs often a far better start for the descents than the one-pass greedies):
+    the energy shortest path over a depth-first linear order, and the pipeline partition."""
+    from .dp import linear_order, path_dp, pipeline_dp
+
+    out: list[tuple[str, np.ndarray]] = []
+    seq = linear_order(p)
+    if want_energy:
+        a, _, _ = path_dp(p, ct, seq, 0.0, 1.0)
+        if a is not None:
+            out.append(("dp-energy-path", a))
+    if want_period:
+        a, _, _ = pipeline_dp(p, ct, seq, ctx)
+        if a is not None:
+            out.append(("dp-pipeline", a))
+    return out
+
+
 def descent_variants(p: Problem, ct: np.ndarray, pool, want_period: bool, want_energy: bool,
                      deadline: float = math.inf, starts: int = 3) -> list[tuple[str, np.ndarray]]:
     """`heft`'s closing descents for throughput and energy: from each of the ``starts`` best
@@ -337,4 +357,4 @@ def descent_variants(p: Problem, ct: np.ndarray, pool, want_period: bool, want_e
     return out
 
 
-__all__ = ["descent_variants", "throughput_greedy", "energy_greedy", "cpop_critical_path", "balance_descent", "energy_descent"]
+__all__ = ["descent_variants", "dp_variants", "throughput_greedy", "energy_greedy", "cpop_critical_path", "balance_descent", "energy_descent"]

@@ -56,7 +56,7 @@ from placement.problem import Problem
 from . import _polish
 from ._common import Pool, masked_ct, optimistic_cost_table, pack_fallback, topo_position, upward_rank_mean
 from ._descent import POLISH_MIN, POLISH_PER_CELL, POLISH_WORK, polish, polish_budget
-from ._greedy import cpop_critical_path, descent_variants, energy_greedy, throughput_greedy
+from ._greedy import cpop_critical_path, descent_variants, dp_variants, energy_greedy, throughput_greedy
 from ._list_schedule import _Expired, _NoRoom, list_schedule, memory_binds  # noqa: F401 (local imports them here)
 
 
@@ -141,6 +141,9 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
         # (the evaluator's list rule would find the same latency, at more cost)
         run(f"single-{p.devices[d].id}", lambda d=d: (
             np.full(p.n_blocks, d, dtype=np.int64), topo_position(p), None))
+    if (want_period or want_energy) and not (ctx is not None and ctx.expired()):
+        for label, a_dp in dp_variants(p, ct, want_period, want_energy, ctx):
+            run(label, lambda a_dp=a_dp: (a_dp, None, None))
     if (want_period or want_energy) and not (ctx is not None and ctx.expired()):
         # closing descents on the period / energy from the best plans so far (`_greedy`)
         for label, a_desc in descent_variants(p, ct, pool, want_period, want_energy,
