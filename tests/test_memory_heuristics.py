@@ -85,7 +85,7 @@ def test_reservation_changes_nothing_where_memory_does_not_bind():
     assert np.array_equal(a.assignment, b.assignment) and a.value == b.value
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(4))
 def test_descents_never_worsen_and_keep_memory(seed):
     p = _scaled(("dag", "hybrid")[seed % 2], 30, 5, 300 + seed, 0.8)
     ct = masked_ct(p)
@@ -166,14 +166,20 @@ def test_dp_says_it_is_for_chains():
 
 
 # ------------------------------------------------------------------ time limits
-@pytest.mark.parametrize("method", ["single", "heft", "dp", "local", "cpsat", "milp"])
-def test_every_method_keeps_a_2_s_limit_on_300_blocks_x_16_devices(method):
-    d = placement.generate("hybrid", 300, 16, device_set="iot", network="mesh", seed=5, media=False)
-    p = placement.load(d)
-    get_method(method).warm_up()                  # compilation and imports are not planning time
-    # the cheap bound every plan reports is on the solve's clock (api), but it is the bounds'
-    # cost, not the method's: 1.7 s here on an idle machine (docs/heuristics.md); cached on p
+@pytest.fixture(scope="module")
+def large():
+    p = placement.load(placement.generate("hybrid", 300, 16, device_set="iot", network="mesh", seed=5,
+                                          media=False))
+    # the cheap bound that `placement.solve` adds to every plan after the method is the
+    # bounds' cost, not the method's (1.7 s here on an idle machine, docs/choices.md): cached on p
     p.lower_bound()
+    return p
+
+
+@pytest.mark.parametrize("method", ["single", "heft", "dp", "local", "cpsat", "milp"])
+def test_every_method_keeps_a_2_s_limit_on_300_blocks_x_16_devices(method, large):
+    p = large
+    get_method(method).warm_up()                  # compilation and imports are not planning time
     t0 = time.monotonic()
     plan = placement.solve(p, method, time_limit=2.0)
     wall = time.monotonic() - t0
