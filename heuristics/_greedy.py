@@ -149,7 +149,10 @@ def cpop_critical_path(p: Problem, ct: np.ndarray, up: np.ndarray):
 
 # ---------------------------------------------------------------- descents (throughput, energy)
 #: passes over the blocks a descent may make (each pass tries every block once).
-DESCENT_PASSES = 12
+DESCENT_PASSES = 6
+#: `dp`'s pipeline partition is a `heft` variant only up to this many blocks x devices (it
+#: took 2.5 s at 150 x 16 and 2 s at 100 x 8 on a loaded machine; heft plans in milliseconds)
+DP_PIPELINE_CELLS = 400
 
 
 class _DeviceMemory:
@@ -328,7 +331,7 @@ def dp_variants(p: Problem, ct: np.ndarray, want_period: bool, want_energy: bool
         a, _, _ = path_dp(p, ct, seq, 0.0, 1.0)
         if a is not None:
             out.append(("dp-energy-path", a))
-    if want_period:
+    if want_period and p.n_blocks * p.n_devices <= DP_PIPELINE_CELLS:
         a, _, _ = pipeline_dp(p, ct, seq, ctx)
         if a is not None:
             out.append(("dp-pipeline", a))
