@@ -153,6 +153,8 @@ DESCENT_PASSES = 6
 #: `dp`'s pipeline partition is a `heft` variant only up to this many blocks x devices (it
 #: took 2.5 s at 150 x 16 and 2 s at 100 x 8 on a loaded machine; heft plans in milliseconds)
 DP_PIPELINE_CELLS = 400
+#: on a chain, where the pipeline partition is the right plan shape, up to this many
+DP_PIPELINE_CELLS_CHAIN = 2_000
 
 
 class _DeviceMemory:
@@ -323,7 +325,7 @@ def dp_variants(p: Problem, ct: np.ndarray, want_period: bool, want_energy: bool
     """`dp`'s constructions as extra `heft` variants for throughput and energy (cheap, and on
     memory-bound DAGs often a far better start for the descents than the one-pass greedies):
     the energy shortest path over a depth-first linear order, and the pipeline partition."""
-    from .dp import linear_order, path_dp, pipeline_dp
+    from .dp import is_chain, linear_order, path_dp, pipeline_dp
 
     out: list[tuple[str, np.ndarray]] = []
     seq = linear_order(p)
@@ -331,7 +333,8 @@ def dp_variants(p: Problem, ct: np.ndarray, want_period: bool, want_energy: bool
         a, _, _ = path_dp(p, ct, seq, 0.0, 1.0)
         if a is not None:
             out.append(("dp-energy-path", a))
-    if want_period and p.n_blocks * p.n_devices <= DP_PIPELINE_CELLS:
+    cells = DP_PIPELINE_CELLS_CHAIN if is_chain(p) else DP_PIPELINE_CELLS
+    if want_period and p.n_blocks * p.n_devices <= cells:
         a, _, _ = pipeline_dp(p, ct, seq, ctx)
         if a is not None:
             out.append(("dp-pipeline", a))

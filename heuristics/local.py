@@ -177,15 +177,17 @@ class Scorer:
 def _start_plan(p: Problem, ctx: Context) -> tuple[Pool, dict]:
     from .dp import DynamicProgramming
 
+    # dp first (cheap, and the right plan on chains), then heft's variants with the time left:
+    # under a short limit heft's construction may be cut, dp's plan must not be
+    cand, cand_stats = None, {}
+    try:
+        cand = DynamicProgramming().solve(p, ctx.sub(0.3))
+    except Exception as exc:  # dp is a start only; its failure must not stop the search
+        cand_stats["dp_error"] = f"{type(exc).__name__}: {exc}"
     pool, stats = construct(p, ctx)
-    cand_stats = {"heft": pool.best_label}
-    if not ctx.expired():
-        try:
-            cand = DynamicProgramming().solve(p, ctx.sub(0.3))
-            if cand.assignment is not None:
-                pool.add(cand.assignment, cand.order, "dp:" + cand.stats.get("chosen", ""))
-        except Exception as exc:  # dp is a start only; its failure must not stop the search
-            cand_stats["dp_error"] = f"{type(exc).__name__}: {exc}"
+    cand_stats["heft"] = pool.best_label
+    if cand is not None and cand.assignment is not None:
+        pool.add(cand.assignment, cand.order, "dp:" + cand.stats.get("chosen", ""))
     cand_stats["start"] = pool.best_label
     return pool, cand_stats
 
