@@ -333,11 +333,25 @@ def pipeline_dp(p: Problem, ct: np.ndarray, seq: np.ndarray, ctx: Context | None
     return a, float(period), note
 
 
+def dag_message(p: Problem) -> str:
+    """What `dp` says on a problem that is not a chain (SPEC 8: a method says what it does not
+    do): how many blocks branch or join, and that the plan treats the model as a chain."""
+    forks = sum(len(x) > 1 for x in p.succs)
+    joins = sum(len(x) > 1 for x in p.preds)
+    return (f"dp is for chains: this model is a DAG ({forks} block(s) with several consumers, "
+            f"{joins} with several producers, {len(p.input_blocks)} input(s), "
+            f"{len(p.output_blocks)} output(s)); it was planned as a chain in a depth-first "
+            "order (parallel branches one after another, every tensor alive across a cut moved "
+            "at that cut), so the plan is a heuristic one; heft, local and cpsat run branches "
+            "in parallel")
+
+
 class DynamicProgramming(Method):
     name = "dp"
     kind = "heuristic"
-    guarantee = ("optimal for latency, energy and their weighted sums on chains without binding "
-                 "memory, constraints or idle energy; heuristic otherwise")
+    guarantee = ("for chains: optimal for latency, energy and their weighted sums without binding "
+                 "memory, constraints or idle energy, a heuristic otherwise; on a DAG a heuristic that "
+                 "runs the model as a chain (branches one after another): use heft, local or cpsat there")
     summary = ("DP over contiguous segments: shortest path over block x device (latency, energy), "
                "PipeEdge pipeline partitioning over device types (throughput); DAGs linearised")
 
@@ -432,8 +446,10 @@ class DynamicProgramming(Method):
                              bound=min(stats["dp_cost"], ev.value),
                              message="exact: chain, path objective, memory never binding", stats=stats)
         status = Status.TIME_LIMIT if ctx.expired() else Status.FEASIBLE
-        return Candidate(ev.assignment, ev.order, status=status, stats=stats,
-                         message=f"best variant: {pool.best_label}")
+        message = f"best variant: {pool.best_label}"
+        if not chain:
+            message = dag_message(p) + "; " + message
+        return Candidate(ev.assignment, ev.order, status=status, stats=stats, message=message)
 
 
 __all__ = ["DynamicProgramming", "path_dp", "pipeline_dp", "linear_order", "is_chain"]

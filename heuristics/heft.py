@@ -63,8 +63,8 @@ from placement.problem import Problem
 from . import _polish, _split_choice
 from ._common import Pool, masked_ct, optimistic_cost_table, pack_fallback, topo_position, upward_rank_mean
 from ._descent import POLISH_MIN, POLISH_PER_CELL, POLISH_WORK, polish, polish_budget
-from ._greedy import cpop_critical_path, energy_greedy, throughput_greedy
-from ._list_schedule import _Expired, _NoRoom, list_schedule  # noqa: F401 (local imports them here)
+from ._greedy import cpop_critical_path, descent_variants, dp_variants, energy_greedy, throughput_greedy
+from ._list_schedule import _Expired, _NoRoom, list_schedule, memory_binds  # noqa: F401 (local imports them here)
 
 
 def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
@@ -117,16 +117,21 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
         rank_peft = np.nanmean(np.where(np.isfinite(oct_), oct_, np.nan), axis=1) \
             + np.nan_to_num(np.nanmean(fin, axis=1))
         prio_cp, force = cpop_critical_path(p, ct, rank_heft)
+        # where memory binds, each variant also runs with room reserved for the blocks still
+        # to come (`_list_schedule.Reserve`); both are scored and the best kept
+        reserves = (False, True) if memory_binds(p) else (False,)
         for label, prio, look, fc, tie in (("heft-lookahead", rank_heft, True, None, oct_),
                                            ("heft", rank_heft, False, None, oct_),
                                            ("peft", rank_peft, True, None, oct_),
                                            ("cpop", prio_cp, False, force, oct_)):
             if fc is None and label.startswith("cpop"):
                 continue
-            def fn(prio=prio, look=look, fc=fc, tie=tie):
-                deadline = ctx.deadline if (ctx is not None and pool.has_plan) else math.inf
-                return list_schedule(p, ct, prio, tie, lookahead=look, force=fc, deadline=deadline)
-            run(label, fn)
+            for rsv in reserves:
+                def fn(prio=prio, look=look, fc=fc, tie=tie, rsv=rsv):
+                    deadline = ctx.deadline if (ctx is not None and pool.has_plan) else math.inf
+                    return list_schedule(p, ct, prio, tie, lookahead=look, force=fc, deadline=deadline,
+                                         reserve=rsv)
+                run(label + ("-reserve" if rsv else ""), fn)
     topo = np.array(p.topo, dtype=np.int64)
     if want_period:
         lpt = np.argsort(-np.nan_to_num(np.nanmin(np.where(np.isfinite(ct), ct, np.nan), axis=1)),
@@ -143,6 +148,14 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
         # (the evaluator's list rule would find the same latency, at more cost)
         run(f"single-{p.devices[d].id}", lambda d=d: (
             np.full(p.n_blocks, d, dtype=np.int64), topo_position(p), None))
+    if (want_period or want_energy) and not (ctx is not None and ctx.expired()):
+        for label, a_dp in dp_variants(p, ct, want_period, want_energy, ctx):
+            run(label, lambda a_dp=a_dp: (a_dp, None, None))
+    if (want_period or want_energy) and not (ctx is not None and ctx.expired()):
+        # closing descents on the period / energy from the best plans so far (`_greedy`)
+        for label, a_desc in descent_variants(p, ct, pool, want_period, want_energy,
+                                              ctx.deadline if ctx is not None else math.inf):
+            run(label, lambda a_desc=a_desc: (a_desc, None, None))
     if not (ctx is not None and ctx.expired()):
         budget = polish_budget(p) if polish_evals is None else int(polish_evals)
         t0 = time.perf_counter()

@@ -84,6 +84,13 @@ DESCENT_EVALS = 5000
 SMOOTH = 0.0
 #: weight of the relative memory/constraint excess, in units of the start's value.
 PENALTY = 10.0
+#: the closing LNS (`solvers._lns`): windows in a row without improvement before it stops,
+#: and blocks per window.
+LNS_PATIENCE = 6
+LNS_WINDOW = 16
+#: under a time limit, the most of the time left after the start plan that the LNS, which
+#: runs first, may take (the annealing chains get the rest, and at least this much).
+LNS_SHARE = 0.5
 
 
 class Scorer:
@@ -179,15 +186,17 @@ class Scorer:
 def _start_plan(p: Problem, ctx: Context) -> tuple[Pool, dict]:
     from .dp import DynamicProgramming
 
+    # dp first (cheap, and the right plan on chains), then heft's variants with the time left:
+    # under a short limit heft's construction may be cut, dp's plan must not be
+    cand, cand_stats = None, {}
+    try:
+        cand = DynamicProgramming().solve_fixed(p, ctx.sub(0.3))  # this expansion
+    except Exception as exc:  # dp is a start only; its failure must not stop the search
+        cand_stats["dp_error"] = f"{type(exc).__name__}: {exc}"
     pool, stats = construct(p, ctx)
-    cand_stats = {"heft": pool.best_label}
-    if not ctx.expired():
-        try:
-            cand = DynamicProgramming().solve_fixed(p, ctx.sub(0.3))  # this expansion
-            if cand.assignment is not None:
-                pool.add(cand.assignment, cand.order, "dp:" + cand.stats.get("chosen", ""))
-        except Exception as exc:  # dp is a start only; its failure must not stop the search
-            cand_stats["dp_error"] = f"{type(exc).__name__}: {exc}"
+    cand_stats["heft"] = pool.best_label
+    if cand is not None and cand.assignment is not None:
+        pool.add(cand.assignment, cand.order, "dp:" + cand.stats.get("chosen", ""))
     cand_stats["start"] = pool.best_label
     return pool, cand_stats
 
@@ -206,11 +215,21 @@ class LocalSearch(Method):
     options = (Option("patience", int, PATIENCE, "moves without improvement before stopping", low=1),
                Option("chains", int, CHAINS, "annealing chains run one after the other from the best so far",
                       low=1),
-               Option("max_moves", int, None, "stop each chain after this many moves (none: no cap)", low=1))
+               Option("max_moves", int, None, "stop each chain after this many moves (none: no cap)", low=1),
+               Option("lns", int, LNS_PATIENCE, "closing large-neighbourhood search: CP-SAT re-solves windows "
+                      "of blocks; stop after this many windows without improvement (0: off)", low=0),
+               Option("lns_size", int, LNS_WINDOW, "blocks per LNS window", low=1))
 
     def warm_up(self) -> None:
         from placement.registry import get_method
         get_method("heft").warm_up()        # local starts from heft's plans
+        from solvers import _lns
+        _lns.available()                    # import OR-Tools (seconds) before the clock starts
+        try:                                # the bounds' LP (local stops at the cheap bound)
+            import scipy.optimize  # noqa: F401
+            import scipy.sparse  # noqa: F401
+        except ImportError:
+            pass
 
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         if _split_choice.choosable(problem):
@@ -237,9 +256,19 @@ class LocalSearch(Method):
         max_moves = self.option(ctx, "max_moves")
         chains = self.option(ctx, "chains")
         sc_needs_order = Scorer(p).needs_order
+        lns_patience = self.option(ctx, "lns")
+        lns_why = _lns_unsupported(p) if lns_patience else "off"
         final = start_ev
         timed_out = False
         stats["moves"] = 0
+        if lns_why is not None:
+            stats["lns"] = "not run: " + lns_why
+        elif not ctx.expired():
+            # the LNS first (exact windows: on small and mid-size problems it finds in a few
+            # windows what annealing may not), then the chains from its plan
+            final, stats["lns"] = _lns_phase(p, final, ctx, lns_patience, self.option(ctx, "lns_size"))
+            if final.feasible and final.value <= target:
+                chains = 0
         # chains start from the best plan so far, except that the middle ones start from the
         # next-best distinct constructive plans (another basin)
         others = [ev for _, ev in pool.ranked()[1:] if violation_size(p, ev) == 0]
@@ -261,7 +290,8 @@ class LocalSearch(Method):
                         stats["best_chain"] = chain
             if timed_out or (final.feasible and final.value <= target):
                 break
-        stats["chains_run"] = chain + 1
+        stats["chains_run"] = chain + 1 if chains else 0
+        timed_out = timed_out or ctx.expired()
         stats["time_s"] = round(time.perf_counter() - t0, 4)
         stats["start_value"] = start_ev.value
         stats["improved"] = final is not start_ev
@@ -568,6 +598,28 @@ def _degree_moves(p: Problem, ctx: Context, choice: dict, q: Problem, cand: Cand
                                     cand=Candidate(e.assignment, e.order, status=Status.FEASIBLE))
                         best["kept"].append(f"{block}:{w}")
     return best
+
+
+def _lns_unsupported(p: Problem) -> str | None:
+    """Why the closing LNS cannot run on ``p`` (None: it can)."""
+    from solvers import _lns
+    return _lns.supports(p)
+
+
+def _lns_phase(p: Problem, final, ctx: Context, patience: int, size: int):
+    """`solvers._lns.search` from ``final`` until ``patience`` windows in a row bring nothing
+    or, under a time limit, `LNS_SHARE` of the time left has passed; its plan replaces
+    ``final`` only if strictly better."""
+    from solvers import _lns
+    deadline = ctx.deadline
+    if math.isfinite(deadline):
+        deadline = time.monotonic() + LNS_SHARE * max(0.0, ctx.time_left()) - LNS_READ_BACK_S
+    r = _lns.search(p, final, deadline, size=size, patience=patience, seed=ctx.seed, progress=ctx.report)
+    return (r.best if r.improved else final), r.stats
+
+
+#: seconds kept back from the deadline by the closing LNS (re-scoring its plan).
+LNS_READ_BACK_S = 0.05
 
 
 def _reschedule(p: Problem, a: np.ndarray, needs_order: bool) -> list:
