@@ -57,7 +57,7 @@ from . import _polish
 from ._common import Pool, masked_ct, optimistic_cost_table, pack_fallback, topo_position, upward_rank_mean
 from ._descent import POLISH_MIN, POLISH_PER_CELL, POLISH_WORK, polish, polish_budget
 from ._greedy import cpop_critical_path, energy_greedy, throughput_greedy
-from ._list_schedule import _Expired, _NoRoom, list_schedule  # noqa: F401 (local imports them here)
+from ._list_schedule import _Expired, _NoRoom, list_schedule, list_schedule_media  # noqa: F401 (local imports them here)
 
 
 def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
@@ -84,7 +84,7 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
             return
         t0 = time.perf_counter()
         try:
-            a, key, end = fn()
+            a, key, end, *air = fn()          # shared media: the schedule's medium order too
         except _NoRoom as exc:
             no_room.append(exc.block)
             stats[label] = "no room for block " + p.blocks[exc.block].id
@@ -98,7 +98,7 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
             ev = pool.add(a, None, label)
             value, feasible = ev.value, ev.feasible
         else:
-            value, feasible = pool.add_schedule(a, key, label, end=end)
+            value, feasible = pool.add_schedule(a, key, label, end=end, medium_order=air[0] if air else None)
         stats[label] = {"value": value, "feasible": bool(feasible),
                         "time_s": round(time.perf_counter() - t0, 4)}
 
@@ -118,7 +118,8 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
                 continue
             def fn(prio=prio, look=look, fc=fc, tie=tie):
                 deadline = ctx.deadline if (ctx is not None and pool.has_plan) else math.inf
-                return list_schedule(p, ct, prio, tie, lookahead=look, force=fc, deadline=deadline)
+                sched = list_schedule_media if p.media else list_schedule     # the air as a resource
+                return sched(p, ct, prio, tie, lookahead=look, force=fc, deadline=deadline)
             run(label, fn)
     topo = np.array(p.topo, dtype=np.int64)
     if want_period:
@@ -186,7 +187,8 @@ class Heft(Method):
         message = f"best variant: {pool.best_label}"
         if ctx.expired():                 # variants were cut or skipped by the limit
             status = Status.TIME_LIMIT
-        return Candidate(best[0], best[1], status=status, message=message, stats=stats)
+        return Candidate(best[0], best[1], status=status, message=message, stats=stats,
+                         medium_order=pool.best_medium_order)
 
 
 __all__ = ["Heft", "construct", "list_schedule", "throughput_greedy", "energy_greedy"]
