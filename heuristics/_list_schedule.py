@@ -282,7 +282,7 @@ def _air_free(air: list, m: int, t: int) -> None:
 
 def list_schedule_media(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
                         lookahead: bool = False, insertion: bool = True, force: np.ndarray | None = None,
-                        deadline: float = math.inf):
+                        deadline: float = math.inf, latency: list | None = None):
     """`list_schedule` with the shared media of SPEC 5a as resources: each medium is one
     more timeline, and a transfer on it (producer and consumer on two different devices of
     the medium, the input from ``source``, an output to ``sink``) is inserted into the
@@ -298,7 +298,8 @@ def list_schedule_media(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: 
     Returns (assignment, start, end, medium_order): ``medium_order[m]`` lists medium m's
     transfers (`placement.media` indices) by their send start in this schedule. The schedule
     obeys the cost model with those orders, so the evaluator given them (and the per-device
-    orders by start) finds at most this latency."""
+    orders by start) finds at most this latency, which is appended to ``latency`` when a
+    list is given."""
     from placement import media as md
 
     B, D = ct.shape
@@ -436,6 +437,14 @@ def list_schedule_media(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: 
         ma[d] = max(ma[d], actb)
         _occupy(intervals, avail, maxgap, d, est[d], eft[d])
     medium_order = [sorted(ids, key=lambda t: (t_start[t], t_end[t], t)) for _, _, ids in air]
+    if latency is not None:               # when the last result reaches sink (SPEC 5a)
+        mk = max(end, default=0.0)
+        for b in p.output_blocks:
+            t = out_t[b]
+            x = t_end[t] + lat[a[b]][snk] if t in t_end else end[b] + delivery[b][a[b]]
+            if x > mk:
+                mk = x
+        latency.append(mk)
     return np.array(a, dtype=np.int64), np.array(start), np.array(end), medium_order
 
 

@@ -55,7 +55,7 @@ from placement.problem import Problem
 
 from . import _polish
 from ._common import Pool, masked_ct, optimistic_cost_table, pack_fallback, topo_position, upward_rank_mean
-from ._descent import POLISH_MIN, POLISH_PER_CELL, POLISH_WORK, polish, polish_budget
+from ._descent import POLISH_MIN, POLISH_PER_CELL, POLISH_WORK, polish, polish_budget, polish_media
 from ._greedy import cpop_critical_path, energy_greedy, throughput_greedy
 from ._list_schedule import _Expired, _NoRoom, list_schedule, list_schedule_media  # noqa: F401 (local imports them here)
 
@@ -140,7 +140,8 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
     if not (ctx is not None and ctx.expired()):
         budget = polish_budget(p) if polish_evals is None else int(polish_evals)
         t0 = time.perf_counter()
-        stats["polish"] = polish(p, pool, ctx, budget)
+        # shared media: the Python path (the compiled kernel is the contention-free twin)
+        stats["polish"] = (polish_media if p.media else polish)(p, pool, ctx, budget)
         stats["polish"]["time_s"] = round(time.perf_counter() - t0, 4)
     if not pool.feasible:
         run("memory-fill", lambda: (pack_fallback(p, ct, topo), None, None))
