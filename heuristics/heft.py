@@ -32,6 +32,11 @@ Energy: each block on the device that adds the least compute plus radio energy g
 blocks already placed. Weighted sums and constraints: every variant above is scored by the
 evaluator on the problem's own objective and constraints, and the best feasible kept.
 
+Shared media (SPEC 5a): each medium is one more resource of the list schedules -- a
+transfer on it is inserted into its earliest idle gap, as a block on a device
+(`heuristics._list_schedule.list_schedule_media`) -- and the plan carries the schedule's
+``medium_order``; the closing descent runs on a Python path (`heuristics._descent.polish_media`).
+
 If memory leaves no device for some block, a memory-first fill (topological order, stay on
 a device while it fits) is tried; if that fails too the result is ``no_solution``, with
 the block that found no room.
@@ -160,8 +165,9 @@ class Heft(Method):
                "load balancing for throughput; greedy energy")
     #: scenarios (SPEC 10): the variants are built on the problem with every block running
     #: and every candidate is scored by the evaluator's expectation over the scenarios; shared
-    #: media (5a): its variants are built contention-blind, but every one is scored (and the
-    #: best chosen) by the evaluator, which models the media (docs/heuristics.md).
+    #: media (5a): its list schedules reserve the air (`list_schedule_media`), its descent
+    #: takes the Python path (`polish_media`), every plan is scored by the evaluator
+    #: (docs/heuristics.md).
     features = frozenset({"scenarios", "media"})
     options = (Option("variants", str, "all", "'all' or 'objective' (only the variants of the objective)",
                       choices=("all", "objective")),
