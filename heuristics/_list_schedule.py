@@ -264,6 +264,25 @@ def _air_gap(starts: list, ends: list, r: float, c: float, insertion: bool) -> f
     return prev if prev > r else r
 
 
+def _air_gap_with(lists: tuple, extra: list, m: int, r: float, c: float, insertion: bool) -> float:
+    """`_air_gap` on medium m with the candidate's own tentative transfers ``extra`` (m, t,
+    start, end) busy too: the earliest start that fits both (a start that overlaps a
+    tentative interval moves past it; no valid start is skipped, since any earlier one
+    would already fit before that interval)."""
+    starts, ends, _ = lists
+    while True:
+        t = _air_gap(starts, ends, r, c, insertion)
+        for mm, _, s0, e0 in extra:
+            if mm != m:
+                continue
+            overlap = (t < e0 and s0 < t + c - _EPS) if c > 0 else (s0 < t < e0)
+            if overlap:
+                r = e0
+                break
+        else:
+            return t
+
+
 def _air_take(air: list, m: int, s: float, e: float, t: int) -> None:
     """Occupy medium m over [s, e) with transfer t (the interval lists stay sorted)."""
     starts, ends, ids = air[m]
@@ -271,13 +290,6 @@ def _air_take(air: list, m: int, s: float, e: float, t: int) -> None:
     starts.insert(i, s)
     ends.insert(i, e)
     ids.insert(i, t)
-
-
-def _air_free(air: list, m: int, t: int) -> None:
-    """Undo `_air_take` of transfer t on medium m."""
-    starts, ends, ids = air[m]
-    i = ids.index(t)
-    del starts[i], ends[i], ids[i]
 
 
 def list_schedule_media(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
@@ -369,8 +381,7 @@ def list_schedule_media(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: 
                             x = eu + lat[du][d] + ebytes[k] * inv[du][d]
                         else:
                             txk = ebytes[k] * inv[du][d]
-                            s0 = _air_gap(air[m][0], air[m][1], eu, txk, insertion)
-                            _air_take(air, m, s0, s0 + txk, I + k)
+                            s0 = _air_gap_with(air[m], mine, m, eu, txk, insertion)
                             mine.append((m, I + k, s0, s0 + txk))
                             x = s0 + txk + lat[du][d]
                     if x > r:
@@ -382,12 +393,9 @@ def list_schedule_media(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: 
                 else:
                     txk = in_bytes[b] * inv[src][d]
                     s0 = _air_gap(air[m][0], air[m][1], 0.0, txk, insertion)
-                    _air_take(air, m, s0, s0 + txk, in_t[b])
                     mine.append((m, in_t[b], s0, s0 + txk))
                     r = s0 + txk + lat[src][d]
             if r == inf:
-                for m, t, _, _ in mine:
-                    _air_free(air, m, t)
                 continue
             any_ok = True
             t0 = r if r > avail[d] else avail[d]
@@ -406,16 +414,13 @@ def list_schedule_media(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: 
             if out and d != snk and medium_of[d][snk] >= 0:
                 m = medium_of[d][snk]
                 txk = out_bytes[b] * inv[d][snk]
-                s0 = _air_gap(air[m][0], air[m][1], f, txk, insertion)
+                s0 = _air_gap_with(air[m], mine, m, f, txk, insertion)
                 mine.append((m, out_t[b], s0, s0 + txk))
                 arrive = s0 + txk + lat[d][snk]
             if lookahead and ob is not None:
                 score[d] = arrive if out else f + ob[d]
             else:
                 score[d] = arrive
-            for m, t, _, _ in mine:
-                if t != out_t.get(b):
-                    _air_free(air, m, t)
             sent[d] = mine
         if not any_ok:
             raise _NoRoom(b)
