@@ -144,10 +144,11 @@ class Scored(NamedTuple):
 
 
 class _Entry:
-    __slots__ = ("a", "order", "start", "end", "ev")
+    __slots__ = ("a", "order", "start", "end", "ev", "medium_order")
 
-    def __init__(self, a, order, start, end, ev=None):
+    def __init__(self, a, order, start, end, ev=None, medium_order=None):
         self.a, self.order, self.start, self.end, self.ev = a, order, start, end, ev
+        self.medium_order = medium_order     # shared media (SPEC 5a): None is first come first served
 
 
 def schedule_order(start, end, pos: np.ndarray) -> np.ndarray:
@@ -196,7 +197,7 @@ class Pool:
 
     def _evaluated(self, e: _Entry) -> Evaluation:
         if e.ev is None:
-            e.ev = evaluate(self.p, e.a, e.order)
+            e.ev = evaluate(self.p, e.a, e.order, e.medium_order)
         return e.ev
 
     @property
@@ -210,6 +211,17 @@ class Pool:
         return None if e is None else (e.a, e.ev.order if e.ev is not None else e.order)
 
     @property
+    def best_medium_order(self) -> list[list[int]] | None:
+        """The best plan's sending order on each medium (None: first come first served, or no
+        media), for the `Candidate`."""
+        e = self._best
+        if e is None or not self.p.media:
+            return None
+        if e.ev is not None:
+            return [list(o) for o in e.ev.medium_order]
+        return None if e.medium_order is None else [list(o) for o in e.medium_order]
+
+    @property
     def has_plan(self) -> bool:
         return self._best is not None
 
@@ -220,26 +232,32 @@ class Pool:
         if key < self.best_key:
             self._best, self.best_key, self.best_label = e, key, label
 
-    def add(self, a: np.ndarray | None, order: list[list[int]] | None, label: str) -> Evaluation | None:
-        """Score a plan with the evaluator (``order`` None: the list rule)."""
+    def add(self, a: np.ndarray | None, order: list[list[int]] | None, label: str,
+            medium_order: list[list[int]] | None = None) -> Evaluation | None:
+        """Score a plan with the evaluator (``order`` None: the list rule; ``medium_order``
+        None: first come first served on every medium)."""
         if a is None:
             return None
         a = np.asarray(a, dtype=np.int64)
         # variants often build the same plan: score each distinct plan once
         sig = (a.tobytes(), None if order is None else tuple(map(tuple, order)))
+        if medium_order is not None:
+            sig += (tuple(map(tuple, medium_order)),)
         seen = self._seen.get(sig)
         if seen is not None:
             self.tried[label] = self.tried[seen[0]]
             return self._evaluated(seen[2])
-        ev = evaluate(self.p, a, order)
+        ev = evaluate(self.p, a, order, medium_order)
         key = (violation_size(self.p, ev), ev.value if math.isfinite(ev.value) else math.inf)
-        self._record(key, label, _Entry(a, order, ev.start, ev.end, ev), sig)
+        self._record(key, label, _Entry(a, order, ev.start, ev.end, ev, medium_order), sig)
         return ev
 
-    def add_schedule(self, a: np.ndarray, start, label: str, end=None) -> tuple[float, bool]:
+    def add_schedule(self, a: np.ndarray, start, label: str, end=None,
+                     medium_order: list[list[int]] | None = None) -> tuple[float, bool]:
         """Score a plan given by a schedule's start (and end) times: each device runs its
         blocks in `schedule_order`. Without ``end``, ``start`` may be any priority that
-        respects precedence. Returns (value, feasible)."""
+        respects precedence. ``medium_order``: the schedule's sending order on each medium
+        (shared media; None: first come first served). Returns (value, feasible)."""
         p = self.p
         a = np.asarray(a, dtype=np.int64)
         seq = schedule_order(start, start if end is None else end,
@@ -248,7 +266,7 @@ class Pool:
         for b in seq.tolist():
             order[a[b]].append(b)
         if self._sim is None:
-            ev = self.add(a, order, label)
+            ev = self.add(a, order, label, medium_order)
             return ev.value, ev.feasible
         sig = (a.tobytes(), tuple(map(tuple, order)))
         seen = self._seen.get(sig)
@@ -268,7 +286,7 @@ class Pool:
         out, seen = [], set()
         for key, _, label, e in sorted(self.plans, key=lambda x: (x[0], x[1])):
             ev = self._evaluated(e)
-            sig = (ev.assignment.tobytes(), tuple(map(tuple, ev.order)))
+            sig = (ev.assignment.tobytes(), tuple(map(tuple, ev.order)), tuple(map(tuple, ev.medium_order)))
             if sig not in seen:
                 seen.add(sig)
                 out.append((label, ev))

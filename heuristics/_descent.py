@@ -13,6 +13,7 @@ from placement.problem import Problem
 
 from . import _polish
 from ._common import Pool, masked_ct, schedule_order, topo_position
+from ._list_schedule import _Expired, list_schedule_media
 
 #: the polish scores at most `POLISH_PER_CELL` candidate plans per block x device, at least
 #: `POLISH_MIN`, and at most `POLISH_WORK` / blocks (a candidate costs a schedule of every
@@ -125,4 +126,75 @@ def polish(p: Problem, pool: Pool, ctx: Context | None, budget: int, pairs: bool
 
 
 
-__all__ = ["polish", "polish_budget"]
+#: with shared media the descent runs on the Python path (`polish_media`): at most this many
+#: block placements in all (candidates x blocks; a candidate is one media list pass, about
+#: 10-50 microseconds a block), so 0.3-1.5 s at most.
+MEDIA_POLISH_WORK = 30_000
+
+
+def polish_media(p: Problem, pool: Pool, ctx: Context | None, budget: int) -> dict:
+    """heft's closing descent on a problem with shared media, for a latency-only objective:
+    the compiled kernel (`heuristics._polish`) is the twin of the contention-free insertion
+    schedule, so media problems take this Python path instead. From the pool's best plan,
+    move one block to another allowed device (blocks in the plan's schedule order, first
+    improvement, repeated while it improves), each candidate scored by the media list pass
+    with the devices fixed (`list_schedule_media` with ``force``: every block at its
+    device's earliest idle gap, every transfer on the air at its medium's, blocks in the
+    start plan's order). At most ``budget`` candidates and `MEDIA_POLISH_WORK` / blocks;
+    deterministic; the deadline is checked inside every pass. An improved plan joins the
+    pool (with its medium order), which re-scores it with the evaluator."""
+    out = {"evaluations": 0, "improved": []}
+    B = p.n_blocks
+    if not p.latency_only() or budget <= 0 or B == 0:
+        return out
+    entries = [e for e in pool.entries() if math.isfinite(e.key[0]) and math.isfinite(e.key[1])]
+    if not entries:
+        return out
+    (_, value0), label, a0, start0, end0 = entries[0]
+    budget = min(budget, max(1, MEDIA_POLISH_WORK // B))
+    ct = masked_ct(p)
+    seq = schedule_order(start0, end0, topo_position(p))
+    prio = np.empty(B)
+    prio[seq] = -np.arange(B, dtype=float)          # the start plan's order, first highest
+    deadline = ctx.deadline if ctx is not None else math.inf
+
+    def score(a):
+        mk: list = []
+        res = list_schedule_media(p, ct, prio, None, force=a, deadline=deadline, latency=mk)
+        return mk[0], res
+
+    movable = [(b, np.nonzero(p.allowed[b])[0].tolist()) for b in seq.tolist()]
+    used = 0
+    mk, best = math.inf, None
+    try:
+        mk, best = score(np.array(a0, dtype=np.int64))
+        improved = True
+        while improved and used < budget:
+            improved = False
+            a = best[0]
+            for b, devs in movable:
+                for d in devs:
+                    if d == a[b]:
+                        continue
+                    cand = a.copy()
+                    cand[b] = d
+                    used += 1
+                    v, res = score(cand)
+                    if v < mk * (1 - _polish.IMPROVE):
+                        mk, best, improved = v, res, True
+                        break
+                    if used >= budget:
+                        break
+                if improved or used >= budget:
+                    break
+    except _Expired:
+        pass
+    out["evaluations"] = used
+    if best is not None and mk < value0 * (1 - _polish.IMPROVE):
+        a, s, e, mo = best
+        value, _ = pool.add_schedule(a, s, "polish-air:" + label, end=e, medium_order=mo)
+        out["improved"].append({"from": label, "start_value": value0, "value": value})
+    return out
+
+
+__all__ = ["polish", "polish_budget", "polish_media"]

@@ -10,6 +10,7 @@ model's (`Problem.input_arrival`, link latency plus bytes times s/byte,
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import time
@@ -493,6 +494,25 @@ def _list_schedule_small(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_:
     return np.array(a, dtype=np.int64), np.array(start), np.array(end)
 
 
+# ---------------------------------------------------------------- shared media (SPEC 5a)
+def _air_gap(starts: list, ends: list, r: float, c: float, insertion: bool) -> float:
+    """Earliest start at or after ``r`` of a transmission of ``c`` seconds on a medium busy
+    over the sorted intervals (``starts``, ``ends``): the first idle gap that holds it (the
+    simulator's `GAP_SLACK`, as for a block on a device), else after the last interval."""
+    n = len(starts)
+    if n == 0:
+        return r
+    last = ends[-1]
+    if r >= last or not insertion:
+        return r if r > last else last
+    i = bisect.bisect_right(ends, r)
+    prev = ends[i - 1] if i > 0 else 0.0
+    for j in range(i, n):
+        t = prev if prev > r else r
+        if t + c <= starts[j] + _EPS:
+            return t
+        prev = ends[j]
+    return prev if prev > r else r
 
 def _reserve_mask_small(res: Reserve, b: int, ready, c, mp, ma, cap, extra, actb, out, reach_sink):
     """`Reserve.mask` for the list version: the devices that may take ``b`` (the same test
@@ -503,4 +523,194 @@ def _reserve_mask_small(res: Reserve, b: int, ready, c, mp, ma, cap, extra, actb
     return res.mask(b, ok).tolist()
 
 
-__all__ = ["list_schedule", "SMALL_D", "Reserve", "memory_binds"]
+
+def _air_gap_with(lists: tuple, extra: list, m: int, r: float, c: float, insertion: bool) -> float:
+    """`_air_gap` on medium m with the candidate's own tentative transfers ``extra`` (m, t,
+    start, end) busy too: the earliest start that fits both (a start that overlaps a
+    tentative interval moves past it; no valid start is skipped, since any earlier one
+    would already fit before that interval)."""
+    starts, ends, _ = lists
+    while True:
+        t = _air_gap(starts, ends, r, c, insertion)
+        for mm, _, s0, e0 in extra:
+            if mm != m:
+                continue
+            overlap = (t < e0 and s0 < t + c - _EPS) if c > 0 else (s0 < t < e0)
+            if overlap:
+                r = e0
+                break
+        else:
+            return t
+
+
+def _air_take(air: list, m: int, s: float, e: float, t: int) -> None:
+    """Occupy medium m over [s, e) with transfer t (the interval lists stay sorted)."""
+    starts, ends, ids = air[m]
+    i = bisect.bisect_right(starts, s)
+    starts.insert(i, s)
+    ends.insert(i, e)
+    ids.insert(i, t)
+
+
+def list_schedule_media(p: Problem, ct: np.ndarray, priority: np.ndarray, oct_: np.ndarray | None,
+                        lookahead: bool = False, insertion: bool = True, force: np.ndarray | None = None,
+                        deadline: float = math.inf, latency: list | None = None):
+    """`list_schedule` with the shared media of SPEC 5a as resources: each medium is one
+    more timeline, and a transfer on it (producer and consumer on two different devices of
+    the medium, the input from ``source``, an output to ``sink``) is inserted into the
+    medium's earliest idle gap after it becomes ready, as a block is on its device. For a
+    candidate device of block b, the transfers b waits for that would cross a medium are
+    inserted (tentatively) in the order they become ready (ties: transfer index), their
+    arrival is the gap's start plus ``n / bandwidth`` plus the link latency, and b's
+    earliest start and finish follow; an output block's score is the arrival of its output
+    at ``sink``, its transfer inserted after b's finish. The chosen device's transfers are
+    then committed. The same rules otherwise (priority order, memory, pins, ties, lookahead,
+    ``force``) as `_list_schedule_small`, on Python lists.
+
+    Returns (assignment, start, end, medium_order): ``medium_order[m]`` lists medium m's
+    transfers (`placement.media` indices) by their send start in this schedule. The schedule
+    obeys the cost model with those orders, so the evaluator given them (and the per-device
+    orders by start) finds at most this latency, which is appended to ``latency`` when a
+    list is given."""
+    from placement import media as md
+
+    B, D = ct.shape
+    M = len(p.media)
+    a = [-1] * B
+    start = [0.0] * B
+    end = [0.0] * B
+    mem = Memory(p)
+    mp, ma, cap = mem.params.tolist(), mem.act.tolist(), mem.cap.tolist()
+    reserved = mem.reserved.tolist()
+    params, acts = p.params.tolist(), p.activation.tolist()
+    avail = [0.0] * D
+    intervals: list[list[tuple[float, float]]] = [[] for _ in range(D)]
+    maxgap = [0.0] * D
+    lat, inv = p.latency.tolist(), p.inv_bandwidth.tolist()
+    medium_of = p.medium_of.tolist()
+    ebytes = p.edge_bytes.tolist()
+    ctl = ct.tolist()
+    octl = oct_.tolist() if oct_ is not None else None
+    src, snk = p.source, p.sink
+    I, E, _ = md.transfer_count(p)
+    in_t = {b: i for i, b in enumerate(p.input_blocks)}          # transfer index of b's input
+    out_t = {b: I + E + i for i, b in enumerate(p.output_blocks)}
+    in_bytes, out_bytes = p.in_bytes.tolist(), p.out_bytes.tolist()
+    src_arrival = {b: p.input_arrival(b).tolist() for b in p.input_blocks}
+    delivery = {b: p.output_delivery(b).tolist() for b in p.output_blocks}
+    reach_sink = p.reachable[:, p.sink].tolist()
+    air: list = [([], [], []) for _ in range(M)]
+    t_start: dict[int, float] = {}
+    t_end: dict[int, float] = {}
+    inf = math.inf
+    devs = range(D)
+    for b in _ready_order(p, priority, deadline):
+        preds = sorted(p.preds[b], key=lambda x: (end[x[0]], I + x[1]))   # ready order on the air
+        c = ctl[b]
+        extra = 0.0 if reserved[b] else params[b]
+        actb = acts[b]
+        out = b in delivery
+        dl = delivery.get(b)
+        ob = octl[b] if octl is not None else None
+        score = [inf] * D
+        est = [0.0] * D
+        eft = [0.0] * D
+        sent: list = [None] * D              # per candidate: its transfers on the air (m, t, s, e)
+        any_ok = False
+        fd = int(force[b]) if force is not None else -1
+        if fd >= 0:
+            if (c[fd] == inf or mp[fd] + extra + max(ma[fd], actb) > cap[fd]
+                    or (out and not reach_sink[fd])):
+                fd = -1
+        for d in (devs if fd < 0 else (fd,)):
+            cd = c[d]
+            if cd == inf or mp[d] + extra + max(ma[d], actb) > cap[d]:
+                continue
+            if out and not reach_sink[d]:
+                continue
+            mine: list = []
+            if preds:
+                r = 0.0
+                for u, k in preds:
+                    du, eu = a[u], end[u]
+                    if du == d:
+                        x = eu
+                    else:
+                        m = medium_of[du][d]
+                        if m < 0:
+                            x = eu + lat[du][d] + ebytes[k] * inv[du][d]
+                        else:
+                            txk = ebytes[k] * inv[du][d]
+                            s0 = _air_gap_with(air[m], mine, m, eu, txk, insertion)
+                            mine.append((m, I + k, s0, s0 + txk))
+                            x = s0 + txk + lat[du][d]
+                    if x > r:
+                        r = x
+            else:
+                m = medium_of[src][d]
+                if m < 0:
+                    r = src_arrival[b][d]
+                else:
+                    txk = in_bytes[b] * inv[src][d]
+                    s0 = _air_gap(air[m][0], air[m][1], 0.0, txk, insertion)
+                    mine.append((m, in_t[b], s0, s0 + txk))
+                    r = s0 + txk + lat[src][d]
+            if r == inf:
+                continue
+            any_ok = True
+            t0 = r if r > avail[d] else avail[d]
+            if insertion and maxgap[d] >= cd - _EPS and r < avail[d]:
+                prev = 0.0
+                for s_, e_ in intervals[d]:
+                    t = prev if prev > r else r
+                    if t + cd <= s_ + _EPS:
+                        t0 = t
+                        break
+                    prev = e_
+            est[d] = t0
+            f = t0 + cd
+            eft[d] = f
+            arrive = f + dl[d] if out else f          # the output at sink
+            if out and d != snk and medium_of[d][snk] >= 0:
+                m = medium_of[d][snk]
+                txk = out_bytes[b] * inv[d][snk]
+                s0 = _air_gap_with(air[m], mine, m, f, txk, insertion)
+                mine.append((m, out_t[b], s0, s0 + txk))
+                arrive = s0 + txk + lat[d][snk]
+            if lookahead and ob is not None:
+                score[d] = arrive if out else f + ob[d]
+            else:
+                score[d] = arrive
+            sent[d] = mine
+        if not any_ok:
+            raise _NoRoom(b)
+        best = min(score)
+        tol = best + 1e-9 * max(abs(best), 1e-12)
+        ties = [d for d in devs if score[d] <= tol]
+        if len(ties) > 1 and ob is not None:
+            look = [eft[d] + ob[d] for d in ties]
+            lm = min(look)
+            ltol = lm + 1e-9 * max(abs(lm), 1e-12)
+            ties = [d for d, x in zip(ties, look) if x <= ltol]
+        d = min(ties, key=lambda x: c[x]) if len(ties) > 1 else ties[0]
+        a[b], start[b], end[b] = d, est[d], eft[d]
+        for m, t, s0, e0 in sent[d]:
+            _air_take(air, m, s0, e0, t)
+            t_start[t], t_end[t] = s0, e0
+        if not reserved[b]:
+            mp[d] += params[b]
+        ma[d] = max(ma[d], actb)
+        _occupy(intervals, avail, maxgap, d, est[d], eft[d])
+    medium_order = [sorted(ids, key=lambda t: (t_start[t], t_end[t], t)) for _, _, ids in air]
+    if latency is not None:               # when the last result reaches sink (SPEC 5a)
+        mk = max(end, default=0.0)
+        for b in p.output_blocks:
+            t = out_t[b]
+            x = t_end[t] + lat[a[b]][snk] if t in t_end else end[b] + delivery[b][a[b]]
+            if x > mk:
+                mk = x
+        latency.append(mk)
+    return np.array(a, dtype=np.int64), np.array(start), np.array(end), medium_order
+
+
+__all__ = ["list_schedule", "list_schedule_media", "SMALL_D", "Reserve", "memory_binds"]

@@ -32,6 +32,11 @@ Energy: each block on the device that adds the least compute plus radio energy g
 blocks already placed. Weighted sums and constraints: every variant above is scored by the
 evaluator on the problem's own objective and constraints, and the best feasible kept.
 
+Shared media (SPEC 5a): each medium is one more resource of the list schedules -- a
+transfer on it is inserted into its earliest idle gap, as a block on a device
+(`heuristics._list_schedule.list_schedule_media`) -- and the plan carries the schedule's
+``medium_order``; the closing descent runs on a Python path (`heuristics._descent.polish_media`).
+
 If memory leaves no device for some block, a memory-first fill (topological order, stay on
 a device while it fits) is tried; if that fails too the result is ``no_solution``, with
 the block that found no room.
@@ -62,9 +67,9 @@ from placement.problem import Problem
 
 from . import _polish, _split_choice
 from ._common import Pool, masked_ct, optimistic_cost_table, pack_fallback, topo_position, upward_rank_mean
-from ._descent import POLISH_MIN, POLISH_PER_CELL, POLISH_WORK, polish, polish_budget
+from ._descent import POLISH_MIN, POLISH_PER_CELL, POLISH_WORK, polish, polish_budget, polish_media
 from ._greedy import cpop_critical_path, descent_variants, dp_variants, energy_greedy, throughput_greedy
-from ._list_schedule import _Expired, _NoRoom, list_schedule, memory_binds  # noqa: F401 (local imports them here)
+from ._list_schedule import _Expired, _NoRoom, list_schedule, list_schedule_media, memory_binds  # noqa: F401 (local imports them here)
 
 
 def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
@@ -91,7 +96,7 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
             return
         t0 = time.perf_counter()
         try:
-            a, key, end = fn()
+            a, key, end, *air = fn()          # shared media: the schedule's medium order too
         except _NoRoom as exc:
             no_room.append(exc.block)
             stats[label] = "no room for block " + p.blocks[exc.block].id
@@ -105,7 +110,7 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
             ev = pool.add(a, None, label)
             value, feasible = ev.value, ev.feasible
         else:
-            value, feasible = pool.add_schedule(a, key, label, end=end)
+            value, feasible = pool.add_schedule(a, key, label, end=end, medium_order=air[0] if air else None)
         stats[label] = {"value": value, "feasible": bool(feasible),
                         "time_s": round(time.perf_counter() - t0, 4)}
 
@@ -129,6 +134,9 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
             for rsv in reserves:
                 def fn(prio=prio, look=look, fc=fc, tie=tie, rsv=rsv):
                     deadline = ctx.deadline if (ctx is not None and pool.has_plan) else math.inf
+                    if p.media and not rsv:   # the air as a resource (the reserving pass is air-blind)
+                        return list_schedule_media(p, ct, prio, tie, lookahead=look, force=fc,
+                                                   deadline=deadline)
                     return list_schedule(p, ct, prio, tie, lookahead=look, force=fc, deadline=deadline,
                                          reserve=rsv)
                 run(label + ("-reserve" if rsv else ""), fn)
@@ -159,7 +167,8 @@ def construct(p: Problem, ctx: Context | None = None, *, variants: str = "all",
     if not (ctx is not None and ctx.expired()):
         budget = polish_budget(p) if polish_evals is None else int(polish_evals)
         t0 = time.perf_counter()
-        stats["polish"] = polish(p, pool, ctx, budget)
+        # shared media: the Python path (the compiled kernel is the contention-free twin)
+        stats["polish"] = (polish_media if p.media else polish)(p, pool, ctx, budget)
         stats["polish"]["time_s"] = round(time.perf_counter() - t0, 4)
     if not pool.feasible:
         run("memory-fill", lambda: (pack_fallback(p, ct, topo), None, None))
@@ -178,8 +187,9 @@ class Heft(Method):
                "load balancing for throughput; greedy energy")
     #: scenarios (SPEC 10): the variants are built on the problem with every block running
     #: and every candidate is scored by the evaluator's expectation over the scenarios; shared
-    #: media (5a): its variants are built contention-blind, but every one is scored (and the
-    #: best chosen) by the evaluator, which models the media (docs/heuristics.md).
+    #: media (5a): its list schedules reserve the air (`list_schedule_media`), its descent
+    #: takes the Python path (`polish_media`), every plan is scored by the evaluator
+    #: (docs/heuristics.md).
     #: split choices (6): per split block the degree whose plan is best (`heuristics._split_choice`).
     features = frozenset({"scenarios", "media", "split_choice"})
     options = (Option("variants", str, "all", "'all' or 'objective' (only the variants of the objective)",
@@ -229,9 +239,8 @@ def _candidate(p: Problem, ctx: Context, pool: Pool, stats: dict, choice: dict |
         message += f"; split ways {_split_choice.describe(choice)}"
     if ctx.expired():                 # variants were cut or skipped by the limit
         status = Status.TIME_LIMIT
-    if choice is None:
-        return Candidate(best[0], best[1], status=status, message=message, stats=stats)
-    return Candidate(best[0], best[1], status=status, message=message, stats=stats, split=choice)
+    return Candidate(best[0], best[1], status=status, message=message, stats=stats,
+                     medium_order=pool.best_medium_order, **({} if choice is None else {"split": choice}))
 
 
 def _planned(q: Problem, ctx: Context, variants: str, polish_evals: int | None):

@@ -251,6 +251,7 @@ class LocalSearch(Method):
             stats.update(moves=0, chains_run=0, time_s=round(time.perf_counter() - t0, 4),
                          start_value=start_ev.value, improved=False)
             return Candidate(start_ev.assignment, start_ev.order, status=Status.FEASIBLE, stats=stats,
+                             medium_order=_medium_order(p, start_ev),
                              message=f"start {stats['start']} meets the lower bound")
         patience = self.option(ctx, "patience")
         max_moves = self.option(ctx, "max_moves")
@@ -297,6 +298,7 @@ class LocalSearch(Method):
         stats["improved"] = final is not start_ev
         status = Status.TIME_LIMIT if timed_out else Status.FEASIBLE
         return Candidate(final.assignment, final.order, status=status, stats=stats,
+                         medium_order=_medium_order(p, final),
                          message=f"start {stats['start']} at {start_ev.value:.6g}; "
                          f"{stats.get('moves', 0)} moves")
 
@@ -636,6 +638,12 @@ def _reschedule(p: Problem, a: np.ndarray, needs_order: bool) -> list:
     except _NoRoom:
         pass
     return out
+
+
+def _medium_order(p: Problem, ev) -> list[list[int]] | None:
+    """The sending order on each medium of an evaluated plan (heft's start may carry its own,
+    not first come first served), so that the returned plan re-scores to the same value."""
+    return [list(o) for o in ev.medium_order] if p.media else None
 
 
 def _latency_inputs(sc: Scorer, a: np.ndarray) -> dict:

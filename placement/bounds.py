@@ -24,6 +24,10 @@ lower_bound(problem))``. The proofs are in ``docs/bounds.md``; in short:
 - **energy** (`energy_bound`): an exact tree DP over a maximum-bytes spanning forest
   (other edges' radio energy dropped), with and without prices, and the runs DP along the
   path with the most bytes (the radio energy of off-loading).
+- **shared media** (SPEC 5a; `_forced_air`): the transfers that every feasible plan must
+  send on a medium (their ends forced onto two devices of it) load it: the sum of their
+  least transmission times bounds the period, and a one-machine bound (least head + that
+  sum + least tail, over sets of them) bounds the latency.
 - **weighted sums**: the weighted sum of the above; **constraints** are dropped (a
   relaxation). ``lower_bound(p, strength="strong", time_limit=...)``: the same relaxations
   with a larger work budget.
@@ -144,7 +148,7 @@ def bound_cache(p: Problem) -> dict:
     # every other input of the bounds too, should a variant ever replace one of them
     key = tuple(id(x) for x in (p.allowed, p.memory, p.params, p.activation, p.latency,
                                 p.inv_bandwidth, p.edge_bytes, p.power_active, p.tx_power,
-                                p.rx_power, p.in_bytes, p.out_bytes)) + (p.source, p.sink)
+                                p.rx_power, p.in_bytes, p.out_bytes, p.medium_of)) + (p.source, p.sink)
     return per_array.setdefault(key, {})
 
 
@@ -595,9 +599,11 @@ def _latency_bound(p: Problem, work: float) -> float:
     B, D = ct.shape
     if B == 0:
         return 0.0
-    done, _ = _dp_latency(p, ct)
+    done, F = _dp_latency(p, ct)
     spread = float(np.sum(np.min(ct, axis=1)) / D)
     best = max(done, spread)
+    if p.media:                           # shared media (SPEC 5a): the air's forced transfers
+        best = max(best, _media_latency_bound(p, mv, F))
     if not np.isfinite(best) or best <= 0:
         return float(best)
     lag = _latency_path_bound(p, mv, best, work)
@@ -730,6 +736,8 @@ def _period_bound(p: Problem, work: float) -> float:
     per_block = float(np.max(np.min(own, axis=1)))
     spread = float(np.sum(np.min(ct, axis=1)) / ct.shape[1])
     best = max(per_block, _edge_period_bound(p, ct), spread)
+    if p.media:                           # shared media (SPEC 5a): each medium is a resource
+        best = max(best, max((float(x.sum()) for _, x, _, _ in _forced_air(p, mv)), default=0.0))
     if not np.isfinite(best) or best <= 0:
         return float(best)
     return float(max(best, _load_bound(mv, best, work), _period_segments(p, mv, work)))
@@ -946,6 +954,95 @@ def scenario_bound(p: Problem, fn, metric: str, work: float) -> float:
     if not vals:
         return 0.0
     return float(max(vals)) if metric == "throughput" else float(sum(vals))
+
+
+# ---------------------------------------------------------------- shared media (SPEC 5a)
+def _forced_air(p: Problem, mv: _MemoryView) -> list:
+    """The transfers that must cross each medium whatever the plan, given what the problem
+    forces (pins, ``allowed_devices``, blocks that fit only on some devices, ``source`` and
+    ``sink``). A transfer from a block (or ``source``) that may be on the devices ``U`` to
+    one (or ``sink``) on ``V`` is on medium m in every feasible plan when every reachable
+    pair (du, dv) of ``U x V`` has du != dv and both in m; it then occupies m for at least
+    ``min n / bandwidth`` over those pairs. Per medium with such transfers: (m, transmission
+    times, producer indices (-1 for source), consumer indices (-1 for sink)) as arrays, and
+    the ``U x V`` pairs of each (for heads and tails)."""
+    fits, mo = mv.fits, p.medium_of
+    ends = [(p.source, -1, b, float(p.in_bytes[b])) for b in p.input_blocks]
+    ends += [(-1, int(u), int(v), float(n)) for u, v, n in zip(p.edge_src, p.edge_dst, p.edge_bytes)]
+    ends += [(-1, b, -2, float(p.out_bytes[b])) for b in p.output_blocks]
+    per: dict[int, list] = {}
+    for src_dev, u, v, n in ends:
+        U = np.array([src_dev]) if u < 0 else np.nonzero(fits[u])[0]
+        V = np.array([p.sink]) if v == -2 else np.nonzero(fits[v])[0]
+        if not len(U) or not len(V) or np.intersect1d(U, V).size:
+            continue                       # a shared device: the transfer may vanish
+        pair_m = mo[np.ix_(U, V)]
+        reach = p.reachable[np.ix_(U, V)]
+        if not reach.any():
+            continue                       # no feasible plan: leave it to the other bounds
+        ms = np.unique(pair_m[reach])
+        if len(ms) != 1 or ms[0] < 0:
+            continue                       # some pair off the medium (or on another one)
+        tx = n * p.inv_bandwidth[np.ix_(U, V)]
+        t_min = float(np.min(np.where(reach, tx, np.inf)))
+        if t_min > 0:
+            per.setdefault(int(ms[0]), []).append((t_min, u, v, U, V, reach))
+    out = []
+    for m, rows in sorted(per.items()):
+        out.append((m, np.array([r[0] for r in rows]), [r[1:3] for r in rows], [r[3:] for r in rows]))
+    return out
+
+
+def _tail_after(p: Problem, ct: np.ndarray) -> np.ndarray:
+    """(B, D) the least time from the end of block b on device d to the last result at
+    ``sink`` (each successor on its best device, no contention): every plan's latency is at
+    least b's end plus this."""
+    B, D = ct.shape
+    R = np.zeros((B, D))
+    for b in reversed(p.topo):
+        row = p.output_delivery(b).copy() if not p.succs[b] else np.zeros(D)
+        for v, k in p.succs[b]:
+            tail = ct[v] + R[v]
+            cost = np.min(np.where(p.reachable, p.transfer_matrix(p.edge_bytes[k]), np.inf) + tail[None, :], axis=1)
+            np.maximum(row, cost, out=row)
+        R[b] = row
+    return R
+
+
+def _media_latency_bound(p: Problem, mv: _MemoryView, F: np.ndarray) -> float:
+    """One machine per medium (docs/bounds.md, shared media): a medium sends its forced
+    transfers one at a time, so for any set S of them latency >= min_S head + sum_S
+    transmission + min_S tail, with head the earliest its producer can end (`_dp_latency`'s
+    F; 0 for an input) and tail the least time from the end of the transmission to the last
+    result (link latency, the consumer's compute and `_tail_after`; the latency alone for an
+    output). S ranges over the sets of transfers with a head at least h (every h), and with a
+    tail at least q (every q)."""
+    forced = _forced_air(p, mv)
+    if not forced:
+        return 0.0
+    ct = mv.ct
+    R = _tail_after(p, ct)
+    best = 0.0
+    for m, tx, uv, pairs in forced:
+        heads, tails = [], []
+        for (u, v), (U, V, reach) in zip(uv, pairs):
+            heads.append(0.0 if u < 0 else float(np.min(F[u][U])))
+            after = p.latency[np.ix_(U, V)].copy()
+            if v >= 0:
+                after += (ct[v][V] + R[v][V])[None, :]
+            tails.append(float(np.min(np.where(reach, after, np.inf))))
+        h, q = np.array(heads), np.array(tails)
+        for key, other in ((h, q), (q, h)):
+            idx = np.argsort(-key, kind="stable")          # largest first: growing sets
+            k_sorted, o_sorted, t_sorted = key[idx], other[idx], tx[idx]
+            run_sum = np.cumsum(t_sorted)
+            run_min = np.minimum.accumulate(o_sorted)
+            # the set of the transfers with key >= k_sorted[j]: its min key is k_sorted[j]
+            vals = k_sorted + run_sum + run_min
+            vals = vals[np.isfinite(vals)]
+            if len(vals):
+                best = max(best, float(vals.max()))
+    return best
 
 
 METRIC_BOUNDS = {"latency": latency_bound, "throughput": period_bound, "energy": energy_bound}

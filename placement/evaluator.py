@@ -261,14 +261,14 @@ def _finish(p: Problem, a, c: Costs, order, start, end, latency: float, period: 
 def _evaluate_media(p: Problem, a: np.ndarray, c: Costs, order, medium_order,
                     violations: list[Violation]) -> Evaluation:
     """`evaluate` for a problem with shared media (SPEC 5a, `placement.media`): the
-    per-device orders as without media (a plan's own, else the list rule on the
-    contention-free times), each medium's order the plan's or first come first served;
+    per-device orders a plan's own, else the list rule with the air (`list_rule_media`),
+    each medium's order the plan's or first come first served;
     the period also counts each medium's load."""
     from . import media as md
 
     tr = md.transfers(p, a)
-    if order is None:
-        order = list_rule_order(p, a, c.ct, c.edge_time, c.in_time, c.out_time)
+    if order is None:                    # the list rule with the air (`media.list_rule_media`)
+        order = md.list_rule_media(p, a, c.ct, c.edge_time, c.out_time, tr)
     else:
         order = [list(map(int, o)) for o in order]
         _check_order(p, a, order, violations)

@@ -214,5 +214,91 @@ def simulate_media(p: Problem, a, order: Sequence[Sequence[int]], ct,
                          t_start=np.array(t_start), t_end=np.array(t_end), medium_order=sent)
 
 
+def list_rule_media(p: Problem, a, ct, edge_time, out_time, tr: Transfers | None = None) -> list[list[int]]:
+    """The evaluator's list rule (`placement.simulator.list_rule_order`) with the air: the
+    per-device orders of a plan that has none, for a problem with shared media.
+
+    An event simulation in which the devices and the media decide together: a free device
+    starts, among its blocks whose inputs have all *arrived*, the one whose inputs arrived
+    first (ties: the larger upward rank with the plan's contention-free times, then the
+    lower block index), exactly as without media; each medium sends first come first
+    served (SPEC 5a), so an input's arrival includes its wait for the air. The next
+    decision is always the one that starts earliest over every device and medium (ties: a
+    device before a medium, lower index first). The rule never leaves a device idle while
+    one of its blocks has its inputs. Returns the orders; `simulate_media` with them (and
+    first come first served on the air) gives this simulation's times."""
+    from .simulator import upward_rank
+
+    B, D, M = p.n_blocks, p.n_devices, len(p.media)
+    al = np.asarray(a, dtype=np.int64).tolist()
+    ctf = np.asarray(ct, dtype=float)
+    ctl = ctf.tolist()
+    rank = upward_rank(p, np.where(np.isfinite(ctf), ctf, 0.0),
+                       np.where(np.isfinite(edge_time), edge_time, 0.0),
+                       np.where(np.isfinite(out_time), out_time, 0.0)).tolist()
+    tr = transfers(p, a) if tr is None else tr
+    med, tx, lat = tr.medium.tolist(), tr.tx.tolist(), tr.lat.tolist()
+    I, _, _ = transfer_count(p)
+    ends = transfer_endpoints(p)
+    waits = [0] * B
+    outgoing: list[list[int]] = [[] for _ in range(B)]
+    for t, (u, v) in enumerate(ends):
+        if v >= 0:
+            waits[v] += 1
+        if u >= 0:
+            outgoing[u].append(t)
+    data_ready = [0.0] * B
+    heaps: list[list[tuple[float, float, int]]] = [[] for _ in range(D)]
+    pending: list[list[tuple[float, int]]] = [[] for _ in range(M)]
+    free, mfree = [0.0] * D, [0.0] * M
+    order: list[list[int]] = [[] for _ in range(D)]
+
+    def arrived(t: int, x: float) -> None:
+        v = ends[t][1]
+        if v >= 0:
+            if x > data_ready[v]:
+                data_ready[v] = x
+            waits[v] -= 1
+            if waits[v] == 0:
+                heapq.heappush(heaps[al[v]], (data_ready[v], -rank[v], v))
+
+    def became_ready(t: int, r: float) -> None:
+        if med[t] < 0:
+            arrived(t, r + (lat[t] + tx[t]) if tx[t] or lat[t] else r)
+        else:
+            heapq.heappush(pending[med[t]], (r, t))
+
+    for b in range(B):                       # blocks with no transfer in at all
+        if waits[b] == 0:
+            heapq.heappush(heaps[al[b]], (0.0, -rank[b], b))
+    for t in range(I):
+        became_ready(t, 0.0)
+    while True:
+        best_s, kind, best_x = math.inf, -1, -1
+        for d in range(D):
+            if heaps[d]:
+                s = free[d] if free[d] > heaps[d][0][0] else heaps[d][0][0]
+                if kind < 0 or s < best_s:
+                    best_s, kind, best_x = s, 0, d
+        for m in range(M):
+            if pending[m]:
+                s = mfree[m] if mfree[m] > pending[m][0][0] else pending[m][0][0]
+                if kind < 0 or s < best_s:
+                    best_s, kind, best_x = s, 1, m
+        if kind < 0:
+            break
+        if kind == 0:
+            b = heapq.heappop(heaps[best_x])[2]
+            order[best_x].append(b)
+            e = free[best_x] = best_s + ctl[b]
+            for t in outgoing[b]:
+                became_ready(t, e)
+        else:
+            _, t = heapq.heappop(pending[best_x])
+            mfree[best_x] = best_s + tx[t]
+            arrived(t, mfree[best_x] + lat[t])
+    return order
+
+
 __all__ = ["Transfers", "transfers", "transfer_count", "transfer_endpoints", "transfer_names", "medium_loads",
-           "on_medium", "MediaSchedule", "simulate_media"]
+           "on_medium", "MediaSchedule", "simulate_media", "list_rule_media"]
