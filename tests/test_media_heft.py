@@ -178,12 +178,14 @@ def test_air_aware_heft_beats_its_contention_blind_construction_on_the_fan_out(m
 def test_heft_descends_with_the_air_on_the_python_path():
     """With media, heft's closing descent runs on the Python path (`polish_media`: moves
     scored by the media list pass with the devices fixed), never worsens heft's best list
-    plan, and improves this generated IoT hybrid (0.0836 -> 0.0821 s measured)."""
+    plan."""
     d = placement.generate("hybrid", 30, 6, device_set="iot", network="star", seed=0, media=True)
     d["network"]["default"]["bandwidth_bytes_per_s"] = 2e6
     lists = placement.solve(d, "heft", polish=0)
     plan = placement.solve(d, "heft")
     assert plan.stats["polish"]["evaluations"] > 0
-    assert plan.value < lists.value * (1 - 1e-3)
-    assert plan.stats["chosen"].startswith("polish-air:")
+    # (it improved this problem 0.0836 -> 0.0821 s before heft's memory-reserving passes;
+    # they now find 0.0809 s, which the descent keeps)
+    assert plan.value <= lists.value * (1 + 1e-12)
+    assert plan.value == pytest.approx(0.08094344, rel=1e-6)
     assert placement.evaluate(d, plan.to_dict()).value == pytest.approx(plan.value, rel=1e-12)
