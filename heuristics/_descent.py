@@ -128,8 +128,8 @@ def polish(p: Problem, pool: Pool, ctx: Context | None, budget: int, pairs: bool
 
 #: with shared media the descent runs on the Python path (`polish_media`): at most this many
 #: block placements in all (candidates x blocks; a candidate is one media list pass, about
-#: 10-50 microseconds a block), so 0.3-1.5 s at most.
-MEDIA_POLISH_WORK = 30_000
+#: 20-200 microseconds a block on the loaded 2-core host), so 0.2-1.6 s at most.
+MEDIA_POLISH_WORK = 8_000
 
 
 def polish_media(p: Problem, pool: Pool, ctx: Context | None, budget: int) -> dict:
