@@ -135,7 +135,10 @@ def solve_window(p: Problem, inc: Evaluation, window, deadline: float, seed: int
     prm.max_deterministic_time = float(dtime)
     prm.max_time_in_seconds = max(0.02, min(left, 20.0 * dtime))
     prm.presolve_inclusion_work_limit = 0        # as cpsat (an OR-Tools 9.15 presolve bug)
-    status = solver.solve(m.model)
+    # CP-SAT's own SIGINT handler would take the user's Ctrl-C (placement.interrupt): the
+    # window solves as cpsat does, in a thread that a Ctrl-C stops
+    from solvers.cpsat import _solve_interruptibly
+    status = _solve_interruptibly(solver, m.model, None)
     name = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None, name
