@@ -208,17 +208,6 @@ def test_problems_without_scenarios_report_no_scenario_metrics(diamond):
     assert "scenarios" not in r.metrics and "latency_max_s" not in r.metrics
 
 
-def test_the_runtime_refuses_scenarios_rather_than_running_every_block(tmp_path):
-    from placement.errors import InputError
-    from placement.runtime.prepare import check_plan
-
-    d = two_scenarios()
-    for b in d["model"]["blocks"]:
-        b["fx_nodes"] = ["x"]
-    with pytest.raises(InputError, match=r"has scenarios .*does not execute conditional models"):
-        check_plan(d, {"assignment": {"g": "edge", "e": "srv"}})
-
-
 def test_show_draws_one_scenarios_schedule(tmp_path):
     from placement.plots import show
 
