@@ -18,7 +18,10 @@ input (each edge in)   the whole tensor (replicated)    ``bytes / w + halo_bytes
 Edges: every edge ``u -> b`` becomes ``u -> b#k`` for every shard ``k``; every edge
 ``b -> v`` becomes ``b#k -> v``. When both ends are split the bytes multiply out: a shard
 of ``u`` sends its ``1/w_u`` part of the tensor, of which a spatial shard of ``v`` needs
-the ``1/w_v`` share (plus its halo's ``1/w_u`` share), a tensor shard all of it.
+the ``1/w_v`` share (plus its halo's ``1/w_u`` share), a tensor shard all of it; between
+two SPATIAL blocks the bands are aligned instead, so shard ``k`` of ``u`` sends shard
+``j`` of ``v`` the rows of its band that ``j``'s band plus halo reads (`pair_bytes`: its
+own band's share to the shard over it, halo rows to the neighbours, nothing to the rest).
 A split input block receives ``model.input_bytes`` the same way; a split output block
 sends ``output / w`` per shard to ``sink``. Pins and ``allowed_devices`` apply to every
 shard. Shard ids are ``"<id>#<k>"``.
@@ -34,6 +37,7 @@ output and every edge's bytes), which is what the bound over every choice relies
 
 from __future__ import annotations
 
+import math
 from typing import Any, Collection, Mapping
 
 
@@ -46,11 +50,23 @@ def options(blocks: list[dict[str, Any]]) -> dict[str, tuple[int, ...]]:
     return {b["id"]: tuple(sorted(set(b["split"]["ways"]))) for b in blocks if b.get("split")}
 
 
-def pair_bytes(nbytes: float, wu: int, wv: int, mode_v: str | None, halo_v: float) -> float:
-    """Bytes one shard of ``u`` (split ``wu`` ways; 1: whole) sends to one shard of ``v``
-    (``wv`` ways, ``mode_v``, ``halo_v``) for an edge of ``nbytes`` (module docstring)."""
+def pair_bytes(nbytes: float, wu: int, wv: int, mode_v: str | None, halo_v: float,
+               ku: int | None = None, kv: int | None = None, mode_u: str | None = None) -> float:
+    """Bytes shard ``ku`` of ``u`` (split ``wu`` ways, ``mode_u``; 1: whole) sends to shard
+    ``kv`` of ``v`` (``wv`` ways, ``mode_v``, ``halo_v``) for an edge of ``nbytes`` (module
+    docstring). Between two spatially split blocks the bands are aligned: ``v#kv`` needs rows
+    ``[kv/wv - h/2, (kv+1)/wv + h/2)`` of the tensor (``h = halo_v / nbytes``), and ``u#ku``
+    holds rows ``[ku/wu, (ku+1)/wu)`` (the first and last bands open-ended, so that every
+    consumer shard receives ``nbytes / wv + halo_v`` in all, as from a whole producer); the
+    edge carries their overlap, 0 for bands that do not touch. Otherwise (a whole or tensor
+    producer, or no shard indices given) every pair carries the same share."""
     fu = 1.0 / wu
     spatial_v = wv > 1 and mode_v == "spatial"
+    if spatial_v and wu > 1 and mode_u == "spatial" and ku is not None and kv is not None and nbytes > 0:
+        h = halo_v / nbytes
+        lo = max(ku / wu if ku > 0 else -math.inf, kv / wv - h / 2)
+        hi = min((ku + 1) / wu if ku < wu - 1 else math.inf, (kv + 1) / wv + h / 2)
+        return nbytes * max(0.0, hi - lo)
     fv = 1.0 / wv if spatial_v else 1.0
     halo = halo_v * fu if spatial_v else 0.0
     return nbytes * fu * fv + halo
@@ -107,10 +123,10 @@ def expand(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
 
     out_edges: list[tuple[str, str, float]] = []
     for u, v, nbytes in edges:
-        nb = pair_bytes(nbytes, ways.get(u, 1), ways.get(v, 1), modes.get(v), halos.get(v, 0.0))
-        for su in shards(u):
-            for sv in shards(v):
-                out_edges.append((su, sv, nb))
+        for ku, su in enumerate(shards(u)):
+            for kv, sv in enumerate(shards(v)):
+                out_edges.append((su, sv, pair_bytes(nbytes, ways.get(u, 1), ways.get(v, 1), modes.get(v),
+                                                     halos.get(v, 0.0), ku, kv, modes.get(u))))
     out_pinned: dict[str, str] = {}
     for b, d in pinned.items():
         for s in shards(b):
@@ -173,8 +189,9 @@ def relaxed(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
 
     out_edges: list[tuple[str, str, float]] = []
     for u, v, nbytes in edges:
-        least = min(pair_bytes(nbytes, wu, wv, *mode_halo(v)) for wu in considered.get(u, (1,))
-                    for wv in considered.get(v, (1,)))
+        least = min(pair_bytes(nbytes, wu, wv, *mode_halo(v), ku, kv, mode_halo(u)[0])
+                    for wu in considered.get(u, (1,)) for wv in considered.get(v, (1,))
+                    for ku in range(wu) for kv in range(wv))
         for su in shards(u):
             for sv in shards(v):
                 out_edges.append((su, sv, least))
@@ -202,14 +219,15 @@ def union(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
     has_pred = {v for _, v, _ in edges}
     out_blocks: list[dict[str, Any]] = []
     members: list[tuple[str, int, int] | None] = []
-    nodes: dict[str, list[tuple[str, int]]] = {}         # file block -> [(node id, ways)]
+    nodes: dict[str, list[tuple[str, int, int]]] = {}    # file block -> [(node id, ways, shard)]
     for blk in base_blocks:
         origin = blk.get("origin") or blk["id"]
         if origin not in choose:
             out_blocks.append(blk)
             members.append(None)
             w = max(spec[origin]["split"]["ways"]) if spec[origin].get("split") else 1
-            nodes.setdefault(origin, []).append((blk["id"], w))
+            k = int(blk["id"].rsplit("#", 1)[1]) if blk.get("origin") else 0
+            nodes.setdefault(origin, []).append((blk["id"], w, k))
             continue
         src = dict(spec[origin])
         if origin not in has_pred:
@@ -222,13 +240,14 @@ def union(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
                     shard["input_bytes"] = blk["input_bytes"]
                 out_blocks.append(shard)
                 members.append((origin, w, k))
-                nodes.setdefault(origin, []).append((shard["id"], w))
+                nodes.setdefault(origin, []).append((shard["id"], w, k))
     out_edges: list[tuple[str, str, float]] = []
     for u, v, nbytes in edges:
         sp = spec[v].get("split")
         mode, halo = (sp["mode"], sp["halo_bytes"]) if sp else (None, 0.0)
-        for su, wu in nodes[u]:
-            for sv, wv in nodes[v]:
-                out_edges.append((su, sv, pair_bytes(nbytes, wu, wv, mode, halo)))
-    out_pinned = {node: d for b, d in pinned.items() for node, _ in nodes[b]}
+        mode_u = (spec[u].get("split") or {}).get("mode")
+        for su, wu, ku in nodes[u]:
+            for sv, wv, kv in nodes[v]:
+                out_edges.append((su, sv, pair_bytes(nbytes, wu, wv, mode, halo, ku, kv, mode_u)))
+    out_pinned = {node: d for b, d in pinned.items() for node, _, _ in nodes[b]}
     return out_blocks, out_edges, out_pinned, members

@@ -329,3 +329,24 @@ def test_show_draws_the_plan_of_its_own_choice(tmp_path):
     assert drawn["bars"] == 4                                   # s, l, r, t: r whole
     plan2 = {"assignment": {b.id: "B" for b in placement.load(d).blocks}}    # default: 2 shards
     assert placement.show(d, plan2, tmp_path / "split.png")["bars"] == 5
+
+
+def test_bytes_between_two_spatially_split_blocks_follow_the_bands():
+    """Aligned bands (split.pair_bytes): u#k sends v#j the rows of its band that j's band plus
+    halo reads; every consumer shard receives bytes / w + halo in all, as from a whole u."""
+    from placement.split import pair_bytes
+    n, halo = 1000.0, 50.0                       # h = 0.05 of the tensor, 0.025 each side
+    # 2 x 2: own band 500 + the outer halo's 25 (counted as from a whole producer: the
+    # transform's per-shard halo); the other side's shard sends the 25 rows across the cut
+    assert pair_bytes(n, 2, 2, "spatial", halo, 0, 0, "spatial") == pytest.approx(525.0)
+    assert pair_bytes(n, 2, 2, "spatial", halo, 1, 0, "spatial") == pytest.approx(25.0)
+    assert pair_bytes(n, 2, 2, "spatial", halo, 0, 1, "spatial") == pytest.approx(25.0)
+    # 4 -> 4: band 0 never reaches shard 2 or 3
+    assert pair_bytes(n, 4, 4, "spatial", halo, 0, 2, "spatial") == 0.0
+    assert pair_bytes(n, 4, 4, "spatial", halo, 0, 1, "spatial") == pytest.approx(25.0)
+    for wu, wv in ((2, 2), (4, 4), (2, 4), (4, 2), (3, 2)):
+        for kv in range(wv):
+            total = sum(pair_bytes(n, wu, wv, "spatial", halo, ku, kv, "spatial") for ku in range(wu))
+            assert total == pytest.approx(n / wv + halo)
+    # a tensor producer's shards each send their uniform share (partials), as before
+    assert pair_bytes(n, 2, 2, "spatial", halo, 0, 1, "tensor") == pytest.approx(n / 4 + halo / 2)
