@@ -594,7 +594,7 @@ class Problem:
     # Problems go to worker processes (compare --workers, Ray): mapping proxies do not pickle.
     def __getstate__(self) -> dict[str, Any]:
         return {k: dict(v) if isinstance(v, MappingProxyType) else v for k, v in self.__dict__.items()
-                if k != "_expansions"}                     # rebuilt on demand
+                if k not in _REBUILT}                      # rebuilt on demand
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for key in ("constraints", "pinned", "block_index", "device_index", "split_options", "split"):
@@ -608,6 +608,10 @@ class Problem:
     def __repr__(self) -> str:
         return (f"Problem({self.name!r}, {self.n_blocks} blocks, {self.n_edges} edges, "
                 f"{self.n_devices} devices, objective={self.objective.to_json()!r})")
+
+
+#: caches of other problems that a pickled problem leaves out (rebuilt on demand)
+_REBUILT = frozenset({"_expansions", "_split_union", "_fixed_split", "_split_relaxation", "_one_expansion"})
 
 
 def _same_links(p: Problem, a: int, b: int) -> bool:

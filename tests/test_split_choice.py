@@ -10,8 +10,8 @@ with every choice fixed (for one split block: the better of never split and alwa
 from __future__ import annotations
 
 import copy
-import itertools
 import json
+import re
 
 import pytest
 
@@ -184,7 +184,6 @@ def test_bad_choices_in_plan_files_exit_2_naming_the_block(tmp_path, capsys):
         assert main(["evaluate", str(prob), str(f)]) == 2, name
         err = capsys.readouterr().err
         assert str(f) in err and "Traceback" not in err, (name, err)
-        import re
         assert re.search(pattern, err), (name, err)
         with pytest.raises(PlanError, match=pattern):
             placement.evaluate(d, f)
@@ -320,3 +319,13 @@ def test_cpsat_refuses_many_choices_with_media_naming_the_combination(monkeypatc
     with pytest.raises(placement.InputError, match=r"cpsat: split choices with shared media are solved one "
                        r"choice at a time, and this problem has 2 choices \(limit 1\)"):
         placement.solve(_with_media(0), "cpsat", time_limit=5)
+
+
+def test_show_draws_the_plan_of_its_own_choice(tmp_path):
+    d = _diamond((1, 2))
+    q = placement.load(d).expand({"r": 1})
+    plan = {"assignment": {b.id: "B" for b in q.blocks}, "split": {"r": 1}}
+    drawn = placement.show(d, plan, tmp_path / "whole.png")
+    assert drawn["bars"] == 4                                   # s, l, r, t: r whole
+    plan2 = {"assignment": {b.id: "B" for b in placement.load(d).blocks}}    # default: 2 shards
+    assert placement.show(d, plan2, tmp_path / "split.png")["bars"] == 5

@@ -32,6 +32,8 @@ def check_plan(problem: Any, plan: Any):
                          "execute conditional models yet (no --scenario); plan and evaluate them with "
                          "'placement solve' / 'placement evaluate'")
     scored = api.evaluate(p, plan)
+    if scored.split:                     # split choices (SPEC 6): the plan's own expansion
+        p = p.expand(scored.split)
     if scored.violations:
         raise PlanError(f"the plan is infeasible on problem '{p.name}': " + "; ".join(scored.violations[:3]))
     for b in p.blocks:
