@@ -196,14 +196,7 @@ class CpSat(Method):
         if done is not None:
             return chosen(done)
         U = p.split_union()
-        inc_u = None
-        if inc is not None:
-            idx = p.from_union(U, inc_choice)
-            a_u = np.full(U.n_blocks, -1, dtype=np.int64)
-            a_u[idx] = inc.assignment
-            start_u = np.zeros(U.n_blocks)
-            start_u[idx] = inc.start
-            inc_u = _UnionIncumbent(a_u, start_u, inc.value, inc.latency_s, inc_choice)
+        inc_u = _UnionIncumbent.of(p, U, inc, inc_choice)
         model_t0 = time.monotonic()
         try:
             m = _CpSatModel(U, inc_u, self.option(ctx, "precision"), self.option(ctx, "lp_pairs"),
@@ -326,9 +319,23 @@ ENUMERATE_CHOICES_MAX = 16
 class _UnionIncumbent:
     """The warm start as a plan of the union of every expansion (-1: a shard not chosen)."""
 
-    def __init__(self, assignment, start, value, latency_s, choice):
+    def __init__(self, assignment, start, value, latency_s, choice, period_s=None, energy_j=None):
         self.assignment, self.start, self.value, self.latency_s = assignment, start, value, latency_s
         self.choice = choice
+        self.period_s, self.energy_j = period_s, energy_j
+
+    @classmethod
+    def of(cls, p, U, inc, choice) -> "_UnionIncumbent | None":
+        """Warm start ``inc`` (a plan of ``p.expand(choice)``) placed on union ``U`` (cpsat and
+        milp over split choices); None without one."""
+        if inc is None:
+            return None
+        idx = p.from_union(U, choice)
+        a_u = np.full(U.n_blocks, -1, dtype=np.int64)
+        a_u[idx] = inc.assignment
+        start_u = np.zeros(U.n_blocks)
+        start_u[idx] = inc.start
+        return cls(a_u, start_u, inc.value, inc.latency_s, choice, inc.period_s, inc.energy_j)
 
 
 #: CP-SAT's load and presolve time per model variable (1.7e6 variables, 6.8e6 constraints: 16 s)

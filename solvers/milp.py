@@ -168,16 +168,8 @@ class Milp(Method):
         big = ws.too_large(inc, base, _estimated_variables(U), SECONDS_PER_VARIABLE, ctx.time_left(), "milp")
         if big is not None:
             return chosen(big)
-        inc_u = None
-        if inc is not None:
-            from .cpsat import _UnionIncumbent
-            idx = p.from_union(U, inc_choice)
-            a_u = np.full(U.n_blocks, -1, dtype=np.int64)
-            a_u[idx] = inc.assignment
-            start_u = np.zeros(U.n_blocks)
-            start_u[idx] = inc.start
-            inc_u = _UnionIncumbent(a_u, start_u, inc.value, inc.latency_s, inc_choice)
-            inc_u.period_s, inc_u.energy_j = inc.period_s, inc.energy_j
+        from .cpsat import _UnionIncumbent
+        inc_u = _UnionIncumbent.of(p, U, inc, inc_choice)
         mb = time.monotonic()
         try:
             m = _MilpModel(U, inc_u, deadline=ctx.deadline - READ_BACK_S, split_of=p)
