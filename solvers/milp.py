@@ -77,6 +77,19 @@ class Milp(Method):
     def warm_up(self) -> None:
         ws.warm_up()
 
+    def _run_backend(self, m: "_MilpModel", ctx: Context, backend: str, stats: dict):
+        """Solve ``m``'s rows with the chosen backend; its statistics go into ``stats``.
+        Returns the result and the proven bound in objective units (None without one)."""
+        if backend == "cbc":
+            res = _solve_cbc(m.rows, ctx.deadline, ctx.seed, self.option(ctx, "cbc_options"))
+        else:
+            res = _solve_mpsolver(m.rows, ctx.deadline, backend)
+        stats.update(res.stats)
+        bound = None
+        if res.bound is not None and math.isfinite(res.bound) and m.has_objective:
+            bound = max(0.0, res.bound * m.v_unit * (1 - BOUND_SAFETY))
+        return res, bound
+
     def solve(self, problem: Problem, ctx: Context) -> Candidate:
         if "split_choice" in problem.features:
             return self._solve_over_choices(problem, ctx)
@@ -107,14 +120,7 @@ class Milp(Method):
                  "variables": len(m.rows.names), "constraints": len(m.rows.rows),
                  "time_unit_s": m.tau, "energy_unit_j": m.eps, "objective_unit": m.v_unit,
                  "horizon_s": m.horizon_s}
-        if backend == "cbc":
-            res = _solve_cbc(m.rows, ctx.deadline, ctx.seed, self.option(ctx, "cbc_options"))
-        else:
-            res = _solve_mpsolver(m.rows, ctx.deadline, backend)
-        stats.update(res.stats)
-        bound = None
-        if res.bound is not None and math.isfinite(res.bound) and m.has_objective:
-            bound = max(0.0, res.bound * m.v_unit * (1 - BOUND_SAFETY))
+        res, bound = self._run_backend(m, ctx, backend, stats)
         if res.status == "infeasible":
             if inc is not None:
                 return Candidate(inc.assignment, inc.order, status=Status.FEASIBLE, stats=stats,
@@ -180,14 +186,7 @@ class Milp(Method):
                  "union_blocks": U.n_blocks, "variables": len(m.rows.names), "constraints": len(m.rows.rows),
                  "time_unit_s": m.tau, "energy_unit_j": m.eps, "objective_unit": m.v_unit,
                  "horizon_s": m.horizon_s}
-        if backend == "cbc":
-            res = _solve_cbc(m.rows, ctx.deadline, ctx.seed, self.option(ctx, "cbc_options"))
-        else:
-            res = _solve_mpsolver(m.rows, ctx.deadline, backend)
-        stats.update(res.stats)
-        bound = None
-        if res.bound is not None and math.isfinite(res.bound) and m.has_objective:
-            bound = max(0.0, res.bound * m.v_unit * (1 - BOUND_SAFETY))
+        res, bound = self._run_backend(m, ctx, backend, stats)
         if res.status == "infeasible":
             if inc is not None:
                 return chosen(Candidate(inc.assignment, inc.order, status=Status.FEASIBLE, stats=stats,
