@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .report import RunReport, _median, _rel
+from .report import RunReport, _median, _rel, measured_schedule
 
 
 @dataclass
@@ -199,19 +199,7 @@ def analyse_scenarios(spec: dict[str, Any], records: dict[str, Any], *, problem,
         common = max(per, key=lambda e: e["inferences"])["name"]
         ids = [i for i in singles if seq[i] == common and i in lat]
         med = ids[int(np.argsort([lat[i] for i in ids])[len(ids) // 2])]
-        t0 = t_in.get(med, 0.0)
-        for b in problem.blocks:
-            r = rows.get(b.id)
-            if r and med in r["start"]:
-                schedule[b.id] = {"device": scored.assignment[b.id], "start_s": (r["start"][med] - t0) / S,
-                                  "end_s": (r["end"][med] - t0) / S}
-        for c in spec["channels"]:
-            key = (c["id"], med)
-            if key in ready:
-                end = arrive.get(key, sent.get(key))
-                ttimes.append({"producer": c["producer"], "src": c["src"], "dst": c["dst"],
-                               "ready_s": (ready[key] - t0) / S, "arrival_s": (end - t0) / S if end else None,
-                               "consumers": c["consumers"]})
+        schedule, ttimes = measured_schedule(problem, scored, spec, rows, med, t_in, ready, arrive, sent, S)
     return ScenarioRunReport(
         problem=problem.name, plan=plan_name, emulation=emulation, inferences=len(singles),
         output_matches=matches, max_abs_error=err, predicted=predicted, measured=measured, error=error,

@@ -154,19 +154,7 @@ def analyse(spec: dict[str, Any], records: dict[str, Any], *, problem, scored, p
     schedule, ttimes = {}, []
     if lat:
         med = singles[int(np.argsort(lat)[len(lat) // 2])] if len(lat) else None
-        t0 = t_in.get(med, 0.0)
-        for b in problem.blocks:
-            r = rows.get(b.id)
-            if r and med in r["start"]:
-                schedule[b.id] = {"device": scored.assignment[b.id], "start_s": (r["start"][med] - t0) / S,
-                                  "end_s": (r["end"][med] - t0) / S}
-        for c in spec["channels"]:
-            key = (c["id"], med)
-            if key in ready:
-                end = arrive.get(key, sent.get(key))
-                ttimes.append({"producer": c["producer"], "src": c["src"], "dst": c["dst"],
-                               "ready_s": (ready[key] - t0) / S, "arrival_s": (end - t0) / S if end else None,
-                               "consumers": c["consumers"]})
+        schedule, ttimes = measured_schedule(problem, scored, spec, rows, med, t_in, ready, arrive, sent, S)
 
     pred = {"latency_s": float(scored.metrics["latency_s"]), "period_s": float(scored.metrics["period_s"])}
     meas_lat = _median(lat)
@@ -254,3 +242,23 @@ def calibrated_problem(raw: dict[str, Any], rep: RunReport) -> dict[str, Any]:
 
 def is_finite(x) -> bool:
     return x is not None and math.isfinite(x)
+
+
+def measured_schedule(problem, scored, spec, rows, med, t_in, ready, arrive, sent, S):
+    """The measured Gantt chart of inference ``med``: block start/end and each channel's ready
+    and arrival times, from the inference's input, divided by the time scale ``S``."""
+    schedule, ttimes = {}, []
+    t0 = t_in.get(med, 0.0)
+    for b in problem.blocks:
+        r = rows.get(b.id)
+        if r and med in r["start"]:
+            schedule[b.id] = {"device": scored.assignment[b.id], "start_s": (r["start"][med] - t0) / S,
+                              "end_s": (r["end"][med] - t0) / S}
+    for c in spec["channels"]:
+        key = (c["id"], med)
+        if key in ready:
+            end = arrive.get(key, sent.get(key))
+            ttimes.append({"producer": c["producer"], "src": c["src"], "dst": c["dst"],
+                           "ready_s": (ready[key] - t0) / S, "arrival_s": (end - t0) / S if end else None,
+                           "consumers": c["consumers"]})
+    return schedule, ttimes
