@@ -11,26 +11,33 @@ flops                  ``flops / w + overhead_flops``   same
 measured ``time_s``    scaled by shard flops / flops    same
 params_bytes           ``params / w`` (weights divided) ``params`` (weights replicated)
 activation_bytes       ``activation / w``               ``activation / w``
-output_bytes           ``output / w`` (output gathered) ``output / w``
+output_bytes           ``output`` (a full-size partial) ``output / w``
 input (each edge in)   the whole tensor (replicated)    ``bytes / w + halo_bytes``
 =====================  ===============================  ===============================
 
+A tensor shard's output is a partial sum of the block's whole output (heads' share of the
+attention projection, hidden units' share of the MLP's second layer, as the runtime computes
+them: `placement.runtime.shards`): full size, summed by the consumer.
+
 Edges: every edge ``u -> b`` becomes ``u -> b#k`` for every shard ``k``; every edge
-``b -> v`` becomes ``b#k -> v``. When both ends are split the bytes multiply out: a shard
-of ``u`` sends its ``1/w_u`` part of the tensor, of which a spatial shard of ``v`` needs
-the ``1/w_v`` share (plus its halo's ``1/w_u`` share), a tensor shard all of it; between
+``b -> v`` becomes ``b#k -> v``. When both ends are split the bytes multiply out: a spatial
+shard of ``u`` sends its ``1/w_u`` part of the tensor, a tensor shard of ``u`` its whole
+partial; of that, a spatial shard of ``v`` needs the ``1/w_v`` share (plus its halo's share),
+a tensor shard all of it (tensor to tensor is then ``w_u x w_v`` full-size messages: the
+all-reduce, done naively, each consumer shard summing the producer's partials); between
 two SPATIAL blocks the bands are aligned instead, so shard ``k`` of ``u`` sends shard
 ``j`` of ``v`` the rows of its band that ``j``'s band plus halo reads (`pair_bytes`: its
 own band's share to the shard over it, halo rows to the neighbours, nothing to the rest).
 A split input block receives ``model.input_bytes`` the same way; a split output block
-sends ``output / w`` per shard to ``sink``. Pins and ``allowed_devices`` apply to every
+sends its shard's output (``output / w`` spatial, ``output`` tensor) per shard to ``sink``. Pins and ``allowed_devices`` apply to every
 shard. Shard ids are ``"<id>#<k>"``.
 
 How many ways is a decision of the plan (SPEC section 6): `expand` takes the choice,
 ``choice.get(id, max(ways))`` per split block; `placement.problem.Problem.expand` gives the
 problem expanded by another choice, `Problem.split_combinations` lists them all. Every
 per-shard quantity above is non-increasing in ``w`` (flops, time, weights, working memory,
-output and every edge's bytes), which is what the bound over every choice relies on
+output and every edge's bytes; a tensor shard's output and out-edges are constant in
+``w``), which is what the bound over every choice relies on
 (`placement.bounds`, docs/bounds.md). ``ways`` is at most 64
 (`placement.schema.MAX_SPLIT_WAYS`).
 """
@@ -58,9 +65,12 @@ def pair_bytes(nbytes: float, wu: int, wv: int, mode_v: str | None, halo_v: floa
     ``[kv/wv - h/2, (kv+1)/wv + h/2)`` of the tensor (``h = halo_v / nbytes``), and ``u#ku``
     holds rows ``[ku/wu, (ku+1)/wu)`` (the first and last bands open-ended, so that every
     consumer shard receives ``nbytes / wv + halo_v`` in all, as from a whole producer); the
-    edge carries their overlap, 0 for bands that do not touch. Otherwise (a whole or tensor
-    producer, or no shard indices given) every pair carries the same share."""
-    fu = 1.0 / wu
+    edge carries their overlap, 0 for bands that do not touch. Otherwise every pair carries
+    the same share: a whole or spatial producer's shard its ``1/wu`` part, a TENSOR producer's
+    shard its whole partial sum (full size, module docstring), of which a spatial consumer
+    shard takes its ``1/wv`` band plus the halo."""
+    tensor_u = wu > 1 and mode_u == "tensor"
+    fu = 1.0 if tensor_u else 1.0 / wu
     spatial_v = wv > 1 and mode_v == "spatial"
     if spatial_v and wu > 1 and mode_u == "spatial" and ku is not None and kv is not None and nbytes > 0:
         h = halo_v / nbytes
@@ -106,7 +116,7 @@ def expand(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
                 flops=shard_flops,
                 params_bytes=blk["params_bytes"] / w if mode == "tensor" else blk["params_bytes"],
                 activation_bytes=blk["activation_bytes"] / w,
-                output_bytes=blk["output_bytes"] / w,
+                output_bytes=blk["output_bytes"] if mode == "tensor" else blk["output_bytes"] / w,
                 time_s={key: t * scale for key, t in blk["time_s"].items()},
                 origin=blk["id"],
                 meta={**blk.get("meta", {}), "split_of": blk["id"], "shard": k, "ways": w,
@@ -166,7 +176,7 @@ def relaxed(blocks: list[dict[str, Any]], edges: list[tuple[str, str, float]],
             qty["scale"].append(f / src["flops"] if src["flops"] > 0 else 1.0 / w)
             qty["params"].append(src["params_bytes"] / w if tensor else src["params_bytes"])
             qty["act"].append(src["activation_bytes"] / w)
-            qty["out"].append(src["output_bytes"] / w)
+            qty["out"].append(src["output_bytes"] if tensor or w == 1 else src["output_bytes"] / w)
             spatial_in = not tensor and w > 1 and blk["id"] not in has_pred
             qty["inp"].append(blk["input_bytes"] / w + sp["halo_bytes"] if spatial_in else blk["input_bytes"])
         scale = min(qty["scale"])

@@ -308,7 +308,11 @@ def test_cpsat_over_choices_with_media_and_scenarios_equals_brute(make, seed):
         ref = placement.solve(d, "brute", objective=obj, time_limit=60)
         assert ref.status == Status.OPTIMAL, ref.message
         plan = placement.solve(d, "cpsat", objective=obj, time_limit=20)
-        assert plan.status == Status.OPTIMAL, plan.message
+        # optimal, or proved optimal on its integer time grid only: then `solve` honestly says
+        # feasible, with the grid's rounding as the gap (a few 1e-6 at most)
+        assert plan.status == Status.OPTIMAL or (
+            plan.status == Status.FEASIBLE and "proved optimality of its own model" in plan.message
+            and plan.gap < 1e-5), (obj, plan.status, plan.message)
         assert plan.value == pytest.approx(ref.value, rel=TOL), (obj, plan.value, ref.value)
         assert plan.bound <= ref.value * (1 + 1e-9)
 
@@ -348,5 +352,8 @@ def test_bytes_between_two_spatially_split_blocks_follow_the_bands():
         for kv in range(wv):
             total = sum(pair_bytes(n, wu, wv, "spatial", halo, ku, kv, "spatial") for ku in range(wu))
             assert total == pytest.approx(n / wv + halo)
-    # a tensor producer's shards each send their uniform share (partials), as before
-    assert pair_bytes(n, 2, 2, "spatial", halo, 0, 1, "tensor") == pytest.approx(n / 4 + halo / 2)
+    # a tensor producer's shards each hold a full-size partial: a spatial consumer shard gets
+    # its band of every partial, plus the halo, from each
+    assert pair_bytes(n, 2, 2, "spatial", halo, 0, 1, "tensor") == pytest.approx(n / 2 + halo)
+    assert pair_bytes(n, 2, 4, "tensor", 0.0, 1, 3, "tensor") == pytest.approx(n)   # the all-reduce
+    assert pair_bytes(n, 4, 1, None, 0.0, 2, None, "tensor") == pytest.approx(n)    # gather by a whole block

@@ -29,11 +29,11 @@ def test_tensor_split_rules(diamond):
     assert shard.flops == pytest.approx(1e8)               # 4e8 / 4
     assert shard.params_bytes == pytest.approx(100)        # weights divided
     assert shard.activation_bytes == pytest.approx(500)
-    assert shard.output_bytes == pytest.approx(7500)
+    assert shard.output_bytes == pytest.approx(30000)      # a full-size partial sum
     assert shard.origin == "r" and shard.kind == "attention"
     edges = {(p.blocks[u].id, p.blocks[v].id): b for u, v, b in zip(p.edge_src, p.edge_dst, p.edge_bytes)}
     assert edges[("s", "r#2")] == pytest.approx(1e5)       # input replicated
-    assert edges[("r#3", "t")] == pytest.approx(7500)      # output gathered
+    assert edges[("r#3", "t")] == pytest.approx(30000)     # each partial sent whole, summed at t
     assert len(edges) == 2 + 4 + 4
 
 
@@ -62,9 +62,10 @@ def test_split_both_ends(diamond):
     diamond["model"]["blocks"][idx["s"]]["split"] = {"ways": [2], "mode": "tensor"}
     p = _split_diamond(diamond, "r", [2], "spatial")
     edges = {(p.blocks[u].id, p.blocks[v].id): b for u, v, b in zip(p.edge_src, p.edge_dst, p.edge_bytes)}
-    # each s shard sends its half; a spatial r shard needs half of that
-    assert edges[("s#0", "r#1")] == pytest.approx(1e5 / 2 / 2)
-    assert edges[("s#1", "l")] == pytest.approx(1e5 / 2)
+    # each tensor s shard holds a full-size partial of s's output; a spatial r shard needs
+    # its half of that partial, a whole l all of it
+    assert edges[("s#0", "r#1")] == pytest.approx(1e5 / 2)
+    assert edges[("s#1", "l")] == pytest.approx(1e5)
 
 
 @settings(max_examples=40, deadline=None)
@@ -75,7 +76,13 @@ def test_splitting_conserves_flops_and_output(seed, shape, n):
         {k: v for k, v in b.items() if k != "split"} for b in d["model"]["blocks"]]}})
     split = placement.load(d)
     assert split.flops.sum() == pytest.approx(whole.flops.sum())
-    assert split.out_bytes.sum() == pytest.approx(whole.out_bytes.sum())
+    # spatial shards partition the output; every tensor shard holds a full-size partial sum
+    expected = 0.0
+    for i, b in enumerate(d["model"]["blocks"]):
+        sp = b.get("split")
+        w = max(sp["ways"]) if sp else 1
+        expected += whole.out_bytes[i] * (w if sp and sp["mode"] == "tensor" and w > 1 else 1)
+    assert split.out_bytes.sum() == pytest.approx(expected)
     for b in split.blocks:
         if b.origin:
             assert b.id.startswith(b.origin + "#")
