@@ -17,7 +17,8 @@ Plans, for the latency and the energy objective: ``cpsat`` (the exact model; sta
 proven bound reported) and ``heft`` / ``local`` (heuristics by expected cost), against
 
   * ``edge-only``: every block on the camera's device;
-  * ``offload``: every block on the servers (experts two per server, first fit);
+  * ``offload``: every block on the servers (experts two per server, first fit), but the
+    pinned ones (the image's ``input`` block stays at the camera);
   * ``greedy-experts`` (Ask the Expert only): the generalist on the edge device, each expert
     whole on the server with the most free memory (the paper's deployment).
 
@@ -92,7 +93,10 @@ def baselines(p) -> dict[str, np.ndarray]:
     a = np.full(p.n_blocks, -1, dtype=np.int64)
     a = first_fit(p, groups, ["g"] + experts, servers, a)
     if a is not None:
-        # blocks with no group of their own (the router) run where the generalist does
+        # blocks with no group of their own (the router) run where the generalist does;
+        # pinned blocks (the image's ``input`` block, at the camera) stay on their device
+        for b, d in p.pinned.items():
+            a[b] = d
         out["offload"] = a
     if experts:
         a = np.full(p.n_blocks, -1, dtype=np.int64)
