@@ -107,12 +107,15 @@ def _check_report(rep, n: int) -> None:
     assert all(t["measured_s"] is not None and t["measured_s"] > 0 for t in d["transfers"])
 
 
-def _workers_alive() -> set[int]:
+def _workers_alive(fault: str | None = None) -> set[int]:
+    """Worker processes alive on this machine; with ``fault``, only those started with that
+    ``PLACEMENT_RUNTIME_FAULT`` (workers inherit it): a test's own run, whatever else runs."""
     out = set()
     for proc in psutil.process_iter(["cmdline"]):
         try:
             if "placement.runtime.worker" in " ".join(proc.info["cmdline"] or []):
-                out.add(proc.pid)
+                if fault is None or proc.environ().get("PLACEMENT_RUNTIME_FAULT") == fault:
+                    out.add(proc.pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return out
@@ -193,28 +196,30 @@ def test_a_dead_or_frozen_worker_is_reported_and_nothing_is_left(files, tmp_path
     plan = _spread(files["block"], ["rpi4", "jetson-nano"])
     plan_path.write_text(json.dumps(plan))
     victim = next(b for b, d in plan["assignment"].items() if d == "jetson-nano")
-    before = _workers_alive()
+    tag = f"{fault}:jetson-nano:{victim}"
+    before = _workers_alive(tag)
     r = _cli("run", str(files["block"]), str(plan_path), "--model", MODEL, "-n", "2",
-             env={"PLACEMENT_RUNTIME_FAULT": f"{fault}:jetson-nano:{victim}"})
+             env={"PLACEMENT_RUNTIME_FAULT": tag})
     assert r.returncode == 1, r.stderr
     assert "device 'jetson-nano'" in r.stderr and says in r.stderr and "Traceback" not in r.stderr
     if fault == "kill":
         assert f"block '{victim}'" in r.stderr
-    assert _workers_alive() - before == set()
+    assert _workers_alive(tag) - before == set()
 
 
 def test_hung_worker_ends_the_run_within_the_timeout(files, tmp_path):
     plan = _spread(files["block"], ["rpi4", "laptop"])
     victim = next(b for b, d in plan["assignment"].items() if d == "laptop")
-    before = _workers_alive()
-    os.environ["PLACEMENT_RUNTIME_FAULT"] = f"hang:laptop:{victim}"
+    tag = f"hang:laptop:{victim}"
+    before = _workers_alive(tag)
+    os.environ["PLACEMENT_RUNTIME_FAULT"] = tag
     try:
         with pytest.raises(WorkerFailure,
                            match=rf"no progress for 3 s .*device 'laptop'.*running block '{victim}'"):
             placement.run(str(files["block"]), plan, MODEL, inferences=2, timeout_s=3)
     finally:
         del os.environ["PLACEMENT_RUNTIME_FAULT"]
-    assert _workers_alive() - before == set()
+    assert _workers_alive(tag) - before == set()
 
 
 def test_bad_plans_exit_2_before_any_worker_starts(files, tmp_path):
