@@ -48,7 +48,7 @@ def diamond() -> dict:
 # (addopts -n 2 --dist loadgroup) they share one group, so one xdist worker runs them one after
 # the other; two sets of gloo workers at once would contend for the 2 cores their timeouts assume.
 _GLOO_FILES = {"test_runtime.py", "test_runtime_scenarios.py", "test_runtime_shards.py",
-               "test_media_run.py", "test_media.py"}
+               "test_media_run.py"}
 
 
 def pytest_collection_modifyitems(config, items):
