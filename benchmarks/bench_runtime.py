@@ -77,7 +77,7 @@ def split_plan(problem: dict):
     import placement
 
     p = placement.load(problem)
-    j, lap = p.device_index["jetson-nano"], p.device_index["laptop"]
+    j = p.device_index["jetson-nano"]
     total = float(sum(p.compute_time[b, j] for b in range(p.n_blocks)))
     acc, assignment = 0.0, {}
     for b in range(p.n_blocks):

@@ -212,6 +212,31 @@ def _neighbour_bytes(p: Problem, a: np.ndarray, b: int):
     return into, outof, ok
 
 
+def _descend(p: Problem, ct: np.ndarray, a: np.ndarray, passes: int, deadline: float, choose) -> np.ndarray:
+    """The loop both descents share: up to ``passes`` first-improvement passes over the blocks
+    with more than one allowed device, changing ``a`` in place. For block ``b`` on ``x``,
+    ``choose(b, x, into, outof, ok)`` returns the device it goes to (``x`` to stay); ``ok`` marks
+    the devices allowed (memory and links permitting; ``x`` always). Stops at ``deadline``."""
+    mem = _DeviceMemory(p, a)
+    movable = [b for b in range(ct.shape[0]) if np.isfinite(ct[b]).sum() > 1]
+    for _ in range(passes):
+        changed = False
+        for b in movable:
+            if time.monotonic() > deadline:
+                return a
+            x = int(a[b])
+            into, outof, ok = _neighbour_bytes(p, a, b)
+            ok &= np.isfinite(ct[b]) & mem.fits_without(b)
+            ok[x] = True
+            y = choose(b, x, into, outof, ok)
+            if y != x:
+                mem.move(b, y)
+                changed = True
+        if not changed:
+            break
+    return a
+
+
 def balance_descent(p: Problem, ct: np.ndarray, a0: np.ndarray, passes: int = DESCENT_PASSES,
                     deadline: float = math.inf) -> np.ndarray:
     """First-improvement descent on the period from assignment ``a0``: each block in turn
@@ -234,55 +259,37 @@ def balance_descent(p: Problem, ct: np.ndarray, a0: np.ndarray, passes: int = DE
     for b in p.output_blocks:
         if a[b] != p.sink:
             link[a[b], p.sink] += p.out_bytes[b] * inv[a[b], p.sink]
-    mem = _DeviceMemory(p, a)
-    movable = [b for b in range(B) if np.isfinite(ct[b]).sum() > 1]
-    for _ in range(passes):
-        changed = False
-        for b in movable:
-            if time.monotonic() > deadline:
-                return a
-            x = int(a[b])
-            into, outof, ok = _neighbour_bytes(p, a, b)
-            ok &= np.isfinite(ct[b]) & mem.fits_without(b)
-            ok[x] = True
-            # take b off x
-            load[x] -= ct[b, x]
-            for z, n in into.items():
-                if z != x:
-                    link[z, x] -= n * inv[z, x]
-            for w, n in outof.items():
-                if w != x:
-                    link[x, w] -= n * inv[x, w]
-            rest = max(load.max(initial=0.0), link.max(initial=0.0))
-            worst = load + np.where(np.isfinite(ct[b]), ct[b], 0.0)
-            for z, n in into.items():
-                t = n * inv[z]
-                t[z] = 0.0
-                np.maximum(worst, link[z] + t, out=worst)
-            for w, n in outof.items():
-                t = n * inv[:, w]
-                t[w] = 0.0
-                np.maximum(worst, link[:, w] + t, out=worst)
-            period = np.where(ok, np.maximum(worst, rest), np.inf)
-            cand = np.lexsort((worst, period))
-            y = int(cand[0])
-            if not (period[y] < period[x] * (1 - 1e-12)
-                    or (period[y] <= period[x] and worst[y] < worst[x] * (1 - 1e-12))):
-                y = x
-            # put b on y
-            load[y] += ct[b, y]
-            for z, n in into.items():
-                if z != y:
-                    link[z, y] += n * inv[z, y]
-            for w, n in outof.items():
-                if w != y:
-                    link[y, w] += n * inv[y, w]
-            if y != x:
-                mem.move(b, y)
-                changed = True
-        if not changed:
-            break
-    return a
+
+    def shift(b, x, into, outof, sign):  # put b on x (sign 1) or take it off (sign -1)
+        load[x] += sign * ct[b, x]
+        for z, n in into.items():
+            if z != x:
+                link[z, x] += sign * n * inv[z, x]
+        for w, n in outof.items():
+            if w != x:
+                link[x, w] += sign * n * inv[x, w]
+
+    def choose(b, x, into, outof, ok):
+        shift(b, x, into, outof, -1.0)
+        rest = max(load.max(initial=0.0), link.max(initial=0.0))
+        worst = load + np.where(np.isfinite(ct[b]), ct[b], 0.0)
+        for z, n in into.items():
+            t = n * inv[z]
+            t[z] = 0.0
+            np.maximum(worst, link[z] + t, out=worst)
+        for w, n in outof.items():
+            t = n * inv[:, w]
+            t[w] = 0.0
+            np.maximum(worst, link[:, w] + t, out=worst)
+        period = np.where(ok, np.maximum(worst, rest), np.inf)
+        y = int(np.lexsort((worst, period))[0])
+        if not (period[y] < period[x] * (1 - 1e-12)
+                or (period[y] <= period[x] and worst[y] < worst[x] * (1 - 1e-12))):
+            y = x
+        shift(b, y, into, outof, 1.0)
+        return y
+
+    return _descend(p, ct, a, passes, deadline, choose)
 
 
 def energy_descent(p: Problem, ct: np.ndarray, a0: np.ndarray, passes: int = DESCENT_PASSES,
@@ -291,33 +298,19 @@ def energy_descent(p: Problem, ct: np.ndarray, a0: np.ndarray, passes: int = DES
     block in turn goes to the allowed device (memory and links permitting) where its own
     compute energy and the radio energy of its transfers are least (`energy_greedy`'s terms,
     with every neighbour placed): an exact decrease of that sum. The evaluator scores it."""
-    B, D = ct.shape
-    a = np.array(a0, dtype=np.int64)
     inv, radio = p.inv_bandwidth, p.radio_power
-    mem = _DeviceMemory(p, a)
-    movable = [b for b in range(B) if np.isfinite(ct[b]).sum() > 1]
-    for _ in range(passes):
-        changed = False
-        for b in movable:
-            if time.monotonic() > deadline:
-                return a
-            x = int(a[b])
-            into, outof, ok = _neighbour_bytes(p, a, b)
-            ok &= np.isfinite(ct[b]) & mem.fits_without(b)
-            ok[x] = True
-            cost = np.where(np.isfinite(ct[b]), p.node_energy[b], np.inf)
-            for z, n in into.items():
-                cost = cost + radio[z] * n * inv[z]
-            for w, n in outof.items():
-                cost = cost + radio[:, w] * n * inv[:, w]
-            cost = np.where(ok, cost, np.inf)
-            y = int(np.argmin(cost))
-            if y != x and cost[y] < cost[x] * (1 - 1e-12):
-                mem.move(b, y)
-                changed = True
-        if not changed:
-            break
-    return a
+
+    def choose(b, x, into, outof, ok):
+        cost = np.where(np.isfinite(ct[b]), p.node_energy[b], np.inf)
+        for z, n in into.items():
+            cost = cost + radio[z] * n * inv[z]
+        for w, n in outof.items():
+            cost = cost + radio[:, w] * n * inv[:, w]
+        cost = np.where(ok, cost, np.inf)
+        y = int(np.argmin(cost))
+        return y if y != x and cost[y] < cost[x] * (1 - 1e-12) else x
+
+    return _descend(p, ct, np.array(a0, dtype=np.int64), passes, deadline, choose)
 
 
 def dp_variants(p: Problem, ct: np.ndarray, want_period: bool, want_energy: bool,

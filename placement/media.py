@@ -95,6 +95,23 @@ def on_medium(tr: Transfers, m: int) -> list[int]:
     return np.nonzero(tr.medium == m)[0].tolist()
 
 
+def _wiring(p: Problem, a, tr: Transfers | None):
+    """What both event simulations start from: the assignment as a list, each transfer's
+    medium, transmission and latency times (``tr``, or `transfers` of ``a``), its (producer,
+    consumer) blocks, and per block how many transfers it waits for and which it starts."""
+    tr = transfers(p, a) if tr is None else tr
+    ends = transfer_endpoints(p)
+    waits = [0] * p.n_blocks
+    outgoing: list[list[int]] = [[] for _ in range(p.n_blocks)]
+    for t, (u, v) in enumerate(ends):
+        if v >= 0:
+            waits[v] += 1
+        if u >= 0:
+            outgoing[u].append(t)
+    return (np.asarray(a, dtype=np.int64).tolist(), tr.medium.tolist(), tr.tx.tolist(), tr.lat.tolist(),
+            ends, waits, outgoing)
+
+
 @dataclass
 class MediaSchedule:
     start: np.ndarray          # (B,) block starts
@@ -113,21 +130,10 @@ def simulate_media(p: Problem, a, order: Sequence[Sequence[int]], ct,
     blocks in run order; ``ct[b]``: compute time of b on its device; ``medium_order[m]``:
     medium m's transfers (indices) in sending order, or None for first come first served."""
     B, D, M = p.n_blocks, p.n_devices, len(p.media)
-    al = np.asarray(a, dtype=np.int64).tolist()
     ctl = np.asarray(ct, dtype=float).tolist()
-    tr = transfers(p, a) if tr is None else tr
-    med, tx, lat = tr.medium.tolist(), tr.tx.tolist(), tr.lat.tolist()
+    al, med, tx, lat, ends, waits, outgoing = _wiring(p, a, tr)
     I, E, _ = transfer_count(p)
     T = len(med)
-    ends = transfer_endpoints(p)
-    # consumers: block -> transfers it waits for; producers: block -> transfers it starts
-    waits = [0] * B
-    outgoing: list[list[int]] = [[] for _ in range(B)]
-    for t, (u, v) in enumerate(ends):
-        if v >= 0:
-            waits[v] += 1
-        if u >= 0:
-            outgoing[u].append(t)
     ready_in = [0.0] * B            # latest known input arrival of each block
     arrive = [math.nan] * T
     t_start, t_end = [math.nan] * T, [math.nan] * T
@@ -230,23 +236,13 @@ def list_rule_media(p: Problem, a, ct, edge_time, out_time, tr: Transfers | None
     from .simulator import upward_rank
 
     B, D, M = p.n_blocks, p.n_devices, len(p.media)
-    al = np.asarray(a, dtype=np.int64).tolist()
     ctf = np.asarray(ct, dtype=float)
     ctl = ctf.tolist()
     rank = upward_rank(p, np.where(np.isfinite(ctf), ctf, 0.0),
                        np.where(np.isfinite(edge_time), edge_time, 0.0),
                        np.where(np.isfinite(out_time), out_time, 0.0)).tolist()
-    tr = transfers(p, a) if tr is None else tr
-    med, tx, lat = tr.medium.tolist(), tr.tx.tolist(), tr.lat.tolist()
+    al, med, tx, lat, ends, waits, outgoing = _wiring(p, a, tr)
     I, _, _ = transfer_count(p)
-    ends = transfer_endpoints(p)
-    waits = [0] * B
-    outgoing: list[list[int]] = [[] for _ in range(B)]
-    for t, (u, v) in enumerate(ends):
-        if v >= 0:
-            waits[v] += 1
-        if u >= 0:
-            outgoing[u].append(t)
     data_ready = [0.0] * B
     heaps: list[list[tuple[float, float, int]]] = [[] for _ in range(D)]
     pending: list[list[tuple[float, int]]] = [[] for _ in range(M)]

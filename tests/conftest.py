@@ -42,3 +42,16 @@ def diamond_dict() -> dict:
 @pytest.fixture
 def diamond() -> dict:
     return copy.deepcopy(diamond_dict())
+
+
+# Test files whose tests start gloo worker processes (torch.distributed): under pytest-xdist
+# (addopts -n 2 --dist loadgroup) they share one group, so one xdist worker runs them one after
+# the other; two sets of gloo workers at once would contend for the 2 cores their timeouts assume.
+_GLOO_FILES = {"test_runtime.py", "test_runtime_scenarios.py", "test_runtime_shards.py",
+               "test_media_run.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in _GLOO_FILES:
+            item.add_marker(pytest.mark.xdist_group("gloo"))

@@ -16,7 +16,7 @@ import placement
 from placement import registry
 from placement.comparator import (COLUMNS, KEY, ResultsFile, compare, finish_rows, no_plan_problems,
                                   time_limit_margin)
-from placement.errors import InputError, MethodError
+from placement.errors import InputError
 from placement.method import Method
 
 from .conftest import ROOT

@@ -76,7 +76,7 @@ def test_parse_experts_counts():
 
 
 def test_exit_heads_are_profiled_on_the_real_output_shapes():
-    torch = pytest.importorskip("torch", reason="the 'profile' extra (torch) is not installed")
+    pytest.importorskip("torch", reason="the 'profile' extra (torch) is not installed")
     pytest.importorskip("fvcore", reason="the 'profile' extra (fvcore) is not installed")
     from torch import nn
 

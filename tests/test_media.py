@@ -9,7 +9,6 @@ flop/s (every block 0.1 s), every pair 1e6 B/s and 10 ms latency, all three on m
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys

@@ -31,7 +31,7 @@ def test_tensor_split_follows_the_divisors():
 
 
 def test_real_models_get_candidates_that_load():
-    torch = pytest.importorskip("torch", reason="the 'profile' extra (torch) is not installed")
+    pytest.importorskip("torch", reason="the 'profile' extra (torch) is not installed")
     timm = pytest.importorskip("timm", reason="the 'profile' extra (timm) is not installed")
     from torch import nn
 

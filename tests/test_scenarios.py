@@ -5,7 +5,6 @@ cost, bounds valid, unsupported methods refused."""
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import pytest
