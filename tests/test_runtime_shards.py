@@ -2,7 +2,9 @@
 
 Spatial shards of real convolution blocks (resnet18, mobilevit_s) and tensor shards of real
 attention and MLP modules and whole transformer blocks (deit_tiny), all timm with
-``pretrained=False``, are checked with ``torch.allclose`` against the block they come from.
+``pretrained=False``, are checked with ``torch.allclose`` against the block they come from;
+deit_tiny, efficientformer_l1 and mobilevit_s profiled with ``--splits auto`` run split plans
+on real gloo workers with the unsplit model's output.
 """
 
 from __future__ import annotations

@@ -29,7 +29,11 @@ A node that mixes rows (a reshape, attention, global pooling) is refused by name
 * a whole pre-norm transformer block (``vision_transformer.Block``: ``x + attn(norm1(x))``
   then ``x + mlp(norm2(x))``), heads and hidden units in the same proportion: it needs the
   attention's partials summed before the MLP (one all-reduce between the shards, as in
-  Megatron-LM), so `block_partials` computes it in two steps with that sum in between.
+  Megatron-LM), so `block_partials` computes it in two steps with that sum in between;
+* one half of such a block (the profiler's ``<path>:attn`` / ``<path>:mlp`` blocks of
+  ``--splits auto``, `half_shard`): ``x + ls1(attn(norm1(x)))`` by heads, or
+  ``x1 + ls2(mlp(norm2(x1)))`` by hidden units, the residual in shard 0 only; the edge
+  between the halves carries the all-reduce.
 
 The gather sums the partials (`gather`). The module's input is replicated to every shard.
 
