@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         shp = shape or default_input_shape(model)
         try:
             sec = profile_model(model, shp, args.granularity, name=model_name, threads=args.threads,
-                                warmup=args.warmup, repeats=args.repeats)
+                                warmup=args.warmup, repeats=args.repeats,
+                                halves=getattr(args, "splits", "none") == "auto" and not args.generalist)
         except TraceError as exc:
             raise InputError(f"MODEL '{spec}': {exc}") from None
         except RuntimeError as exc:  # e.g. the input shape does not fit the model

@@ -246,8 +246,13 @@ def _is_noop(gm: fx.GraphModule, node: fx.Node) -> bool:
     return False
 
 
-def cut(model: nn.Module, gm: fx.GraphModule, granularity: str) -> list[Segment]:
+def cut(model: nn.Module, gm: fx.GraphModule, granularity: str, halves: bool = False) -> list[Segment]:
     """Cut the traced ``gm`` of ``model`` into segments at ``granularity``.
+
+    ``halves`` (``--splits auto``): every segment that is one timm pre-norm transformer
+    block (`is_prenorm_block`) is cut in two, its attention half ``<path>:attn``
+    (``x + ls1(attn(norm1(x)))``) and its MLP half ``<path>:mlp`` (``x1 + ls2(mlp(norm2(x1)))``),
+    so that each half can be split by tensor and the all-reduce between them is an edge.
 
     ``stage``: one segment per stage module (`stage_modules`), cut after the stage's last
     node, plus ``head`` for what follows the last stage. ``block``: the stages further cut at
@@ -317,8 +322,49 @@ def cut(model: nn.Module, gm: fx.GraphModule, granularity: str) -> list[Segment]
         # glue never spans two stages
         unit_or_glue = [u if u is not None else ("\x00glue", stage_of[i]) for i, u in enumerate(unit_of)]
         segs = _runs(gm, nodes, unit_or_glue, stacks, glue_ids={"first": stage_ids[0] if stage_ids else "stem"})
+    if halves:
+        segs = [h for s in segs for h in _halves(model, s, stacks)]
     _uniquify(segs)
     return segs
+
+
+def is_prenorm_block(module: nn.Module) -> bool:
+    """A timm pre-norm transformer block (``vision_transformer.Block`` and its kind): its
+    forward is ``x + ls1(attn(norm1(x)))`` then ``x1 + ls2(mlp(norm2(x1)))``, with a timm
+    ``Attention`` (``qkv``, ``num_heads``) and a timm ``Mlp`` (``fc1``, ``fc2``)."""
+    if not all(hasattr(module, p) for p in ("norm1", "attn", "ls1", "norm2", "mlp", "ls2")):
+        return False
+    return hasattr(module.attn, "qkv") and hasattr(module.attn, "num_heads") and hasattr(module.mlp, "fc1")
+
+
+def _halves(model: nn.Module, seg: Segment, stacks) -> list[Segment]:
+    """``seg`` cut into its attention and MLP halves when it is one pre-norm transformer
+    block, else ``[seg]``. The cut is before the first node inside ``norm2``; the halves
+    must then be exactly attention (norm1/attn/ls1 + the residual add) and MLP."""
+    if seg.unit is None:
+        return [seg]
+    try:
+        mod = model.get_submodule(seg.unit)
+    except AttributeError:
+        return [seg]
+    if not is_prenorm_block(mod):
+        return [seg]
+    first = {f"{seg.unit}.{p}" for p in ("norm1", "attn", "ls1", "drop_path1")}
+    second = {f"{seg.unit}.{p}" for p in ("norm2", "mlp", "ls2", "drop_path2")}
+
+    def part(n):
+        ps = set(stacks[n])
+        return 1 if ps & first else 2 if ps & second else 0
+
+    parts = [part(n) for n in seg.nodes]
+    cut_at = next((i for i, p in enumerate(parts) if p == 2), None)
+    if cut_at is None or any(p == 2 for p in parts[:cut_at]) or any(p == 1 for p in parts[cut_at:]):
+        return [seg]
+    a = Segment(id=f"{seg.unit}:attn", nodes=seg.nodes[:cut_at], unit=f"{seg.unit}:attn",
+                modules=_top_paths({p for n in seg.nodes[:cut_at] for p in stacks[n]}))
+    b = Segment(id=f"{seg.unit}:mlp", nodes=seg.nodes[cut_at:], unit=f"{seg.unit}:mlp",
+                modules=_top_paths({p for n in seg.nodes[cut_at:] for p in stacks[n]}))
+    return [a, b]
 
 
 def _runs(gm, nodes, keys, stacks, glue_ids) -> list[Segment]:

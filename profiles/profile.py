@@ -22,7 +22,8 @@ HOST_TIME_KEY = "time_host_s"
 
 def profile_model(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224), granularity: str = "block",
                   *, name: str | None = None, threads: int = 1, warmup: int = 3, repeats: int = 10,
-                  measure_time: bool = True, seed: int = 0, check_output: bool = True) -> dict[str, Any]:
+                  measure_time: bool = True, seed: int = 0, check_output: bool = True,
+                  halves: bool = False) -> dict[str, Any]:
     """Cut ``model`` into blocks at ``granularity`` and measure every block on this machine.
 
     Returns the ``model`` section of a problem file (SPEC section 3): ``name``,
@@ -35,7 +36,8 @@ def profile_model(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224
     ``fx_nodes``, and in ``meta`` the time measured here (``time_host_s``: median of
     ``repeats`` runs after ``warmup`` runs, with ``threads`` intra-op threads), the fx names
     of its inputs and outputs, and its FLOPs by kind. ``time_s`` is left empty: calibrated
-    device times are added by `profiles.make_problem`.
+    device times are added by `profiles.make_problem`. ``halves`` (``--splits auto``): timm
+    pre-norm transformer blocks are cut into attention and MLP halves (`profiles.graph.cut`).
 
     The model is put in eval mode; inputs are random (seeded by ``seed``), dtype float32.
     Raises `profiles.graph.TraceError` when torch.fx cannot trace the model.
@@ -47,17 +49,18 @@ def profile_model(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224
     torch.set_num_threads(threads)
     try:
         return _profile(model, shape, granularity, name=name, threads=threads, warmup=warmup, repeats=repeats,
-                        measure_time=measure_time, seed=seed, check_output=check_output)
+                        measure_time=measure_time, seed=seed, check_output=check_output, halves=halves)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _profile(model, shape, granularity, *, name, threads, warmup, repeats, measure_time, seed, check_output):
+def _profile(model, shape, granularity, *, name, threads, warmup, repeats, measure_time, seed, check_output,
+             halves=False):
     model.eval()
     torch.manual_seed(seed)
     x = torch.randn(*shape)
     gm = G.trace(model)
-    segs = G.cut(model, gm, granularity)
+    segs = G.cut(model, gm, granularity, halves=halves)
 
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:

@@ -19,6 +19,14 @@ whose costs follow from the real layers and tensors of the block:
   proportion), receives the whole input and produces its part of the output, gathered by the
   consumer (the gather bytes are the real output's, SPEC section 6).
 - **MLP blocks, by hidden units** (``mode: tensor``): ways that divide the hidden width.
+- **Pre-norm transformer blocks** (timm ``vision_transformer.Block`` and blocks with the same
+  ``norm1 / attn / ls1 / norm2 / mlp / ls2`` parts): with ``--splits auto`` the profiler cuts
+  each into its attention half ``<path>:attn`` and its MLP half ``<path>:mlp``
+  (`profiles.graph.cut`), each split by tensor as above; the edge between the halves is the
+  all-reduce between their shards. A tensor entry is written only for a block the runtime can
+  shard (``placement.runtime.shards.tensor_module_of``): a whole block with attention and MLP
+  (a MobileViT ``MobileVitBlock``, whose transformer layers sit between convs and an
+  unfold/fold, or any block not cut into halves) is not marked.
 
 ``1`` is always allowed (keep the block whole). Blocks of other kinds (embeddings, norms,
 heads, glue) are not split: their work is too small to pay for a gather.
@@ -102,6 +110,18 @@ def tensor_split(units: int, what: str) -> dict[str, Any] | None:
             "meta": {"split_by": what, "units": int(units)}}
 
 
+def _runtime_can_shard(model, fx_nodes, gm) -> bool:
+    """Whether the runtime shards this block by tensor (a timm Attention, a timm Mlp, or one
+    half of a pre-norm transformer block as `profiles.graph.cut` makes with ``halves``)."""
+    from placement.runtime.shards import ShardError, tensor_module_of
+
+    try:
+        tensor_module_of(model, fx_nodes, gm)
+    except ShardError:
+        return False
+    return True
+
+
 def split_candidates(model: Any, section: Mapping[str, Any], input_shape: Sequence[int]) -> dict[str, dict]:
     """Block id -> the ``split`` entry for each block of ``section`` (from `profile_model` on
     ``model``) that can be split; see the module docstring. Imports torch."""
@@ -155,6 +175,8 @@ def split_candidates(model: Any, section: Mapping[str, Any], input_shape: Sequen
             entry = tensor_split(hidden, "hidden units") if hidden else None
         else:
             entry = None
+        if entry and entry["mode"] == "tensor" and not _runtime_can_shard(model, names, gm):
+            entry = None  # marked only when 'placement run' can run its shards
         if entry:
             out[b["id"]] = entry
     return out

@@ -55,9 +55,15 @@ def test_real_models_get_candidates_that_load():
     assert set(cands) == {"stem"}
     assert cands["stem"]["halo_bytes"] == (5 - 2) * 32 * 3 * 4  # input: 3 channels, 32 wide
     deit = timm.create_model("deit_tiny_patch16_224", pretrained=False).eval()
-    dsec = profile_model(deit, (1, 3, 224, 224), "block", warmup=0, repeats=1, measure_time=False)
+    # a whole transformer block (attention then MLP) is not marked: the runtime cannot shard it
+    whole = profile_model(deit, (1, 3, 224, 224), "block", warmup=0, repeats=1, measure_time=False)
+    assert split_candidates(deit, whole, (1, 3, 224, 224)) == {}
+    # cut into halves (as --splits auto does), each half is a tensor candidate
+    dsec = profile_model(deit, (1, 3, 224, 224), "block", warmup=0, repeats=1, measure_time=False, halves=True)
     dc = split_candidates(deit, dsec, (1, 3, 224, 224))
-    assert {k: v["ways"] for k, v in dc.items()} == {f"blocks.{i}": [1, 3] for i in range(12)}  # 3 heads
+    want = {f"blocks.{i}:attn": [1, 3] for i in range(12)}  # 3 heads
+    want.update({f"blocks.{i}:mlp": [1, 2, 3, 4, 6, 8] for i in range(12)})  # 768 hidden units
+    assert {k: v["ways"] for k, v in dc.items()} == want
     problem = make_problem(add_splits(dsec, dc), ["rpi4", "laptop"], "ethernet")
     p = placement.load(problem)
     assert p.n_blocks > len(dsec["blocks"])  # the split blocks are shards now

@@ -2,7 +2,9 @@
 
 Spatial shards of real convolution blocks (resnet18, mobilevit_s) and tensor shards of real
 attention and MLP modules and whole transformer blocks (deit_tiny), all timm with
-``pretrained=False``, are checked with ``torch.allclose`` against the block they come from.
+``pretrained=False``, are checked with ``torch.allclose`` against the block they come from;
+deit_tiny, efficientformer_l1 and mobilevit_s profiled with ``--splits auto`` run split plans
+on real gloo workers with the unsplit model's output.
 """
 
 from __future__ import annotations
@@ -158,14 +160,39 @@ def test_gather_rejects_unknown_mode():
 
 
 def test_whole_transformer_blocks_are_refused_by_the_runtime(deit):
-    """deit's block-granularity 'blocks.0' is attention then MLP: its shards would need an
-    all-reduce in between, which neither the cost model nor the runtime has: refused by name."""
+    """deit's unhalved block-granularity 'blocks.0' is attention then MLP: its shards would
+    need an all-reduce in between that no edge carries: refused by name (``--splits auto``
+    cuts it into halves instead, see the end-to-end tests)."""
     model, _ = deit
     spec = json.loads((ROOT / "examples" / "models" / "deit_tiny_patch16_224.block.json").read_text())
     nodes = next(b["fx_nodes"] for b in spec["model"]["blocks"] if b["id"] == "blocks.0")
     gm = trace_model(model)
     with pytest.raises(S.ShardError, match="whole transformer block"):
         S.tensor_module_of(model, nodes, gm, "blocks.0")
+
+
+def test_transformer_block_halves_shards_sum_to_the_block(deit):
+    """The profiler's halves of deit's blocks.0 (cut with ``halves``), each run as shards
+    (attention by heads, MLP by hidden units) and summed, equal the whole block."""
+    from profiles import graph as G
+
+    model, _ = deit
+    gm = trace_model(model)
+    segs = {s.id: s for s in G.cut(model, gm, "block", halves=True)}
+    assert "blocks.0" not in segs and {"blocks.0:attn", "blocks.0:mlp"} <= set(segs)
+    blk = model.blocks[0]
+    x = torch.randn(1, 197, 192)
+    for half, w in (("attn", 3), ("mlp", 2), ("mlp", 8)):
+        path, mod, got_half = S.tensor_module_of(model, [n.name for n in segs[f"blocks.0:{half}"].nodes], gm)
+        assert (path, got_half) == ("blocks.0", half) and mod is blk
+    with torch.no_grad():
+        x1 = x + blk.ls1(blk.attn(blk.norm1(x)))
+        want = x1 + blk.ls2(blk.mlp(blk.norm2(x1)))
+        got1 = S.gather("tensor", [S.half_shard(blk, "attn", k, 3)(x) for k in range(3)])
+        assert torch.allclose(got1, x1, rtol=1e-5, atol=1e-5)
+        for w in (2, 8):
+            got = S.gather("tensor", [S.half_shard(blk, "mlp", k, w)(got1) for k in range(w)])
+            assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 # --------------------------------------------------------------------------------------
@@ -297,3 +324,78 @@ def test_run_refuses_a_split_that_cannot_run_as_shards(tmp_path):
     p = placement.load(prob)
     with pytest.raises(InputError, match="split block 'head' cannot run as shards"):
         placement.run(prob, _shard_plan(p), SHARD_MODEL, inferences=2)
+
+
+def _profile_cli(tmp_path, model: str, extra=()) -> dict:
+    import subprocess
+    import sys
+
+    out = tmp_path / f"{model}.json"
+    env = dict(__import__("os").environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", "import sys; from placement.cli import main; sys.exit(main())",
+                          "profile", model, "--splits", "auto", "--devices", "laptop,laptop", "--warmup", "0",
+                          "--repeats", "1", "-o", str(out), *extra],
+                         capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def _run_cli(tmp_path, prob: dict, choice: dict, model: str) -> dict:
+    """`placement run` of ``choice`` (split block -> ways) with shard k on device k % 2 and
+    every other block on the first device; the run's report."""
+    import subprocess
+    import sys
+
+    import placement
+
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(prob))
+    p = placement.load(str(path)).expand(choice)
+    devs = [d.id for d in p.devices][:2]
+    plan = {"assignment": {b.id: devs[int(b.id.rsplit("#", 1)[1]) % 2] if b.origin else devs[0]
+                           for b in p.blocks}, "split": choice}
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+    env = dict(__import__("os").environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", "import sys; from placement.cli import main; sys.exit(main())",
+                          "run", str(path), str(plan_path), "--model", model, "--inferences", "2", "--json"],
+                         capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = json.loads(res.stdout)
+    assert {b["id"]: b["device"] for b in d["blocks"]} == plan["assignment"]
+    return d
+
+
+def test_deit_profiled_with_splits_auto_runs_its_halves_split(tmp_path):
+    """`placement profile deit_tiny --splits auto` cuts every block into attention and MLP
+    halves, each a tensor split candidate; a plan splitting halves 2 ways and the most ways
+    runs on gloo workers with the unsplit model's output."""
+    model = "deit_tiny_patch16_224"
+    prob = _profile_cli(tmp_path, model)
+    blocks = {b["id"]: b for b in prob["model"]["blocks"]}
+    assert "blocks.0" not in blocks
+    for i in range(12):
+        assert blocks[f"blocks.{i}:attn"]["split"]["mode"] == "tensor"
+        assert blocks[f"blocks.{i}:attn"]["split"]["ways"] == [1, 3]  # deit_tiny has 3 heads
+        assert blocks[f"blocks.{i}:mlp"]["split"]["ways"] == [1, 2, 3, 4, 6, 8]  # 768 hidden units
+    # the halves' edge carries the residual stream (197 tokens x 192 channels, float32)
+    edges = prob["model"]["edges"]
+    e = next(e for e in edges if e["src"] == "blocks.0:attn" and e["dst"] == "blocks.0:mlp")
+    assert e["bytes"] == 197 * 192 * 4
+    choice = {"blocks.0:attn": 3, "blocks.0:mlp": 2, "blocks.1:attn": 3, "blocks.1:mlp": 8}
+    d = _run_cli(tmp_path, prob, choice, model)
+    assert d["output_matches"] is True and d["max_abs_error"] <= 1e-4
+
+
+@pytest.mark.parametrize("model,shape", [("efficientformer_l1", None), ("mobilevit_s", None)])
+def test_hybrid_models_profiled_with_splits_auto_run_split(tmp_path, model, shape):
+    """efficientformer_l1 and mobilevit_s with ``--splits auto``: every marked candidate is one
+    the runtime can shard (their attention blocks are not marked, see profiles/splits.py);
+    a plan splitting one candidate 2 ways and another the most ways equals the unsplit model."""
+    prob = _profile_cli(tmp_path, model)
+    split = [b for b in prob["model"]["blocks"] if b.get("split")]
+    assert split
+    first, last = split[0], split[-1]
+    choice = {first["id"]: 2, last["id"]: max(last["split"]["ways"])}
+    d = _run_cli(tmp_path, prob, choice, model)
+    assert d["output_matches"] is True and d["max_abs_error"] <= 1e-4

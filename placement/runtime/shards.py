@@ -29,7 +29,11 @@ A node that mixes rows (a reshape, attention, global pooling) is refused by name
 * a whole pre-norm transformer block (``vision_transformer.Block``: ``x + attn(norm1(x))``
   then ``x + mlp(norm2(x))``), heads and hidden units in the same proportion: it needs the
   attention's partials summed before the MLP (one all-reduce between the shards, as in
-  Megatron-LM), so `block_partials` computes it in two steps with that sum in between.
+  Megatron-LM), so `block_partials` computes it in two steps with that sum in between;
+* one half of such a block (the profiler's ``<path>:attn`` / ``<path>:mlp`` blocks of
+  ``--splits auto``, `half_shard`): ``x + ls1(attn(norm1(x)))`` by heads, or
+  ``x1 + ls2(mlp(norm2(x1)))`` by hidden units, the residual in shard 0 only; the edge
+  between the halves carries the all-reduce.
 
 The gather sums the partials (`gather`). The module's input is replicated to every shard.
 
@@ -420,37 +424,88 @@ def module_of_block(model: nn.Module, fx_nodes: Sequence[str], gm: fx.GraphModul
         raise ShardError(f"module '{path}': {exc}") from None
 
 
+def _half_of(fx_nodes: Sequence[str], gm: fx.GraphModule, path: str) -> str | None:
+    """"attn" / "mlp" when the block's modules inside the transformer block ``path`` are
+    only its attention half (norm1, attn, ls1) or only its MLP half (norm2, mlp, ls2)."""
+    by = {n.name: n for n in gm.graph.nodes}
+    seen = set()
+    for name in fx_nodes:
+        n = by.get(name)
+        if n is not None and n.op == "call_module" and str(n.target).startswith(path + "."):
+            seen.add(str(n.target)[len(path) + 1:].split(".")[0])
+    if seen and seen <= {"norm1", "attn", "ls1", "drop_path1"}:
+        return "attn"
+    if seen and seen <= {"norm2", "mlp", "ls2", "drop_path2"}:
+        return "mlp"
+    return None
+
+
 def tensor_module_of(model: nn.Module, fx_nodes: Sequence[str], gm: fx.GraphModule,
-                     block_id: str = "block") -> tuple[str, nn.Module]:
-    """The timm ``Attention`` or ``Mlp`` module a block is made of (walking up from the
-    common path of its layers), or `ShardError`."""
+                     block_id: str = "block") -> tuple[str, nn.Module, str | None]:
+    """(path, module, half) of a tensor-split block: a timm ``Attention`` or ``Mlp`` module
+    (half None), or one half ("attn" / "mlp") of a pre-norm transformer ``Block`` (the
+    profiler's ``<path>:attn`` and ``<path>:mlp`` blocks, run by `BlockShard`); walking up
+    from the common path of its layers. `ShardError` otherwise."""
     path, mod = module_of_block(model, fx_nodes, gm)
     parts = path.split(".") if path else []
     while True:
         if (_is(mod, "Attention") and hasattr(mod, "qkv")) or (_is(mod, "Mlp") and hasattr(mod, "fc1")):
-            return path, mod
-        if _is(mod, "Block") and hasattr(mod, "attn") and hasattr(mod, "mlp"):
+            return path, mod, None
+        if all(hasattr(mod, p) for p in ("norm1", "attn", "ls1", "norm2", "mlp", "ls2")):
+            half = _half_of(fx_nodes, gm, path)
+            if half is not None:
+                return path, mod, half
             raise ShardError(f"block '{block_id}' is a whole transformer block ('{path}'): its tensor shards "
-                             "need the attention's partial outputs summed before the MLP (an all-reduce "
-                             "between the shards), which the cost model of SPEC 6 does not count and the "
-                             "runtime does not run; profile at a granularity that separates attention and MLP")
+                             "would need the attention's partial outputs summed before the MLP; profile with "
+                             "'--splits auto', which cuts such blocks into attention and MLP halves")
         if not parts:
             break
         parts = parts[:-1]
         path = ".".join(parts)
         mod = model.get_submodule(path) if path else model
     raise ShardError(f"block '{block_id}' has no tensor split the runtime can run: it is not one timm "
-                     "Attention (by heads) or Mlp (by hidden units)")
+                     "Attention (by heads) or Mlp (by hidden units), nor one half of a pre-norm "
+                     "transformer block")
+
+
+def half_shard(block: nn.Module, half: str, k: int, w: int):
+    """Shard ``k`` of ``w`` of one half of a transformer block: a callable ``x -> partial``
+    (residual in shard 0 only; the consumer sums the partials)."""
+    bs = _AttnHalf(block, k, w) if half == "attn" else _MlpHalf(block, k, w)
+    return bs.attention_partial if half == "attn" else bs.mlp_partial
+
+
+class _MlpHalf(BlockShard):
+    """A `BlockShard` that shards only the MLP (the MLP half's ways need not divide the heads)."""
+
+    def __init__(self, block: nn.Module, k: int, w: int):
+        for part in ("norm2", "mlp", "ls2"):
+            if not hasattr(block, part):
+                raise ShardError(f"{type(block).__name__} is not a pre-norm transformer block (no {part})")
+        self.block, self.k, self.w = block, k, w
+        self.mlp = MlpShard(block.mlp, k, w).eval()
+
+
+class _AttnHalf(BlockShard):
+    """A `BlockShard` that shards only the attention (the attention half's ways divide the heads)."""
+
+    def __init__(self, block: nn.Module, k: int, w: int):
+        for part in ("norm1", "attn", "ls1"):
+            if not hasattr(block, part):
+                raise ShardError(f"{type(block).__name__} is not a pre-norm transformer block (no {part})")
+        self.block, self.k, self.w = block, k, w
+        self.attn = AttentionShard(block.attn, k, w).eval()
 
 
 def check_tensor_block(block: fx.GraphModule, module: nn.Module, example: Sequence[Any],
-                       block_id: str = "block") -> None:
-    """A tensor-split block must compute exactly its module: one input, one output, equal."""
+                       block_id: str = "block", half: str | None = None) -> None:
+    """A tensor-split block must compute exactly its module (or its half of a transformer
+    block): one input, one output, equal."""
     if len(example) != 1:
         raise ShardError(f"block '{block_id}' reads {len(example)} values; a tensor shard reads one")
     with torch.no_grad():
         got = block(*example)
-        want = module(example[0])
+        want = module(example[0]) if half is None else half_shard(module, half, 0, 1)(example[0])
     if len(got) != 1 or got[0].shape != want.shape or not torch.allclose(got[0], want, rtol=1e-5, atol=1e-6):
         raise ShardError(f"block '{block_id}' is more than its module {type(module).__name__} (extra "
                          "operations around it): its tensor shards would not reproduce it")
@@ -581,6 +636,9 @@ def runtime_shard(whole, desc: Mapping[str, Any], model: nn.Module | None):
         return RuntimeBlock(sid, _Call(sh), list(desc["inputs"]), list(desc["outputs"]))
     if model is None:
         raise ShardError(f"shard '{sid}': a tensor shard needs the model")
+    if desc.get("half"):
+        fn = half_shard(model.get_submodule(desc["module"]), desc["half"], k, w)
+        return RuntimeBlock(sid, _Call(fn), list(desc["inputs"]), list(desc["outputs"]))
     mod = tensor_shard(model.get_submodule(desc["module"]), k, w)
     return RuntimeBlock(sid, _Call(mod), list(desc["inputs"]), list(desc["outputs"]))
 
@@ -608,11 +666,12 @@ def plan_shards(origin: str, shard_ids: Sequence[str], mode: str, whole, values:
         for o in whole.outputs:
             derived[o] = ("cat", [part_name(o, s) for s in shard_ids], [tuple(b) for b in bands])
     elif mode == "tensor":
-        path, mod = tensor_module_of(model, fx_nodes, gm, origin)
-        check_tensor_block(whole.module, mod, ins, origin)
-        tensor_shard(mod, 0, w)  # refuses ways that do not divide the heads / hidden units
+        path, mod, half = tensor_module_of(model, fx_nodes, gm, origin)
+        check_tensor_block(whole.module, mod, ins, origin, half)
+        # refuses ways that do not divide the heads / hidden units
+        tensor_shard(mod, 0, w) if half is None else half_shard(mod, half, 0, w)
         for k, sid in enumerate(shard_ids):
-            descs[sid] = {"id": sid, "origin": origin, "mode": mode, "k": k, "w": w, "module": path,
+            descs[sid] = {"id": sid, "origin": origin, "mode": mode, "k": k, "w": w, "module": path, "half": half,
                           "inputs": list(whole.inputs), "outputs": [part_name(o, sid) for o in whole.outputs]}
         for o in whole.outputs:
             derived[o] = ("sum", [part_name(o, s) for s in shard_ids], [])
