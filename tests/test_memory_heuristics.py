@@ -176,9 +176,10 @@ def large():
     return p
 
 
-@pytest.mark.parametrize("method", ["single", "heft", "dp", "local", "cpsat", pytest.param("milp", marks=pytest.mark.xfail(
-    strict=True, reason="known miss (issue 14): milp's model build and CBC/HiGHS read-back take 3.7-4.7 s "
-                        "at 300 x 16 under a 2 s limit"))])
+# milp is left out: a known miss of issue 14 (its PuLP model build and CBC's MPS write take
+# 3-5 s at 300 x 16 under a 2 s limit, varying with the load: a strict xfail flipped both
+# ways); it is measured in `python benchmarks/scaling_study.py run --sweeps limits` instead
+@pytest.mark.parametrize("method", ["single", "heft", "dp", "local", "cpsat"])
 def test_every_method_keeps_a_2_s_limit_on_300_blocks_x_16_devices(method, large):
     p = large
     get_method(method).warm_up()                  # compilation and imports are not planning time
