@@ -367,12 +367,18 @@ class BlockShard:
     `block_partials`), `mlp_partial`; the block's output is the sum of the MLP partials."""
 
     def __init__(self, block: nn.Module, k: int, w: int):
-        for part in ("norm1", "attn", "ls1", "norm2", "mlp", "ls2"):
+        self._shard(block, k, w, ("norm1", "attn", "ls1", "norm2", "mlp", "ls2"))
+
+    def _shard(self, block: nn.Module, k: int, w: int, parts: Sequence[str]) -> None:
+        """Check that ``block`` has ``parts`` and shard its attention / MLP among them."""
+        for part in parts:
             if not hasattr(block, part):
                 raise ShardError(f"{type(block).__name__} is not a pre-norm transformer block (no {part})")
         self.block, self.k, self.w = block, k, w
-        self.attn = AttentionShard(block.attn, k, w).eval()
-        self.mlp = MlpShard(block.mlp, k, w).eval()
+        if "attn" in parts:
+            self.attn = AttentionShard(block.attn, k, w).eval()
+        if "mlp" in parts:
+            self.mlp = MlpShard(block.mlp, k, w).eval()
 
     def attention_partial(self, x: torch.Tensor) -> torch.Tensor:
         """This shard's part of ``x + ls1(attn(norm1(x)))`` (``x`` itself in shard 0)."""
@@ -479,22 +485,14 @@ class _MlpHalf(BlockShard):
     """A `BlockShard` that shards only the MLP (the MLP half's ways need not divide the heads)."""
 
     def __init__(self, block: nn.Module, k: int, w: int):
-        for part in ("norm2", "mlp", "ls2"):
-            if not hasattr(block, part):
-                raise ShardError(f"{type(block).__name__} is not a pre-norm transformer block (no {part})")
-        self.block, self.k, self.w = block, k, w
-        self.mlp = MlpShard(block.mlp, k, w).eval()
+        self._shard(block, k, w, ("norm2", "mlp", "ls2"))
 
 
 class _AttnHalf(BlockShard):
     """A `BlockShard` that shards only the attention (the attention half's ways divide the heads)."""
 
     def __init__(self, block: nn.Module, k: int, w: int):
-        for part in ("norm1", "attn", "ls1"):
-            if not hasattr(block, part):
-                raise ShardError(f"{type(block).__name__} is not a pre-norm transformer block (no {part})")
-        self.block, self.k, self.w = block, k, w
-        self.attn = AttentionShard(block.attn, k, w).eval()
+        self._shard(block, k, w, ("norm1", "attn", "ls1"))
 
 
 def check_tensor_block(block: fx.GraphModule, module: nn.Module, example: Sequence[Any],
