@@ -412,7 +412,16 @@ class DynamicProgramming(Method):
             se = max(bounds.energy_bound(p), 1e-12)
             for alpha in (1.0, 0.0, 0.5, 0.9, 0.1, 0.97, 0.03, 0.7, 0.3):
                 pairs.append((alpha / sl, (1 - alpha) / se))
+        wants_pipeline = bool(w_thr or "period_s" in p.constraints or "throughput_per_s" in p.constraints)
         for si, seq in enumerate(seqs):
+            if wants_pipeline:
+                # the pipeline DP first: it is the plan a throughput objective wants, and the
+                # path sweep below must not use up a short limit before it runs
+                a, period, note = pipeline_dp(p, ct, seq, ctx)
+                if note:
+                    stats["pipeline"] = note
+                if a is not None:
+                    pool.add(a, None, f"pipeline[{si}]")
             for wt, we in pairs:
                 if ctx.expired() and pool.has_plan:
                     break
@@ -427,12 +436,6 @@ class DynamicProgramming(Method):
                         and not p.constraints and not p.count_idle and ev is not None and ev.feasible):
                     exact = True
                     stats["dp_cost"] = cost
-            if w_thr or "period_s" in p.constraints or "throughput_per_s" in p.constraints:
-                a, period, note = pipeline_dp(p, ct, seq, ctx)
-                if note:
-                    stats["pipeline"] = note
-                if a is not None:
-                    pool.add(a, None, f"pipeline[{si}]")
         if not pool.feasible:
             pool.add(pack_fallback(p, ct, np.array(p.topo, dtype=np.int64)), None, "memory-fill")
         stats["time_s"] = round(time.perf_counter() - t0, 4)

@@ -85,112 +85,180 @@ def _wait_or_stop(proc, deadline: float) -> bool:
             continue
 
 
-def _watched_cbc_class():
-    """PuLP's CBC command with a watchdog: CBC's own ``-sec`` limit is not checked during the
-    root's cuts, and it overran a 26 s limit by 14 s on a 200-block model. At the deadline
-    the watchdog sends SIGINT (CBC stops and writes its best solution), then kills it."""
-    import signal
-    import subprocess
-
+def _cbc_path() -> str:
+    """The CBC binary that PuLP bundles (``pulp.PULP_CBC_CMD``)."""
     import pulp
-
-    class WatchedCbc(pulp.PULP_CBC_CMD):
-        def __init__(self, *args, deadline: float = math.inf, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.deadline = deadline
-            self.stopped = False
-
-        def solve_CBC(self, lp, use_mps=True):
-            tmpLp, tmpMps, tmpSol, tmpMst = self.create_tmp_files(lp.name, "lp", "mps", "sol", "mst")
-            vs, names, cnames, _ = lp.writeMPS(tmpMps, rename=1)
-            args = [self.path, tmpMps]
-            if self.optionsDict.get("warmStart", False):
-                self.writesol(tmpMst, lp, vs, names, cnames)
-                args += ["-mips", tmpMst]
-            if self.timeLimit is not None:
-                args += ["-sec", str(self.timeLimit)]
-            for option in self.options + self.getOptions():
-                args += ("-" + option).split()
-            args += ["-solve", "-printingOptions", "all", "-solution", tmpSol]
-            with open(self.optionsDict["logPath"], "w") as pipe:
-                proc = subprocess.Popen(args, stdout=pipe, stderr=pipe, stdin=subprocess.DEVNULL)
-                if not _wait_or_stop(proc, self.deadline - READ_BACK_S):
-                    # the deadline or a stop request (Ctrl-C): CBC stops at SIGINT and writes
-                    # its best solution (a terminal's Ctrl-C also reaches it directly)
-                    self.stopped = True
-                    proc.send_signal(signal.SIGINT)
-                    try:
-                        proc.wait(timeout=1.0)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-            try:
-                if not os.path.exists(tmpSol):
-                    raise pulp.PulpSolverError("CBC wrote no solution")
-                status, values, dj, pi, slacks, sol_status = self.readsol_MPS(tmpSol, lp, vs, names, cnames)
-            finally:
-                self.delete_tmp_files(tmpMps, tmpLp, tmpSol, tmpMst)
-            lp.assignVarsVals(values)
-            lp.assignStatus(status, sol_status)
-            return status
-
-    return WatchedCbc
+    return pulp.PULP_CBC_CMD(msg=False).path
 
 
-def _WatchedCbc(**kwargs):
-    return _watched_cbc_class()(**kwargs)
+def _g(v: float) -> str:
+    return repr(float(v))              # shortest round-trip text: the model CBC reads is R exactly
+
+
+def write_mps(R: _Rows, path: str) -> int:
+    """Write ``R`` as a fixed-name MPS file (columns ``X<j>``, rows ``C<i>``) straight from its
+    arrays: PuLP's variables and writeMPS cost 2.8 s at 300 x 16 and were not under the clock
+    (issue 14). Integer columns come first, in one INTORG block; every integer column has an
+    explicit lower bound (COIN reads an integer column with no bounds as binary). Ranged rows
+    are written as two rows, as PuLP did. Returns the number of rows written."""
+    n = len(R.names)
+    row_lines = []
+    rhs_lines = []
+    entries: list[list[str]] = [[] for _ in range(n)]
+    r = 0
+    for coefs, lo, hi in R.rows:
+        parts = []
+        if lo == hi:
+            parts.append(("E", lo))
+        else:
+            if math.isfinite(lo):
+                parts.append(("G", lo))
+            if math.isfinite(hi):
+                parts.append(("L", hi))
+        for sense, rhs in parts:
+            name = f"C{r}"
+            row_lines.append(f" {sense}  {name}\n")
+            if rhs != 0.0:
+                rhs_lines.append(f"    RHS       {name}  {_g(rhs)}\n")
+            for k, c in coefs.items():
+                entries[k].append(f"    X{k}  {name}  {_g(c)}\n")
+            r += 1
+    for k, c in R.objective.items():
+        if c != 0.0:
+            entries[k].append(f"    X{k}  OBJ  {_g(c)}\n")
+    order = [j for j in range(n) if R.integer[j]] + [j for j in range(n) if not R.integer[j]]
+    cols: list[str] = []
+    marked = False
+    for j in order:
+        if R.integer[j] and not marked:
+            cols.append("    MARKER                 'MARKER'                 'INTORG'\n")
+            marked = True
+        if marked and not R.integer[j]:
+            cols.append("    MARKER                 'MARKER'                 'INTEND'\n")
+            marked = False
+        cols.extend(entries[j] or [f"    X{j}  OBJ  0.0\n"])
+    if marked:
+        cols.append("    MARKER                 'MARKER'                 'INTEND'\n")
+    bnd: list[str] = []
+    for j in range(n):
+        lo, hi, it = R.lb[j], R.ub[j], R.integer[j]
+        if math.isfinite(lo) and lo == hi:
+            bnd.append(f" FX BND       X{j}  {_g(lo)}\n")
+            continue
+        if it and lo == 0.0 and hi == 1.0:
+            bnd.append(f" BV BND       X{j}\n")
+            continue
+        if math.isfinite(lo):
+            if lo != 0.0 or it:
+                bnd.append(f" LO BND       X{j}  {_g(lo)}\n")
+        elif math.isfinite(hi):
+            bnd.append(f" MI BND       X{j}\n")
+        else:
+            bnd.append(f" FR BND       X{j}\n")
+        if math.isfinite(hi):
+            bnd.append(f" UP BND       X{j}  {_g(hi)}\n")
+    with open(path, "w") as f:
+        f.write("*SENSE:Minimize\nNAME          placement\nROWS\n N  OBJ\n")
+        f.writelines(row_lines)
+        f.write("COLUMNS\n")
+        f.writelines(cols)
+        f.write("RHS\n")
+        f.writelines(rhs_lines)
+        f.write("BOUNDS\n")
+        f.writelines(bnd)
+        f.write("ENDATA\n")
+    return r
+
+
+def write_start(R: _Rows, path: str) -> None:
+    """CBC's ``-mips`` start file: every column, its start value or 0 (as PuLP writes it)."""
+    with open(path, "w") as f:
+        f.write("Stopped on time - objective value 0\n")
+        f.writelines(f"{j:>7} X{j} {_g(R.start.get(j, 0.0)):>15} {0:>23}\n" for j in range(len(R.names)))
+
+
+def read_solution(path: str, n: int) -> tuple[str, np.ndarray | None]:
+    """CBC's solution file: (its status line, the column values, or None without a solution).
+    A solution is there when the status is Optimal or a stop that names an objective value
+    ("Stopped on time - objective value ..."), as PuLP reads it."""
+    with open(path) as f:
+        head = f.readline().strip()
+        words = head.split()
+        has = bool(words) and (words[0] == "Optimal" or (
+            words[0] == "Stopped" and len(words) >= 5 and words[4] == "objective"))
+        if not has:
+            return head, None
+        values = np.zeros(n)
+        for line in f:
+            parts = line.split()
+            if len(parts) < 3:
+                break
+            if parts[0] == "**":
+                parts = parts[1:]
+            name = parts[1]
+            if name[0] == "X" and name[1:].isdigit():
+                values[int(name[1:])] = float(parts[2])
+    return head, values
 
 
 def _solve_cbc(R: _Rows, deadline: float, seed: int, extra: str = "") -> _Result:
-    import pulp
+    """CBC (PuLP's bundled binary) on ``R``, written and read back directly, with a watchdog:
+    CBC's own ``-sec`` limit is not checked during the root's cuts, and it overran a 26 s limit
+    by 14 s on a 200-block model. At the deadline the watchdog sends SIGINT (CBC stops and
+    writes its best solution), then kills it."""
+    import signal
+    import subprocess
 
-    prob = pulp.LpProblem("placement", pulp.LpMinimize)
-    vs = [pulp.LpVariable(n, lowBound=None if not math.isfinite(lo) else lo,
-                          upBound=None if not math.isfinite(hi) else hi,
-                          cat=pulp.LpInteger if it else pulp.LpContinuous)
-          for n, lo, hi, it in zip(R.names, R.lb, R.ub, R.integer)]
-    prob += pulp.LpAffineExpression([(vs[k], c) for k, c in R.objective.items()])
-    for i, (coefs, lo, hi) in enumerate(R.rows):
-        e = pulp.LpAffineExpression([(vs[k], c) for k, c in coefs.items()])
-        if lo == hi:
-            prob += pulp.LpConstraint(e, pulp.LpConstraintEQ, f"r{i}", lo)
-        else:
-            if math.isfinite(lo):
-                prob += pulp.LpConstraint(e, pulp.LpConstraintGE, f"r{i}l", lo)
-            if math.isfinite(hi):
-                prob += pulp.LpConstraint(e, pulp.LpConstraintLE, f"r{i}h", hi)
-    for k, v in R.start.items():
-        vs[k].setInitialValue(v)
+    stopped = False
+    t = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="placement-cbc-") as tmp:
-        log = os.path.join(tmp, "cbc.log")
+        mps, sol, mst, log = (os.path.join(tmp, f) for f in ("model.mps", "model.sol", "start.mst", "cbc.log"))
+        write_mps(R, mps)
+        if time.monotonic() >= deadline - READ_BACK_S:
+            stats = {"wall_s": round(time.monotonic() - t, 3), "nodes": None,
+                     "raw_status": "not started: writing the model used the time"}
+            return _Result("none", None, None, stats["raw_status"], stats)
         # preprocessing off: with it, CBC's root cuts overshot the optimum by 1e-4 and the final
         # LP then called the problem "proven infeasible" (10 x 6 and 30 x 32 hybrid, iot, mesh);
         # without it the same models solve to optimality, as fast or faster.
-        opts = ["preprocess off"] + ([f"randomCbcSeed {seed + 1}"] if seed else []) + ([extra] if extra else [])
-        solver = _WatchedCbc(deadline=deadline, msg=False, timeLimit=_limit(deadline),
-                             gapRel=MIP_GAP, warmStart=bool(R.start), logPath=log, keepFiles=False,
-                             options=opts)
-        t = time.monotonic()
-        try:
-            prob.solve(solver)
-        except pulp.PulpSolverError:
-            pass  # stopped by the watchdog before CBC wrote a solution: nothing from CBC
+        args = [_cbc_path(), mps]
+        if R.start:
+            write_start(R, mst)
+            args += ["-mips", mst]
+        limit = _limit(deadline)
+        if limit is not None:
+            args += ["-sec", str(limit)]
+        opts = ["preprocess off", f"ratio {MIP_GAP}", "timeMode elapsed"] + ([f"randomCbcSeed {seed + 1}"] if seed else [])
+        opts += [extra] if extra else []
+        for option in opts:
+            args += ("-" + option).split()
+        args += ["-solve", "-printingOptions", "all", "-solution", sol]
+        with open(log, "w") as pipe:
+            proc = subprocess.Popen(args, stdout=pipe, stderr=pipe, stdin=subprocess.DEVNULL)
+            if not _wait_or_stop(proc, deadline - READ_BACK_S):
+                # the deadline or a stop request (Ctrl-C): CBC stops at SIGINT and writes its
+                # best solution (a terminal's Ctrl-C also reaches it directly)
+                stopped = True
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        head, values = read_solution(sol, len(R.names)) if os.path.exists(sol) else ("", None)
         wall = time.monotonic() - t
         text = open(log, encoding="utf-8", errors="replace").read() if os.path.exists(log) else ""
-    if solver.stopped:
+    if stopped:
         text += "\nResult - Stopped by the watchdog at the deadline\n"
     result = re.search(r"Result - (.*)", text)
-    raw = result.group(1).strip() if result else pulp.LpStatus[prob.status]
+    raw = result.group(1).strip() if result else (head or "no solution file")
     obj = re.search(r"Objective value:\s*([-+0-9.eE]+)", text)
     lower = re.search(r"Lower bound:\s*([-+0-9.eE]+)", text)
     nodes = re.search(r"Enumerated nodes:\s*(\d+)", text)
     stats = {"wall_s": round(wall, 3), "nodes": int(nodes.group(1)) if nodes else None, "raw_status": raw,
-             "sol_status": prob.sol_status}
+             "solution_status": head}
     if "infeasible" in raw.lower():
         return _Result("infeasible", None, None, raw, stats)
-    values = None
-    if prob.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
-        values = np.array([v.varValue if v.varValue is not None else 0.0 for v in vs])
     bound = None
     if "Optimal solution found" in raw and obj:
         bound = float(obj.group(1))

@@ -298,3 +298,31 @@ def test_time_limit_holds_at_1000_blocks_x_32_devices_with_model_building_under_
     plan = placement.solve(p, method, time_limit=limit)
     assert plan.solve_time_s <= limit + TIME_LIMIT_MARGIN_S + TIME_LIMIT_MARGIN_FRACTION * limit
     assert plan.feasible and plan.status.value in ("time_limit", "optimal")
+
+
+def test_cbc_reads_every_bound_and_row_kind_as_written():
+    """milp writes CBC's MPS itself (solvers._milp_backends.write_mps): a hand-worked MILP with
+    an integer column without upper bound (COIN would read it as binary), a free and a
+    negative-bounded column, a fixed column, ranged, equality and one-sided rows."""
+    import math as _m
+    import time as _t
+
+    from solvers._milp_backends import _Rows, _solve_cbc
+
+    R = _Rows()
+    n = R.var("n", 0, _m.inf, integer=True)     # integer, unbounded above
+    b = R.var("b", 0, 1, integer=True)          # binary
+    f = R.var("f", -_m.inf, _m.inf)             # free
+    g = R.var("g", -3.0, 5.0)                   # negative lower bound
+    x = R.var("x", 2.0, 2.0)                    # fixed
+    R.row({n: 1.0}, 2.5, 7.0)                   # ranged: n in {3..7}
+    R.row({f: 1.0, g: 1.0}, -1.0, -1.0)         # equality
+    R.row({f: 1.0, b: -10.0}, -_m.inf, 1.5)     # f <= 1.5 + 10 b
+    R.objective = {n: 1.0, f: -1.0, b: 4.0, x: 1.0}
+    res = _solve_cbc(R, _t.monotonic() + 30, seed=0)
+    # min n - f + 4 b + x: n = 3; f = -1 - g <= 2 (g >= -3); b = 0 caps f at 1.5 -> 3 - 1.5 + 2
+    assert res.status == "optimal"
+    assert res.values[n] == pytest.approx(3.0) and res.values[b] == pytest.approx(0.0)
+    assert res.values[f] == pytest.approx(1.5) and res.values[g] == pytest.approx(-2.5)
+    assert res.values[x] == pytest.approx(2.0)
+    assert res.bound == pytest.approx(3.5)
