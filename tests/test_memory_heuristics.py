@@ -189,3 +189,17 @@ def test_every_method_keeps_a_2_s_limit_on_300_blocks_x_16_devices(method, large
     assert plan.solve_time_s <= 2.0 * 1.05 + 1.0
     # single has no plan here (no board holds the model: an honest no_solution); the rest do
     assert plan.value is not None or (method == "single" and plan.status == Status.NO_SOLUTION)
+
+
+@pytest.mark.parametrize("shape,blocks,devices,seed,scale", [("chain", 60, 8, 13, 0.7), ("chain", 100, 16, 7, 1.0),
+                                                            ("dag", 150, 16, 8, 1.0)])
+def test_local_starts_from_the_pipeline_plan_under_a_short_limit(shape, blocks, devices, seed, scale):
+    """local's start (dp, then heft's variants) must reach dp's pipeline within 2 s: the latency
+    list passes used to run first and left local 33-46 % above heft and dp on throughput."""
+    p = _scaled(shape, blocks, devices, seed, scale, objective="throughput")
+    p.lower_bound()
+    for m in ("heft", "dp", "local"):
+        get_method(m).warm_up()
+    local = placement.solve(p, "local", time_limit=2.0)
+    best = min(placement.solve(p, m, time_limit=2.0).value for m in ("heft", "dp"))
+    assert local.value <= best * (1 + 1e-9), (local.value, best, local.stats.get("start"))
