@@ -72,11 +72,15 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
 
     m.warm_up()                       # compiled kernels: before the clock starts
     t0 = time.perf_counter()
+    started = time.monotonic()
     reasons = feasibility.infeasibility_reasons(p)
     if reasons:
         return _empty_plan(p, method, Status.INFEASIBLE, "; ".join(reasons[:5]),
                            time.perf_counter() - t0)
-    ctx = Context(time_limit=time_limit, seed=seed, options=typed, progress=progress)
+    # the cheap bound every plan reports is under the clock (issue 14): computed (and cached on
+    # the problem) before the method, whose deadline counts from the call's start
+    p.lower_bound()
+    ctx = Context(time_limit=time_limit, seed=seed, options=typed, progress=progress, started=started)
     try:
         cand = m.solve(p, ctx)
     except InputError:
