@@ -14,11 +14,12 @@ hidden units; the ways follow from the shapes). Device sets (catalog, `profiles/
 
 Three steps (SAGA's prepare / run / analyse):
 
-1. **prepare** (needs torch and timm; seconds per model): the shipped example
-   ``examples/models/<model>.block.json`` keeps its measured block times; the model is built
-   (random weights) and traced once to mark split candidates (`profiles.splits.split_candidates`),
-   and the problems of every device set are assembled with the example's own calibration
-   reference (`profiles.make_problem`). Written to ``benchmarks/results/splits/*.json``.
+1. **prepare** (no torch; a second): the shipped ``examples/models/<model>.splits.json``
+   (made by `SPLITS_COMMAND`, ``placement profile MODEL --splits auto``: block times measured
+   on this machine, transformer blocks cut into attention and MLP halves, split candidates
+   marked with their real halo, recompute and gather costs, `profiles.splits`) gives the
+   model section and its calibration reference; the problems of every device set are
+   assembled from it (`profiles.make_problem`). Written to ``benchmarks/results/splits/*.json``.
 2. **run**: ``placement.compare`` with ``splits="choose,none"``: per problem and method, a row
    with split choices (the methods that choose the ways choose them) and a row with every
    block whole, each with its solve time. Rows in ``benchmarks/results/bench_splits.csv``
@@ -60,37 +61,36 @@ DEVICE_SETS = {
     "swarm8": (["rpi4"] * 8, "wifi5", True),
     "swarm4-eth": (["rpi4"] * 4, "ethernet", False),
 }
-METHODS = ("single", "dp", "heft", "local", "cpsat")
+METHODS = ("single", "dp", "heft", "local", "cpsat", "milp")
+#: how the shipped ``examples/models/<model>.splits.json`` were made (measured block times
+#: on this machine, calibrated to the catalog; split candidates with their real costs)
+SPLITS_COMMAND = ("placement profile {model} --splits auto --devices rpi4,jetson-nano,laptop,edge-gpu "
+                  "-o examples/models/{model}.splits.json")
 #: seconds per solve (cpsat: with split choices its model grows with the ways)
-TIME_LIMITS = {"single": 10.0, "dp": 20.0, "heft": 30.0, "local": 20.0, "cpsat": 60.0}
+TIME_LIMITS = {"single": 10.0, "dp": 20.0, "heft": 30.0, "local": 20.0, "cpsat": 60.0, "milp": 30.0}
 
 
 def prepare(models=MODELS, device_sets=DEVICE_SETS) -> list[Path]:
-    """Problem files with split candidates for every model and device set (needs torch)."""
+    """Problem files with split candidates for every model and device set, from the shipped
+    ``examples/models/<model>.splits.json`` (`SPLITS_COMMAND`: profiled with ``--splits
+    auto``, so transformer blocks come as attention and MLP halves). No torch needed."""
     import profiles
-    from profiles.models import load_model
-    from profiles.splits import add_splits, split_candidates
 
     PROBLEMS.mkdir(parents=True, exist_ok=True)
     files = []
     for short, name in models.items():
-        example = json.loads((ROOT / "examples" / "models" / f"{name}.block.json").read_text())
+        example = json.loads((ROOT / "examples" / "models" / f"{name}.splits.json").read_text())
         section = example["model"]
         reference = example["meta"]["calibration"]["reference"]
-        t0 = time.perf_counter()
-        model, _ = load_model(name)
-        shape = tuple(section["meta"]["input_shape"])
-        cands = split_candidates(model, section, shape)
-        section = add_splits(section, cands)
-        print(f"{short}: {len(cands)} of {len(section['blocks'])} blocks may be split "
-              f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        n_split = sum(1 for b in section["blocks"] if b.get("split"))
+        print(f"{short}: {n_split} of {len(section['blocks'])} blocks may be split", file=sys.stderr)
         for set_name, (types, network, media) in device_sets.items():
             problem = profiles.make_problem(section, types, network, reference=reference,
                                             name=f"{short}@{set_name}", media=media)
             problem.setdefault("meta", {})["bench_splits"] = {
                 "model": name, "device_set": set_name, "devices": types, "network": network,
                 "shared_medium": bool(problem["network"].get("media")),
-                "from": f"examples/models/{name}.block.json (block times), profiles.splits (candidates)"}
+                "from": f"examples/models/{name}.splits.json ({SPLITS_COMMAND.format(model=name)})"}
             f = PROBLEMS / f"{short}@{set_name}.json"
             f.write_text(json.dumps(problem, indent=1) + "\n")
             files.append(f)

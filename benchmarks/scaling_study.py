@@ -168,10 +168,13 @@ def run(methods: list[str] | None, sweeps: list[str], budget_s: float | None,
     files = [(s, f) for s, f in problem_files() if s in sweeps]
     files.sort(key=lambda sf: (_size(sf[1]), sf[1].name))
     store = ResultsFile(ROWS)
-    if redo:  # drop rows of these statuses (or every row with "all") of the chosen methods: run again
+    if redo:  # drop rows of these statuses (or every row with "all") of the chosen methods on the
+        # chosen sweeps' problems: run again (the other sweeps' rows stay)
         from placement.comparator import finish_rows
         old = store.read()
-        keep = [r for r in old if not (r["method"] in methods and ("all" in redo or r["status"] in redo))]
+        in_sweeps = {placement.load(f).name for _, f in files}
+        keep = [r for r in old if not (r["method"] in methods and r["problem"] in in_sweeps
+                                       and ("all" in redo or r["status"] in redo))]
         if len(keep) != len(old):
             store.write(finish_rows(keep))
             print(f"--redo: {len(old) - len(keep)} rows dropped to be run again")

@@ -508,14 +508,14 @@ class Problem:
         """The union of every expansion (`placement.split.union`), for exact methods over the
         split choices: the shards of every way of every block with several ways, the edges
         of every pair of ways. ``union_members[b]`` is ``(block, ways, shard)`` for such a
-        shard, None for the other blocks. Same objective and constraints; no scenarios or
-        media; its blocks do not all run (a choice selects its ways' shards), so no bound
+        shard, None for the other blocks. Same objective, constraints and shared media (the
+        transfers of shards not chosen are simply absent); no scenarios; its blocks do not all run (a choice selects its ways' shards), so no bound
         of it is a bound of this problem. Built once per problem."""
         u = self.__dict__.get("_split_union")
         if u is None or u.objective != self.objective or dict(u.constraints) != dict(self.constraints):
             from .loader import assemble
             choose = frozenset(b for b, w in self.split_options.items() if len(w) > 1)
-            u = assemble({**self._split_source, "scenarios": [], "media": ()}, None, union=choose)
+            u = assemble({**self._split_source, "scenarios": []}, None, union=choose)
             u = u._replaced(objective=self.objective, constraints=self.constraints,
                             union_members=u.union_members)
             self.__dict__["_split_union"] = u

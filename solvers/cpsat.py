@@ -39,9 +39,11 @@ that the model is a relaxation and its proven bound is valid for the real proble
   enforced by its producer's ``x`` and its consumer's ``z``; makespan terms by the output's
   ``z``; the pair linearisation is left out for edges at a choice); shards of one way are
   interchangeable, so shard k's device index is at most shard k+1's (`_split_symmetry`).
-  Bounds over every choice (`placement.bounds`). With scenarios or media the choices are
-  enumerated instead (`_solve_by_enumeration`: this model on each expansion, the best plan,
-  the least bound), refused above `ENUMERATE_CHOICES_MAX` choices.
+  Bounds over every choice (`placement.bounds`). Shared media go into the union model as
+  they are (`_media` on the union: a shard not chosen has no transfers, its optional
+  intervals are absent); the medium order is read back through `_union_ts`. With scenarios
+  the choices are enumerated instead (`_solve_by_enumeration`: this model on each
+  expansion, the best plan, the least bound), refused above `ENUMERATE_CHOICES_MAX` choices.
 
 Warm start: the best heuristic plan (`solvers._warmstart`) is hinted, bounds the latency
 horizon, and is returned if CP-SAT finds nothing better (by the evaluator's value).
@@ -174,7 +176,7 @@ class CpSat(Method):
     def _solve_over_choices(self, p: Problem, ctx: Context) -> Candidate:
         """Exact over the split choices (module docstring): the model of the union of every
         expansion, read back as a plan of the chosen expansion (``Candidate.split``)."""
-        if p.scenarios or p.media:
+        if p.scenarios:
             return self._solve_by_enumeration(p, ctx)
         from ortools.sat.python import cp_model
 
@@ -238,7 +240,7 @@ class CpSat(Method):
             return Candidate(None, status=Status.INFEASIBLE, stats=stats, message=(
                 "cpsat proved that no plan of any split choice meets " + _what(p)))
         best, best_choice = inc, inc_choice
-        for a_u, s_u, _ts in cb.solutions:
+        for a_u, s_u, ts_u in cb.solutions:
             choice = p.union_choice(U, a_u)
             idx = p.from_union(U, choice)
             q = p.expand(choice)
@@ -246,7 +248,8 @@ class CpSat(Method):
             if (a < 0).any():        # cannot happen: every chosen shard is placed
                 continue
             order = ws.orders_from_starts(q, a, s_u[idx]) if s_u is not None else None
-            ev = ws.best_plan(q, [(a, order)], None)
+            plan = (a, order) if ts_u is None else (a, order, _medium_order(q, a, _union_ts(U, q, idx, ts_u)))
+            ev = ws.best_plan(q, [plan], None)
             if ev is not None and (best is None or ev.value < best.value * (1 - 1e-12)):
                 best, best_choice = ev, choice
         stats["total_s"] = round(time.monotonic() - t0, 3)
@@ -257,19 +260,18 @@ class CpSat(Method):
         if st == Status.OPTIMAL and not m.has_objective:
             bound = None
         return Candidate(best.assignment, best.order, status=st, bound=bound, stats=stats,
-                         split=best_choice)
+                         medium_order=[list(o) for o in best.medium_order] or None, split=best_choice)
 
     def _solve_by_enumeration(self, p: Problem, ctx: Context) -> Candidate:
-        """Split choices with scenarios or media: this model on each expansion in turn (each
+        """Split choices with scenarios: this model on each expansion in turn (each
         a problem with its choice fixed), a share of the time left each; the best plan by
         the evaluator's value; the least of the expansions' bounds (valid over every choice).
         Above `ENUMERATE_CHOICES_MAX` choices: refused, naming the combination."""
         from placement.errors import InputError
 
         n = p.n_split_combinations
-        feature = "scenarios" if p.scenarios else "shared media"
         if n > ENUMERATE_CHOICES_MAX:
-            raise InputError(f"cpsat: split choices with {feature} are solved one choice at a time, "
+            raise InputError("cpsat: split choices with scenarios are solved one choice at a time, "
                              f"and this problem has {n} choices (limit {ENUMERATE_CHOICES_MAX}): fix "
                              "some blocks' ways, or use brute or a heuristic")
         choices = list(p.split_combinations())
@@ -309,10 +311,10 @@ class CpSat(Method):
         st = Status.OPTIMAL if all_optimal and complete else Status.TIME_LIMIT
         return Candidate(cand.assignment, cand.order, status=st, bound=bound, stats=stats,
                          medium_order=cand.medium_order, split=choice,
-                         message=f"cpsat: {n} split choices solved one at a time ({feature})")
+                         message=f"cpsat: {n} split choices solved one at a time (scenarios)")
 
 
-#: most split choices `CpSat._solve_by_enumeration` solves one at a time (scenarios, media).
+#: most split choices `CpSat._solve_by_enumeration` solves one at a time (scenarios).
 ENUMERATE_CHOICES_MAX = 16
 
 
@@ -1113,6 +1115,21 @@ class _CpSatModel:
                 starts = floor_units(inc.start, u.r_lat)
                 for b in range(B):
                     mdl.add_hint(self.s[b], int(min(starts[b], self.s[b].proto.domain[-1])))
+
+
+def _union_ts(U: Problem, q: Problem, idx: np.ndarray, ts_u: dict) -> dict:
+    """The send starts of the union model's transfers (``ts_u``, by `Problem.split_union`'s
+    transfer index) as those of expansion ``q`` (``idx``: q's block -> U's block): a transfer
+    is the same one when its endpoints are (the source / sink: -1)."""
+    from placement import media as md
+
+    of_u = {ends: t for t, ends in enumerate(md.transfer_endpoints(U))}
+    out = {}
+    for t, (qu, qv) in enumerate(md.transfer_endpoints(q)):
+        tu = of_u.get((int(idx[qu]) if qu >= 0 else -1, int(idx[qv]) if qv >= 0 else -1))
+        if tu is not None and tu in ts_u:
+            out[t] = ts_u[tu]
+    return out
 
 
 def _medium_order(p: Problem, a: np.ndarray, ts: dict) -> list[list[int]]:
