@@ -191,7 +191,8 @@ def run(methods: list[str] | None, sweeps: list[str], budget_s: float | None,
                          "methods": methods, "sweeps": sweeps, "tasks": len(todo),
                          "time_limits": {m: TIME_LIMITS.get(m, DEFAULT_LIMIT) for m in methods},
                          "machine": f"{platform.machine()}, {os.cpu_count()} cpus (shared)",
-                         "python": platform.python_version(), "commit": _commit()})
+                         "python": platform.python_version(), "commit": _commit(),
+                         "load_average_at_start": [round(x, 2) for x in os.getloadavg()]})
     from placement.plan import write_json_atomic
     write_json_atomic(META, meta)
     console = Console(stderr=True)
@@ -399,8 +400,7 @@ def limits_table(rows, methods) -> str:
     n_ok = sum(1 for ln in lines if ln.endswith("| yes |"))
     n_all = sum(1 for r in rows if r["status"] != "skipped")
     lines += ["", f"{n_ok}/{n_all} solves within the margin (skipped rows not counted). Measured on a "
-              "machine shared by several jobs (load average 10-20 on 2 cores), so the overruns are "
-              "upper figures."]
+              "shared 2-core machine (the load of each run: `os.getloadavg()` in scaling_meta.json)."]
     return "\n".join(lines) + "\n"
 
 
