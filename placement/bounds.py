@@ -198,18 +198,51 @@ def _ascent(oracle, z0: np.ndarray, project, max_iter: int) -> float:
 
 # --------------------------------------------------------------------- latency
 def _dp_latency(p: Problem, ct: np.ndarray) -> tuple[float, np.ndarray]:
-    """Contention-free earliest-finish DP: (bound, F) with F[b, d] the earliest b can end on d."""
+    """Earliest-finish DP: (bound, F) with F[b, d] a lower bound on when b can end on d.
+    Each predecessor's data arrives at its earliest (contention-free), and every pair of a
+    block's predecessors either shares a device (they run one after the other there) or
+    does not (then at most one is on b's device): `_pair_ready`, docs/bounds.md section 1b."""
     B, D = ct.shape
     F = np.full((B, D), np.inf)
+    cols = np.arange(D)
     for b in p.topo:
         ready = p.input_arrival(b).copy()
+        arr = []
         for u, k in p.preds[b]:
-            # earliest the data of edge k can be on each device d
-            arrive = np.min(F[u][:, None] + p.transfer_matrix(p.edge_bytes[k]), axis=0)
-            np.maximum(ready, arrive, out=ready)
+            # earliest the data of edge k can be on each device d, from each device of u
+            T = p.transfer_matrix(p.edge_bytes[k])
+            A = F[u][:, None] + T
+            np.maximum(ready, np.min(A, axis=0), out=ready)
+            arr.append((u, T, A))
+        if D > 1:
+            for i in range(len(arr)):
+                for j in range(i + 1, len(arr)):
+                    np.maximum(ready, _pair_ready(ct, F, arr[i], arr[j], cols), out=ready)
         F[b] = ready + ct[b]
     done = np.max([np.min(F[b] + p.output_delivery(b)) for b in range(B)])
     return float(done), F
+
+
+def _pair_ready(ct: np.ndarray, F: np.ndarray, one, two, cols: np.ndarray) -> np.ndarray:
+    """(D,): a lower bound on when the data of both predecessors ``one`` and ``two`` (each
+    (block, transfer matrix T, arrival matrix A[d', d] = F[u, d'] + T[d', d])) is on each
+    device d. On two different devices d1 != d2: max(A1[d1, d], A2[d2, d]), least over the
+    pairs (the two smallest of each column suffice). On one device d': they run one after
+    the other, so the later ends no earlier than G = max(F1, F2, min(S1, S2) + c1 + c2)
+    (S = F - c, the earliest start there), and its data then needs min(T1, T2)[d', d]."""
+    (u1, T1, A1), (u2, T2, A2) = one, two
+    i1, i2 = np.argmin(A1, axis=0), np.argmin(A2, axis=0)
+    m1, m2 = A1[i1, cols], A2[i2, cols]
+    s1, s2 = np.partition(A1, 1, axis=0)[1], np.partition(A2, 1, axis=0)[1]
+    apart = np.where(i1 != i2, np.maximum(m1, m2),
+                     np.minimum(np.maximum(m1, s2), np.maximum(s1, m2)))
+    c1, c2 = ct[u1], ct[u2]
+    ok = np.isfinite(c1) & np.isfinite(c2)
+    with np.errstate(invalid="ignore"):
+        first = np.minimum(F[u1] - c1, F[u2] - c2)
+        G = np.where(ok, np.maximum(np.maximum(F[u1], F[u2]), first + c1 + c2), np.inf)
+    together = np.min(G[:, None] + np.minimum(T1, T2), axis=0)
+    return np.minimum(apart, together)
 
 
 def _heaviest_path(p: Problem, ct: np.ndarray) -> list[int]:

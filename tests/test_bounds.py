@@ -252,3 +252,30 @@ def test_bounds_are_fast_at_2000_blocks_64_devices():
             t0 = time.perf_counter()
             assert bounds.lower_bound(q) > 0
             assert time.perf_counter() - t0 < 1.5, (shape, name)
+
+
+def test_predecessor_pairs_see_two_branches_contend_for_one_device():
+    """Hand-worked fork-join (docs/bounds.md 1b): s -> {u1, u2} -> v on two equal devices,
+    u1 and u2 1 s each, every transfer 0.5 s, s and v free. Both branches on one device: 2 s;
+    on two devices (v with u2) u1's result crosses once: 1 + 0.5 = 1.5 s, the optimum. The
+    contention-free DP says 1 s (each branch alone on its best device, at once); the pair
+    term says min(2, 1.5) = 1.5 s, the optimum."""
+    dev = {"flops_per_s": 1e9, "memory_bytes": 1e9, "power_active_w": 1.0, "power_idle_w": 0.0,
+           "tx_power_w": 0.0, "rx_power_w": 0.0}
+    d = {"name": "fork-join",
+         "model": {"name": "fork-join", "input_bytes": 0,
+                   "blocks": [{"id": "s", "flops": 0, "params_bytes": 1, "activation_bytes": 1, "output_bytes": 5e5},
+                              {"id": "u1", "flops": 1e9, "params_bytes": 1, "activation_bytes": 1, "output_bytes": 5e5},
+                              {"id": "u2", "flops": 1e9, "params_bytes": 1, "activation_bytes": 1, "output_bytes": 5e5},
+                              {"id": "v", "flops": 0, "params_bytes": 1, "activation_bytes": 1, "output_bytes": 0}],
+                   "edges": [["s", "u1"], ["s", "u2"], ["u1", "v"], ["u2", "v"]]},
+         "devices": [{"id": "A", **dev}, {"id": "B", **dev}],
+         "network": {"default": {"bandwidth_bytes_per_s": 1e6, "latency_s": 0.0}}}
+    p = placement.load(d)
+    opt = placement.solve(p, "brute", time_limit=30)
+    assert opt.status == Status.OPTIMAL and opt.value == pytest.approx(1.5)
+    mv = bounds.memory_view(p)
+    assert legacy.latency_bound(p) == pytest.approx(1.0)           # before the pairs
+    done, _ = bounds._dp_latency(p, mv.ct)
+    assert done == pytest.approx(1.5)
+    assert bounds.latency_bound(p) == pytest.approx(1.5) and p.lower_bound() <= opt.value * (1 + 1e-12)

@@ -89,7 +89,7 @@ def test_bounds_with_the_air_term_never_exceed_brutes_optimum(seed):
 def test_the_air_term_binds_on_some_seeded_problems():
     """The term is not vacuous: on several of the seeded problems it is what the bound is."""
     raised = 0
-    for seed in range(24):
+    for seed in range(48):      # 12 of them since the DP's predecessor pairs (docs/bounds.md 1b)
         d = _random(seed)
         p = placement.load(d)
         mv = bounds.memory_view(p)
@@ -99,4 +99,4 @@ def test_the_air_term_binds_on_some_seeded_problems():
         if bounds.latency_bound(p) > bounds.latency_bound(free) * (1 + 1e-9) \
                 or bounds.period_bound(p) > bounds.period_bound(free) * (1 + 1e-9):
             raised += 1
-    assert raised >= 5
+    assert raised >= 8
