@@ -100,3 +100,28 @@ def test_a_run_on_the_emulated_air_measures_the_prediction_made_with_the_medium(
     assert len(rep.transfers) == 6 and all(t["measured_s"] > 0 for t in rep.transfers)
     print(f"fan-out on the emulated air: predicted {aware.metrics['latency_s']:.4f} s with the medium, "
           f"{blind.metrics['latency_s']:.4f} s without; measured {measured:.4f} s (time scale {rep.time_scale:g})")
+
+
+def test_a_run_keeps_the_plans_medium_order(tmp_path):
+    """A plan's ``medium_order`` (SPEC 5a) is kept by the run's single inferences: each
+    branch's input and result take the air before the next branch's input (not first come
+    first served): 5 ms stem, then three times 20 ms in, 1 ms latency, 30 ms branch, 20 ms
+    out, 1 ms latency: about 220 ms, where the first-come order gives about 130 ms."""
+    air = fan_problem(True)
+    plan = _fan_out_plan(air)
+    fcfs = placement.evaluate(air, plan)
+    names = [tuple(t) for t in fcfs.medium_order["air"]]
+    ins = [t for t in names if t[0] == "stem"]
+    outs = [t for t in names if t[0] != "stem"]
+    by_branch = {t[1]: t for t in ins}
+    order = [x for o in outs for x in (by_branch[o[0]], o)]
+    ordered_plan = {**plan, "medium_order": {"air": [list(t) for t in order]}}
+    ordered = placement.evaluate(air, ordered_plan)
+    assert [tuple(t) for t in ordered.medium_order["air"]] == order
+    assert ordered.metrics["latency_s"] == pytest.approx(0.220, abs=0.003)
+    assert fcfs.metrics["latency_s"] == pytest.approx(0.1299, abs=0.0005)
+    rep = placement.run(air, ordered, MODEL, inferences=2, emulate=True)
+    assert rep.output_matches
+    measured = rep.measured["latency_s"]
+    assert rep.predicted["latency_s"] == pytest.approx(ordered.metrics["latency_s"])
+    assert abs(measured / ordered.metrics["latency_s"] - 1) <= TOLERANCE, (measured, ordered.metrics)

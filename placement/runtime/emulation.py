@@ -19,9 +19,12 @@ stream a directed link transmits one message at a time (its transmission time
 ``n / bandwidth`` is the link's load in the SPEC's period), latency added on top.
 
 **Shared media** (SPEC 5a). A link whose two devices share a medium transmits through
-that medium's `Medium`: one sender at a time, in the order the messages become ready (each
-sender reserves its slot the moment its message is ready), in single inferences and in the
-stream alike. The medium's free time is shared by the workers of all its devices (separate
+that medium's `Medium`: one sender at a time. In single inferences the senders keep the
+plan's sending order (its ``medium_order``, or the evaluator's first-come-first-served
+order): a message waits until every message before it in that order has taken the air,
+then reserves its slot (start = the later of its ready time and the medium's free time),
+as the evaluator schedules it. In the stream they go in the order the messages become
+ready (the period model has no order). The medium's free time is shared by the workers of all its devices (separate
 processes on this host) through a small file in the run folder, under ``flock``;
 ``time.perf_counter`` is the system-wide monotonic clock on Linux, so the workers' times
 compare. Latency is added after the medium is released, as in the model.
@@ -38,30 +41,58 @@ THROTTLE = "throttle"
 NONE = "none"
 
 
-class Medium:
-    """A shared medium's free time, shared across processes through ``path`` (flock)."""
+#: seconds a sender waits for its turn in the plan's medium order before it sends anyway
+#: (first come first served) and the run says so: a plan whose order the run cannot follow
+#: must not hang the workers.
+ORDER_WAIT_S = 30.0
 
-    def __init__(self, path: str):
+
+class Medium:
+    """A shared medium's state, shared across processes through ``path`` (flock): when it is
+    next free and, for single inferences, whose turn it is in the plan's sending order
+    (``sequence``: channel ids; `prepare._medium_sequence`)."""
+
+    def __init__(self, path: str, sequence=()):
         self.path = path
+        self.position = {c: k for k, c in enumerate(sequence)}
+        self.sequence = list(sequence)
+        self.out_of_order = 0
         open(path, "a").close()
 
-    def reserve(self, t_ready: float, tx: float) -> float:
+    def reserve(self, t_ready: float, tx: float, channel: int | None = None,
+                inference: int | None = None) -> float:
         """The start of a transmission of ``tx`` seconds ready at ``t_ready``: at once if the
-        medium is free, else when it frees; the medium is then busy until start + tx."""
+        medium is free, else when it frees; the medium is then busy until start + tx. With
+        ``channel`` and ``inference`` (a single inference), a channel of the plan's order
+        first waits until every channel before it in that order has reserved (the model's
+        sending order, SPEC 5a), at most `ORDER_WAIT_S`."""
         import fcntl
-        with open(self.path, "r+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                text = fh.read().strip()
-                free_at = float(text) if text else -float("inf")
-                start = max(t_ready, free_at)
-                fh.seek(0)
-                fh.truncate()
-                fh.write(repr(start + tx))
-                fh.flush()
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-        return start
+        ordered = inference is not None and channel in self.position
+        give_up = time.perf_counter() + ORDER_WAIT_S
+        while True:
+            with open(self.path, "r+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    words = fh.read().split()
+                    free_at = float(words[0]) if words else -float("inf")
+                    turn_of, pos = (int(words[1]), int(words[2])) if len(words) >= 3 else (-1, 0)
+                    if ordered and turn_of != inference:
+                        turn_of, pos = inference, 0          # a new inference: the order restarts
+                    late = ordered and time.perf_counter() > give_up
+                    if not ordered or late or self.position[channel] <= pos:
+                        if late:
+                            self.out_of_order += 1
+                        start = max(t_ready, free_at)
+                        if ordered:
+                            pos = max(pos, self.position[channel] + 1)
+                        fh.seek(0)
+                        fh.truncate()
+                        fh.write(f"{start + tx!r} {turn_of} {pos}")
+                        fh.flush()
+                        return start
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+            time.sleep(0.0002)
 
 
 class Link:
@@ -77,11 +108,15 @@ class Link:
         self._free_at = -float("inf")
         self._lock = threading.Lock()
 
-    def reserve(self, t_ready: float, nbytes: int) -> float:
-        """When a message of ``nbytes`` ready at ``t_ready`` (monotonic s) has arrived."""
+    def reserve(self, t_ready: float, nbytes: int, channel: int | None = None,
+                inference: int | None = None) -> float:
+        """When a message of ``nbytes`` ready at ``t_ready`` (monotonic s) has arrived. On a
+        shared medium in a single inference, ``channel`` and ``inference`` keep the plan's
+        sending order (`Medium.reserve`); the stream sends first come first served."""
         tx = self.time_scale * nbytes * self.inv_bandwidth
         if self.medium is not None:     # the air is shared: one sender at a time on it
-            return self.medium.reserve(t_ready, tx) + tx + self.time_scale * self.latency_s
+            single = None if self.serialise else inference
+            return self.medium.reserve(t_ready, tx, channel, single) + tx + self.time_scale * self.latency_s
         with self._lock:
             start = max(t_ready, self._free_at) if self.serialise else t_ready
             if self.serialise:

@@ -225,6 +225,7 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
                          "bandwidth_bytes_per_s": float(p.bandwidth[ia, ic]),
                          "medium": p.media[int(p.medium_of[ia, ic])][0] if p.medium_of[ia, ic] >= 0 else None})
 
+    medium_sequence = _medium_sequence(scored, channels, dev_of, snk_dev)
     ct = {b.id: float(p.compute_time[i, p.device_index[assign[b.id]]]) for i, b in enumerate(p.blocks)}
     if emulate and time_scale is None:
         time_scale = auto_time_scale(ct, host_s)
@@ -237,7 +238,8 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
                           **({"shard": shard_desc[b.id]} if b.id in shard_desc else {})}
                    for b in p.blocks},
         "derived": derived,
-        "channels": channels, "emulate": emulate, "time_scale": float(time_scale or 1.0),
+        "channels": channels, "medium_sequence": medium_sequence,
+        "emulate": emulate, "time_scale": float(time_scale or 1.0),
         "n_single": inferences + 1, "n_stream": inferences, "n_inputs": inferences,
         "timeout_s": timeout_s,
         "master_addr": os.environ.get("MASTER_ADDR", "127.0.0.1"),
@@ -245,6 +247,30 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
     }
     keep = {"references": references, "host_s": host_s}
     return spec, keep
+
+
+def _medium_sequence(scored, channels: list[dict], dev_of: Mapping[str, str], snk_dev: str) -> dict[str, list[int]]:
+    """Per shared medium, the channels in the plan's sending order (SPEC 5a: the plan's
+    ``medium_order``, or the evaluator's first-come-first-served order it re-scored with):
+    a transfer ``[producer, consumer]`` travels in the channel (producer, consumer's device),
+    the image's producer being the source and ``output`` the sink; a channel carrying
+    several of the medium's transfers takes the place of its first. Single inferences send
+    in this order (`emulation.Medium`), as the prediction assumes."""
+    from .blocks import SOURCE
+
+    by_key = {(c["producer"], c["dst"]): c for c in channels}
+    out: dict[str, list[int]] = {}
+    for mid, transfers in (scored.medium_order or {}).items():
+        seq: list[int] = []
+        for prod, cons in transfers:
+            prod = SOURCE if prod == "input" else prod
+            dst = snk_dev if cons == "output" else dev_of.get(cons)
+            c = by_key.get((prod, dst))
+            if c is not None and c.get("medium") == mid and c["id"] not in seq:
+                seq.append(c["id"])
+        if seq:
+            out[mid] = seq
+    return out
 
 
 def _resolve_all(names, values: dict, derived: dict) -> None:

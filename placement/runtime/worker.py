@@ -157,7 +157,8 @@ class Worker:
                 if c.get("medium") is not None and spec["emulate"]:
                     mid = c["medium"]
                     if mid not in media:
-                        media[mid] = Medium(os.path.join(spec["media_dir"], f"medium-{mid}.time"))
+                        media[mid] = Medium(os.path.join(spec["media_dir"], f"medium-{mid}.time"),
+                                            (spec.get("medium_sequence") or {}).get(mid, ()))
                     med = media[mid]
                 self.links[c["dst"]] = Link(c["latency_s"], c["bandwidth_bytes_per_s"], spec["time_scale"],
                                             medium=med)
@@ -226,7 +227,7 @@ class Worker:
             i, t_ready, vals = item
             buf = pack(ch["names"], ch["layout"], ch["object_bytes"], vals)
             if emulate:
-                sleep_until(link.reserve(t_ready, buf.numel()))
+                sleep_until(link.reserve(t_ready, buf.numel(), ch["id"], i))
             t_s = time.perf_counter()
             self.dist.isend(buf, dst, tag=ch["id"] * TAG_STRIDE + i).wait()
             t_e = time.perf_counter()
