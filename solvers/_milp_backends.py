@@ -92,12 +92,12 @@ def _cbc_path() -> str:
 
 
 def _g(v: float) -> str:
-    return repr(float(v))              # shortest round-trip text: the model CBC reads is R exactly
+    return "% .12e" % v                # PuLP's number format (the model CBC read before)
 
 
 def write_mps(R: _Rows, path: str) -> int:
-    """Write ``R`` as a fixed-name MPS file (columns ``X<j>``, rows ``C<i>``) straight from its
-    arrays: PuLP's variables and writeMPS cost 2.8 s at 300 x 16 and were not under the clock
+    """Write ``R`` as a fixed-format MPS file (columns ``X<j>``, rows ``C<i>``, fields padded
+    to 8 as PuLP writes them: CBC reads short names in fixed columns) straight from its arrays: PuLP's variables and writeMPS cost 2.8 s at 300 x 16 and were not under the clock
     (issue 14). Integer columns come first, in one INTORG block; every integer column has an
     explicit lower bound (COIN reads an integer column with no bounds as binary). Ranged rows
     are written as two rows, as PuLP did. Returns the number of rows written."""
@@ -119,44 +119,44 @@ def write_mps(R: _Rows, path: str) -> int:
             name = f"C{r}"
             row_lines.append(f" {sense}  {name}\n")
             if rhs != 0.0:
-                rhs_lines.append(f"    RHS       {name}  {_g(rhs)}\n")
+                rhs_lines.append(f"    RHS       {name:<8}  {_g(rhs)}\n")
             for k, c in coefs.items():
-                entries[k].append(f"    X{k}  {name}  {_g(c)}\n")
+                entries[k].append(f"    {'X%d' % k:<8}  {name:<8}  {_g(c)}\n")
             r += 1
     for k, c in R.objective.items():
         if c != 0.0:
-            entries[k].append(f"    X{k}  OBJ  {_g(c)}\n")
+            entries[k].append(f"    {'X%d' % k:<8}  OBJ       {_g(c)}\n")
     order = [j for j in range(n) if R.integer[j]] + [j for j in range(n) if not R.integer[j]]
     cols: list[str] = []
     marked = False
     for j in order:
         if R.integer[j] and not marked:
-            cols.append("    MARKER                 'MARKER'                 'INTORG'\n")
+            cols.append("    MARK      'MARKER'                 'INTORG'\n")
             marked = True
         if marked and not R.integer[j]:
-            cols.append("    MARKER                 'MARKER'                 'INTEND'\n")
+            cols.append("    MARK      'MARKER'                 'INTEND'\n")
             marked = False
-        cols.extend(entries[j] or [f"    X{j}  OBJ  0.0\n"])
+        cols.extend(entries[j] or [f"    {'X%d' % j:<8}  OBJ       {_g(0.0)}\n"])
     if marked:
-        cols.append("    MARKER                 'MARKER'                 'INTEND'\n")
+        cols.append("    MARK      'MARKER'                 'INTEND'\n")
     bnd: list[str] = []
     for j in range(n):
         lo, hi, it = R.lb[j], R.ub[j], R.integer[j]
         if math.isfinite(lo) and lo == hi:
-            bnd.append(f" FX BND       X{j}  {_g(lo)}\n")
+            bnd.append(f" FX BND       {'X%d' % j:<8}  {_g(lo)}\n")
             continue
         if it and lo == 0.0 and hi == 1.0:
-            bnd.append(f" BV BND       X{j}\n")
+            bnd.append(f" BV BND       {'X%d' % j:<8}\n")
             continue
         if math.isfinite(lo):
             if lo != 0.0 or it:
-                bnd.append(f" LO BND       X{j}  {_g(lo)}\n")
+                bnd.append(f" LO BND       {'X%d' % j:<8}  {_g(lo)}\n")
         elif math.isfinite(hi):
-            bnd.append(f" MI BND       X{j}\n")
+            bnd.append(f" MI BND       {'X%d' % j:<8}\n")
         else:
-            bnd.append(f" FR BND       X{j}\n")
+            bnd.append(f" FR BND       {'X%d' % j:<8}\n")
         if math.isfinite(hi):
-            bnd.append(f" UP BND       X{j}  {_g(hi)}\n")
+            bnd.append(f" UP BND       {'X%d' % j:<8}  {_g(hi)}\n")
     with open(path, "w") as f:
         f.write("*SENSE:Minimize\nNAME          placement\nROWS\n N  OBJ\n")
         f.writelines(row_lines)
@@ -174,7 +174,7 @@ def write_start(R: _Rows, path: str) -> None:
     """CBC's ``-mips`` start file: every column, its start value or 0 (as PuLP writes it)."""
     with open(path, "w") as f:
         f.write("Stopped on time - objective value 0\n")
-        f.writelines(f"{j:>7} X{j} {_g(R.start.get(j, 0.0)):>15} {0:>23}\n" for j in range(len(R.names)))
+        f.writelines(f"{j:>7} X{j} {float(R.start.get(j, 0.0))!r:>15} {0:>23}\n" for j in range(len(R.names)))
 
 
 def read_solution(path: str, n: int) -> tuple[str, np.ndarray | None]:

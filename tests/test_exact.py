@@ -326,3 +326,65 @@ def test_cbc_reads_every_bound_and_row_kind_as_written():
     assert res.values[f] == pytest.approx(1.5) and res.values[g] == pytest.approx(-2.5)
     assert res.values[x] == pytest.approx(2.0)
     assert res.bound == pytest.approx(3.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cbc_on_a_written_model_equals_brute_force(seed):
+    """A random covering MILP of 12 binaries, 3 integers and 400 rows (row names of one to
+    three digits) written by `write_mps` and solved by CBC equals enumeration."""
+    import itertools
+    import time as _t
+
+    from solvers._milp_backends import _Rows, _solve_cbc
+
+    rng = np.random.default_rng(seed)
+    R = _Rows()
+    bins = [R.var(f"b{i}", 0, 1, integer=True) for i in range(12)]
+    ints = [R.var(f"n{i}", 0, 2, integer=True) for i in range(3)]
+    cost = rng.integers(1, 20, size=15).astype(float)
+    A = rng.integers(0, 4, size=(400, 15)).astype(float)
+    rhs = np.floor(A.sum(axis=1) * 0.3)
+    for r in range(400):
+        R.row({v: A[r, v] for v in range(15)}, rhs[r], np.inf)
+    R.objective = {v: cost[v] for v in range(15)}
+    best = np.inf
+    for xb in itertools.product((0, 1), repeat=12):
+        for xi in itertools.product((0, 1, 2), repeat=3):
+            x = np.array(xb + xi, dtype=float)
+            if (A @ x >= rhs - 1e-9).all():
+                best = min(best, float(cost @ x))
+    res = _solve_cbc(R, _t.monotonic() + 60, seed=0)
+    assert res.status == "optimal", res.raw
+    assert float(np.dot(cost, res.values)) == pytest.approx(best)
+    assert res.bound == pytest.approx(best)
+
+
+def test_cbc_reads_milps_model_of_a_profiled_split_problem_without_errors(tmp_path, monkeypatch):
+    """The union model of efficientformer_l1 with split choices (30,669 columns, 21,470 rows),
+    as `write_mps` writes it, is read by CBC with 0 errors: written with unpadded fields,
+    CBC misread its first column ('Bad image') and returned no solution at all."""
+    import json
+    import subprocess as sp
+    from pathlib import Path
+
+    from placement.errors import InputError
+    from solvers import _milp_backends as mb
+    from solvers import milp as M
+
+    root = Path(__file__).resolve().parent.parent
+    d = json.loads((root / "examples" / "models" / "efficientformer_l1.splits.json").read_text())
+    d["network"].pop("media", None)
+    p = placement.load(d)
+    seen = {}
+
+    def grab(R, deadline, seed, extra=""):
+        seen["R"] = R
+        raise InputError("stop here")          # only the model is wanted
+
+    monkeypatch.setattr(M, "_solve_cbc", grab)
+    with pytest.raises(InputError):
+        placement.solve(p, "milp", time_limit=60, warm=False)
+    mps = tmp_path / "m.mps"
+    mb.write_mps(seen["R"], str(mps))
+    out = sp.run([mb._cbc_path(), str(mps), "-quit"], capture_output=True, text=True, timeout=60).stdout
+    assert "read with 0 errors" in out and "Bad image" not in out, out[-2000:]
