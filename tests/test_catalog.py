@@ -145,9 +145,11 @@ def test_every_shipped_example_loads_and_records_its_measurements(path):
     for b in raw["model"]["blocks"]:
         assert set(b["time_s"]) == types
         assert b["fx_nodes"]
-    # the weakest device (the ESP32-S3 node) cannot hold the whole model
-    weakest = min(raw["devices"], key=lambda d: d["memory_bytes"])
-    assert sum(b["params_bytes"] for b in raw["model"]["blocks"]) > weakest["memory_bytes"]
+    # the weakest device of the make_examples set (the ESP32-S3 node) cannot hold the whole
+    # model; the `.splits.json` profiles (bench_splits' input) are on rpi4 and up
+    if path.endswith((".stage.json", ".block.json")):
+        weakest = min(raw["devices"], key=lambda d: d["memory_bytes"])
+        assert sum(b["params_bytes"] for b in raw["model"]["blocks"]) > weakest["memory_bytes"]
 
 
 def test_cli_solves_a_shipped_example(capsys):
