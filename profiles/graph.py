@@ -250,8 +250,9 @@ def cut(model: nn.Module, gm: fx.GraphModule, granularity: str, halves: bool = F
     """Cut the traced ``gm`` of ``model`` into segments at ``granularity``.
 
     ``halves`` (``--splits auto``): every segment that is one timm pre-norm transformer
-    block (`is_prenorm_block`) is cut in two, its attention half ``<path>:attn``
-    (``x + ls1(attn(norm1(x)))``) and its MLP half ``<path>:mlp`` (``x1 + ls2(mlp(norm2(x1)))``),
+    block (`is_prenorm_block`: ViT's ``Block``, efficientformer's ``MetaBlock1d``) is cut in
+    two, its attention half ``<path>:attn`` (``x + ls1(attn(norm1(x)))``, the attention being
+    ``attn`` or ``token_mixer``) and its MLP half ``<path>:mlp`` (``x1 + ls2(mlp(norm2(x1)))``),
     so that each half can be split by tensor and the all-reduce between them is an edge.
 
     ``stage``: one segment per stage module (`stage_modules`), cut after the stage's last
@@ -328,13 +329,23 @@ def cut(model: nn.Module, gm: fx.GraphModule, granularity: str, halves: bool = F
     return segs
 
 
+def prenorm_attention_name(module: nn.Module) -> str | None:
+    """The attribute name of the attention of a timm pre-norm transformer block: ``attn``
+    (``vision_transformer.Block`` and its kind) or ``token_mixer`` (efficientformer's
+    ``MetaBlock1d``); None for any other module. The runtime's own test
+    (`placement.runtime.shards.prenorm_attention`), so the profiler cuts exactly the blocks
+    whose halves the runtime can shard."""
+    from placement.runtime.shards import prenorm_attention
+
+    return prenorm_attention(module)
+
+
 def is_prenorm_block(module: nn.Module) -> bool:
-    """A timm pre-norm transformer block (``vision_transformer.Block`` and its kind): its
-    forward is ``x + ls1(attn(norm1(x)))`` then ``x1 + ls2(mlp(norm2(x1)))``, with a timm
-    ``Attention`` (``qkv``, ``num_heads``) and a timm ``Mlp`` (``fc1``, ``fc2``)."""
-    if not all(hasattr(module, p) for p in ("norm1", "attn", "ls1", "norm2", "mlp", "ls2")):
-        return False
-    return hasattr(module.attn, "qkv") and hasattr(module.attn, "num_heads") and hasattr(module.mlp, "fc1")
+    """A timm pre-norm transformer block: its forward is ``x + ls1(attn(norm1(x)))`` then
+    ``x1 + ls2(mlp(norm2(x1)))``, with an attention that has ``qkv`` and ``num_heads`` (timm's
+    ``Attention`` as ``attn`` in ``vision_transformer.Block``, efficientformer's as
+    ``token_mixer`` in ``MetaBlock1d``) and a timm ``Mlp`` (``fc1``, ``fc2``)."""
+    return prenorm_attention_name(module) is not None
 
 
 def _halves(model: nn.Module, seg: Segment, stacks) -> list[Segment]:
@@ -347,9 +358,10 @@ def _halves(model: nn.Module, seg: Segment, stacks) -> list[Segment]:
         mod = model.get_submodule(seg.unit)
     except AttributeError:
         return [seg]
-    if not is_prenorm_block(mod):
+    attn = prenorm_attention_name(mod)
+    if attn is None:
         return [seg]
-    first = {f"{seg.unit}.{p}" for p in ("norm1", "attn", "ls1", "drop_path1")}
+    first = {f"{seg.unit}.{p}" for p in ("norm1", attn, "ls1", "drop_path1")}
     second = {f"{seg.unit}.{p}" for p in ("norm2", "mlp", "ls2", "drop_path2")}
 
     def part(n):

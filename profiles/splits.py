@@ -20,10 +20,12 @@ whose costs follow from the real layers and tensors of the block:
   consumer (the gather bytes are the real output's, SPEC section 6).
 - **MLP blocks, by hidden units** (``mode: tensor``): ways that divide the hidden width.
 - **Pre-norm transformer blocks** (timm ``vision_transformer.Block`` and blocks with the same
-  ``norm1 / attn / ls1 / norm2 / mlp / ls2`` parts): with ``--splits auto`` the profiler cuts
-  each into its attention half ``<path>:attn`` and its MLP half ``<path>:mlp``
-  (`profiles.graph.cut`), each split by tensor as above; the edge between the halves is the
-  all-reduce between their shards. A tensor entry is written only for a block the runtime can
+  ``norm1 / attn / ls1 / norm2 / mlp / ls2`` parts, efficientformer's ``MetaBlock1d`` too,
+  whose attention is ``token_mixer``): with ``--splits auto`` the profiler cuts each into its
+  attention half ``<path>:attn`` and its MLP half ``<path>:mlp`` (`profiles.graph.cut`), each
+  split by tensor as above (ways from the attention's ``num_heads``, from ``fc1``'s outputs);
+  the edge between the halves is the all-reduce between their shards, its bytes the real
+  output's. A tensor entry is written only for a block the runtime can
   shard (``placement.runtime.shards.tensor_module_of``): a whole block with attention and MLP
   (a MobileViT ``MobileVitBlock``, whose transformer layers sit between convs and an
   unfold/fold, or any block not cut into halves) is not marked.
@@ -111,8 +113,9 @@ def tensor_split(units: int, what: str) -> dict[str, Any] | None:
 
 
 def _runtime_can_shard(model, fx_nodes, gm) -> bool:
-    """Whether the runtime shards this block by tensor (a timm Attention, a timm Mlp, or one
-    half of a pre-norm transformer block as `profiles.graph.cut` makes with ``halves``)."""
+    """Whether the runtime shards this block by tensor (a timm Attention, efficientformer's
+    Attention, a timm Mlp, or one half of a pre-norm transformer block as `profiles.graph.cut`
+    makes with ``halves``)."""
     from placement.runtime.shards import ShardError, tensor_module_of
 
     try:

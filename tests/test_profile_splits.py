@@ -67,3 +67,35 @@ def test_real_models_get_candidates_that_load():
     problem = make_problem(add_splits(dsec, dc), ["rpi4", "laptop"], "ethernet")
     p = placement.load(problem)
     assert p.n_blocks > len(dsec["blocks"])  # the split blocks are shards now
+
+
+def test_efficientformer_metablock_halves_are_tensor_candidates():
+    """efficientformer_l1's last block ``stages.3.blocks.4`` (timm ``MetaBlock1d``: its attention
+    is ``token_mixer``) is cut into halves as deit's blocks are; the attention half is marked by
+    heads (8: ways 1, 2, 4, 8), the MLP half by hidden units (1792 = 2^8 x 7: ways 1, 2, 4, 7,
+    8); the conv blocks before it keep their spatial candidates."""
+    pytest.importorskip("torch", reason="the 'profile' extra (torch) is not installed")
+    timm = pytest.importorskip("timm", reason="the 'profile' extra (timm) is not installed")
+
+    import placement
+    from profiles import make_problem, profile_model
+    from profiles.splits import add_splits, split_candidates
+
+    model = timm.create_model("efficientformer_l1", pretrained=False).eval()
+    sec = profile_model(model, (1, 3, 224, 224), "block", warmup=0, repeats=1, measure_time=False, halves=True)
+    blocks = {b["id"]: b for b in sec["blocks"]}
+    bid = "stages.3.blocks.4"
+    assert bid not in blocks and blocks[f"{bid}:attn"]["kind"] == "attention"
+    assert blocks[f"{bid}:mlp"]["kind"] == "mlp"
+    cands = split_candidates(model, sec, (1, 3, 224, 224))
+    assert cands[f"{bid}:attn"] == {"ways": [1, 2, 4, 8], "mode": "tensor", "overhead_flops": 0.0,
+                                    "meta": {"split_by": "attention heads", "units": 8}}
+    assert cands[f"{bid}:mlp"] == {"ways": [1, 2, 4, 7, 8], "mode": "tensor", "overhead_flops": 0.0,
+                                   "meta": {"split_by": "hidden units", "units": 1792}}
+    assert {b for b, c in cands.items() if c["mode"] == "tensor"} == {f"{bid}:attn", f"{bid}:mlp"}
+    assert "stages.3.blocks.3" not in cands  # the Flat between the stages' conv and 1d blocks
+    # what the shards' partials are summed into: the residual stream, 49 tokens x 448 float32
+    edges = {(e["src"], e["dst"]): e["bytes"] for e in sec["edges"]}
+    assert edges[(f"{bid}:attn", f"{bid}:mlp")] == 49 * 448 * 4 == blocks[f"{bid}:mlp"]["output_bytes"]
+    p = placement.load(make_problem(add_splits(sec, cands), ["rpi4", "laptop"], "ethernet"))
+    assert f"{bid}:attn#7" in p.block_index and f"{bid}:mlp#7" in p.block_index  # expanded by max(ways)

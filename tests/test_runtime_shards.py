@@ -3,8 +3,9 @@
 Spatial shards of real convolution blocks (resnet18, mobilevit_s) and tensor shards of real
 attention and MLP modules and whole transformer blocks (deit_tiny), all timm with
 ``pretrained=False``, are checked with ``torch.allclose`` against the block they come from;
-deit_tiny, efficientformer_l1 and mobilevit_s profiled with ``--splits auto`` run split plans
-on real gloo workers with the unsplit model's output.
+efficientformer_l1's ``MetaBlock1d`` halves (attention ``token_mixer``) are checked the same
+way; deit_tiny, efficientformer_l1 and mobilevit_s profiled with ``--splits auto`` run split
+plans on real gloo workers with the unsplit model's output.
 """
 
 from __future__ import annotations
@@ -193,6 +194,100 @@ def test_transformer_block_halves_shards_sum_to_the_block(deit):
         for w in (2, 8):
             got = S.gather("tensor", [S.half_shard(blk, "mlp", k, w)(got1) for k in range(w)])
             assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def efficientformer_l1_unscaled() -> "torch.nn.Module":
+    """timm's efficientformer_l1 (``pretrained=False``) whose last block ``stages.3.blocks.4``
+    (a ``MetaBlock1d``) has layer scales 1 and random attention position biases: at timm's
+    init (scales 1e-5, biases 0) an error in its attention or MLP shards would vanish below
+    any tolerance; here it shows in the block's output and the model's."""
+    model = timm.create_model("efficientformer_l1", pretrained=False).eval()
+    blk = model.stages[3].blocks[4]
+    g = torch.Generator().manual_seed(13)
+    with torch.no_grad():
+        blk.ls1.gamma.fill_(1.0)
+        blk.ls2.gamma.fill_(1.0)
+        blk.token_mixer.attention_biases.copy_(torch.randn(blk.token_mixer.attention_biases.shape, generator=g))
+    return model
+
+
+EFF_MODEL = "tests.test_runtime_shards:efficientformer_l1_unscaled"
+
+
+@pytest.fixture(scope="module")
+def efficientformer():
+    from profiles import graph as G
+
+    torch.manual_seed(0)
+    model = efficientformer_l1_unscaled()
+    gm = trace_model(model)
+    segs = {s.id: s for s in G.cut(model, gm, "block", halves=True)}
+    return model, gm, segs
+
+
+def test_efficientformer_metablock_halves_shards_sum_to_the_half(efficientformer):
+    """efficientformer_l1's ``stages.3.blocks.4`` (``MetaBlock1d``, attention ``token_mixer``
+    with a per-head ``[q | k | v]`` qkv layout and position biases) is cut into halves; the
+    sum of the ``w`` shard partials equals the unsplit half, run as the profiler's own block
+    (its fx GraphModule) and as the module's forward, for every allowed ``w``."""
+    from profiles import graph as G
+    from profiles.splits import tensor_split
+
+    model, gm, segs = efficientformer
+    bid = "stages.3.blocks.4"
+    assert bid not in segs and {f"{bid}:attn", f"{bid}:mlp"} <= set(segs)
+    blk = model.get_submodule(bid)
+    assert type(blk).__name__ == "MetaBlock1d" and G.is_prenorm_block(blk)
+    assert not G.is_prenorm_block(model.stages[3].blocks[0])  # MetaBlock2d: pooling, no attention
+    attn, hidden = blk.token_mixer, blk.mlp.fc1.out_features
+    ways = {"attn": tensor_split(attn.num_heads, "attention heads")["ways"],
+            "mlp": tensor_split(hidden, "hidden units")["ways"]}
+    assert ways == {"attn": [1, 2, 4, 8], "mlp": [1, 2, 4, 7, 8]}  # 8 heads, 1792 hidden units
+    x = torch.randn(1, 49, 448)
+    with torch.no_grad():
+        x1 = x + blk.ls1(attn(blk.norm1(x)))
+        want = {"attn": x1, "mlp": x1 + blk.ls2(blk.mlp(blk.norm2(x1)))}
+    assert torch.allclose(want["mlp"], blk(x))
+    for half, inp in (("attn", x), ("mlp", x1)):
+        nodes = [n.name for n in segs[f"{bid}:{half}"].nodes]
+        path, mod, got_half = S.tensor_module_of(model, nodes, gm, f"{bid}:{half}")
+        assert (path, got_half) == (bid, half) and mod is blk
+        whole = G.extract_block(gm, nodes)
+        with torch.no_grad():
+            (ref,) = whole.module(inp)
+        assert torch.allclose(ref, want[half], rtol=1e-5, atol=1e-5)
+        S.check_tensor_block(whole.module, blk, [inp], f"{bid}:{half}", half)
+        for w in ways[half]:
+            with torch.no_grad():
+                got = S.gather("tensor", [S.half_shard(blk, half, k, w)(inp) for k in range(w)])
+            assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5), (half, w, float((got - ref).abs().max()))
+    # the attention shards: the efficientformer class, a contiguous run of qkv rows per shard,
+    # the heads' position-bias rows, val_dim proj columns per head, proj's bias in shard 0 only
+    shards = [S.half_shard(blk, "attn", k, 4).__self__.attn for k in range(4)]
+    assert all(isinstance(s, S.EfficientFormerAttentionShard) for s in shards)
+    per_head = 2 * attn.key_dim + attn.val_dim
+    assert torch.equal(shards[1].qkv.weight, attn.qkv.weight[2 * per_head:4 * per_head])
+    assert torch.equal(shards[3].attention_biases, attn.attention_biases[6:8])
+    assert shards[2].proj.weight.shape == (448, 2 * attn.val_dim)
+    assert shards[0].proj.bias is not None and all(s.proj.bias is None for s in shards[1:])
+    with pytest.raises(S.ShardError, match="heads"):
+        S.half_shard(blk, "attn", 0, 3)
+    # the whole block in two steps (the all-reduce between the halves) too
+    got = S.gather("tensor", S.block_partials(blk, x, 2))
+    assert torch.allclose(got, want["mlp"], rtol=1e-5, atol=1e-5)
+
+
+def test_efficientformer_attention_alone_is_sharded_by_its_own_class(efficientformer):
+    """``tensor_shard`` of the ``token_mixer`` module itself picks the same shard class."""
+    model, _, _ = efficientformer
+    attn = model.stages[3].blocks[4].token_mixer
+    x = torch.randn(1, 49, 448)
+    with torch.no_grad():
+        full = attn(x)
+        parts = [S.tensor_shard(attn, k, 8)(x) for k in range(8)]
+    assert isinstance(S.tensor_shard(attn, 0, 2), S.EfficientFormerAttentionShard)
+    got = S.gather("tensor", parts)
+    assert torch.allclose(got, full, rtol=1e-5, atol=1e-5), float((got - full).abs().max())
 
 
 # --------------------------------------------------------------------------------------
@@ -387,11 +482,35 @@ def test_deit_profiled_with_splits_auto_runs_its_halves_split(tmp_path):
     assert d["output_matches"] is True and d["max_abs_error"] <= 1e-4
 
 
-@pytest.mark.parametrize("model,shape", [("efficientformer_l1", None), ("mobilevit_s", None)])
+def test_efficientformer_profiled_with_splits_auto_runs_its_halves_split(tmp_path):
+    """efficientformer_l1 with ``--splits auto``: its last block ``stages.3.blocks.4``
+    (``MetaBlock1d``) is cut into halves marked by tensor (8 heads, 1792 hidden units); a plan
+    splitting the stem 2 ways (spatial), the attention half 8 ways and the MLP half 7 ways
+    runs on gloo workers with the unsplit model's output (the model with that block's layer
+    scales at 1, `efficientformer_l1_unscaled`, so that a wrong shard would show)."""
+    prob = _profile_cli(tmp_path, EFF_MODEL)
+    blocks = {b["id"]: b for b in prob["model"]["blocks"]}
+    bid = "stages.3.blocks.4"
+    assert bid not in blocks
+    assert blocks[f"{bid}:attn"]["split"] == {"ways": [1, 2, 4, 8], "mode": "tensor", "overhead_flops": 0.0}
+    assert blocks[f"{bid}:mlp"]["split"] == {"ways": [1, 2, 4, 7, 8], "mode": "tensor", "overhead_flops": 0.0}
+    # the gathers: the partial sums are the residual stream, 49 tokens x 448 channels, float32
+    edges = {(e["src"], e["dst"]): e["bytes"] for e in prob["model"]["edges"]}
+    assert edges[(f"{bid}:attn", f"{bid}:mlp")] == 49 * 448 * 4 == blocks[f"{bid}:attn"]["output_bytes"]
+    assert edges[(f"{bid}:mlp", "head")] == 49 * 448 * 4
+    assert blocks["stem"]["split"]["mode"] == "spatial"
+    choice = {"stem": 2, f"{bid}:attn": 8, f"{bid}:mlp": 7}
+    d = _run_cli(tmp_path, prob, choice, EFF_MODEL)
+    assert d["output_matches"] is True and d["max_abs_error"] <= 1e-4
+    assert {b["id"] for b in d["blocks"]} >= {f"{bid}:attn#7", f"{bid}:mlp#6"}
+
+
+@pytest.mark.parametrize("model,shape", [("mobilevit_s", None)])
 def test_hybrid_models_profiled_with_splits_auto_run_split(tmp_path, model, shape):
-    """efficientformer_l1 and mobilevit_s with ``--splits auto``: every marked candidate is one
-    the runtime can shard (their attention blocks are not marked, see profiles/splits.py);
-    a plan splitting one candidate 2 ways and another the most ways equals the unsplit model."""
+    """mobilevit_s with ``--splits auto``: every marked candidate is one the runtime can shard
+    (its MobileViT blocks are not marked, see profiles/splits.py); a plan splitting one
+    candidate 2 ways and another the most ways equals the unsplit model. (efficientformer_l1:
+    the test above.)"""
     prob = _profile_cli(tmp_path, model)
     split = [b for b in prob["model"]["blocks"] if b.get("split")]
     assert split

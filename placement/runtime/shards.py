@@ -21,15 +21,22 @@ A node that mixes rows (a reshape, attention, global pooling) is refused by name
 
 **Tensor** (``mode: tensor``, `TensorShard`): by the known module types of timm:
 
-* attention (``timm.layers.Attention``): heads ``[k*h/w, (k+1)*h/w)``: the q, k and v rows
-  of ``qkv`` of those heads, the matching columns of ``proj``; the shard's output is its
-  partial projection, ``proj``'s bias in shard 0 only;
+* attention (``timm.layers.Attention``, `AttentionShard`): heads ``[k*h/w, (k+1)*h/w)``: the
+  q, k and v rows of ``qkv`` of those heads, the matching columns of ``proj``; the shard's
+  output is its partial projection, ``proj``'s bias in shard 0 only;
+* efficientformer's attention (``timm.models.efficientformer.Attention``,
+  `EfficientFormerAttentionShard`): the same by heads, but its ``qkv`` output is laid out per
+  head (``[q_h | k_h | v_h]``, ``key_dim, key_dim, val_dim`` wide), so a shard's ``qkv`` rows
+  are one contiguous run; with them its heads' rows of ``attention_biases`` (the learned
+  position bias added to the scores) and ``val_dim`` columns per head of ``proj``;
 * MLP (``timm.layers.Mlp``): hidden units ``[k*n/w, (k+1)*n/w)``: those rows of ``fc1``
   (and its bias), the matching columns of ``fc2``, ``fc2``'s bias in shard 0 only;
 * a whole pre-norm transformer block (``vision_transformer.Block``: ``x + attn(norm1(x))``
-  then ``x + mlp(norm2(x))``), heads and hidden units in the same proportion: it needs the
-  attention's partials summed before the MLP (one all-reduce between the shards, as in
-  Megatron-LM), so `block_partials` computes it in two steps with that sum in between;
+  then ``x + mlp(norm2(x))``; efficientformer's ``MetaBlock1d`` is the same with its attention
+  called ``token_mixer``, see `prenorm_attention`), heads and hidden units in the same
+  proportion: it needs the attention's partials summed before the MLP (one all-reduce
+  between the shards, as in Megatron-LM), so `block_partials` computes it in two steps with
+  that sum in between;
 * one half of such a block (the profiler's ``<path>:attn`` / ``<path>:mlp`` blocks of
   ``--splits auto``, `half_shard`): ``x + ls1(attn(norm1(x)))`` by heads, or
   ``x1 + ls2(mlp(norm2(x1)))`` by hidden units, the residual in shard 0 only; the edge
@@ -326,6 +333,41 @@ class AttentionShard(nn.Module):
         return self.proj(x)
 
 
+class EfficientFormerAttentionShard(nn.Module):
+    """Heads ``[k*h/w, (k+1)*h/w)`` of efficientformer's ``Attention``
+    (``timm.models.efficientformer``): its ``qkv`` output is ``num_heads`` runs of
+    ``[q_h | k_h | v_h]`` (``key_dim``, ``key_dim``, ``val_dim`` rows), so the shard's rows are
+    the contiguous run of its heads; its heads' rows of ``attention_biases`` (indexed by the
+    module's ``attention_bias_idxs``); the matching ``val_dim`` columns per head of ``proj``
+    (its bias in shard 0 only). The partials sum to the module's output."""
+
+    def __init__(self, attn: nn.Module, k: int, w: int):
+        super().__init__()
+        heads = _units(attn.num_heads, k, w, "heads")
+        self.heads, self.key_dim, self.val_dim, self.scale = (heads.stop - heads.start, attn.key_dim,
+                                                              attn.val_dim, attn.scale)
+        per_head = 2 * attn.key_dim + attn.val_dim
+        if attn.qkv.out_features != attn.num_heads * per_head:
+            raise ShardError(f"efficientformer attention: qkv has {attn.qkv.out_features} outputs, not "
+                             f"{attn.num_heads} heads x {per_head}")
+        rows = slice(heads.start * per_head, heads.stop * per_head)
+        W, B = attn.qkv.weight, attn.qkv.bias
+        self.qkv = _linear(W[rows], None if B is None else B[rows])
+        self.attention_biases = nn.Parameter(attn.attention_biases[heads].detach().clone(), requires_grad=False)
+        self.register_buffer("attention_bias_idxs", attn.attention_bias_idxs.clone(), persistent=False)
+        cols = slice(heads.start * attn.val_dim, heads.stop * attn.val_dim)
+        pb = attn.proj.bias
+        self.proj = _linear(attn.proj.weight[:, cols], pb if (pb is not None and k == 0) else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, _ = x.shape
+        qkv = self.qkv(x).reshape(B, N, self.heads, -1).permute(0, 2, 1, 3)
+        q, k, v = qkv.split([self.key_dim, self.key_dim, self.val_dim], dim=3)
+        attn = (q @ k.transpose(-2, -1)) * self.scale + self.attention_biases[:, self.attention_bias_idxs]
+        x = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, N, self.heads * self.val_dim)
+        return self.proj(x)
+
+
 class MlpShard(nn.Module):
     """Hidden units ``[k*n/w, (k+1)*n/w)`` of a timm ``Mlp``: rows of ``fc1``, columns of
     ``fc2`` (its bias in shard 0 only); the partials sum to the module's output."""
@@ -351,10 +393,52 @@ def _is(module: nn.Module, name: str) -> bool:
     return any(c.__name__ == name and c.__module__.startswith("timm") for c in type(module).__mro__)
 
 
+def _attention_shard_class(attn: nn.Module) -> type[nn.Module] | None:
+    """The shard class of an attention module, by its type: efficientformer's ``Attention``
+    (per-head qkv layout, position biases) or timm's ``Attention`` (``(3, heads, head_dim)``);
+    None for any other module."""
+    if not (_is(attn, "Attention") and hasattr(attn, "qkv") and hasattr(attn, "num_heads")):
+        return None
+    if type(attn).__module__ == "timm.models.efficientformer":
+        return EfficientFormerAttentionShard
+    return AttentionShard
+
+
+def attention_shard(attn: nn.Module, k: int, w: int) -> nn.Module:
+    """Shard ``k`` of ``w`` (by heads) of an attention module, its class picked by
+    `_attention_shard_class`; `ShardError` for a module that is none of them."""
+    cls = _attention_shard_class(attn)
+    if cls is None:
+        raise ShardError(f"{type(attn).__name__} has no tensor split by heads: the runtime shards timm's "
+                         "Attention and efficientformer's Attention")
+    return cls(attn, k, w).eval()
+
+
+#: attribute names of the attention in a pre-norm transformer block: timm's ViT ``Block``
+#: (``attn``) and efficientformer's ``MetaBlock1d`` (``token_mixer``)
+ATTENTION_NAMES = ("attn", "token_mixer")
+
+
+def prenorm_attention(block: nn.Module) -> str | None:
+    """The attribute name of the attention of ``block`` when it is a pre-norm transformer
+    block, ``x + ls1(<attn>(norm1(x)))`` then ``x1 + ls2(mlp(norm2(x1)))`` with an attention
+    the runtime shards by heads and an ``Mlp`` (``fc1``); None otherwise."""
+    if not all(hasattr(block, p) for p in ("norm1", "ls1", "norm2", "mlp", "ls2")):
+        return None
+    if not hasattr(block.mlp, "fc1"):
+        return None
+    for name in ATTENTION_NAMES:
+        attn = getattr(block, name, None)
+        if isinstance(attn, nn.Module) and hasattr(attn, "qkv") and hasattr(attn, "num_heads"):
+            return name
+    return None
+
+
 def tensor_shard(module: nn.Module, k: int, w: int) -> nn.Module:
-    """Shard ``k`` of ``w`` of a timm ``Attention`` or ``Mlp`` module (see the classes)."""
-    if _is(module, "Attention") and hasattr(module, "qkv"):
-        return AttentionShard(module, k, w).eval()
+    """Shard ``k`` of ``w`` of a timm ``Attention`` (either kind, `attention_shard`) or ``Mlp``
+    module (see the classes)."""
+    if _attention_shard_class(module) is not None:
+        return attention_shard(module, k, w)
     if _is(module, "Mlp") and hasattr(module, "fc1"):
         return MlpShard(module, k, w).eval()
     raise ShardError(f"{type(module).__name__} has no tensor split: the runtime shards timm's Attention "
@@ -362,21 +446,28 @@ def tensor_shard(module: nn.Module, k: int, w: int) -> nn.Module:
 
 
 class BlockShard:
-    """Shard ``k`` of ``w`` of a timm pre-norm transformer ``Block``: heads and hidden units
-    in the same proportion. `attention_partial` then, on the summed attention (see
-    `block_partials`), `mlp_partial`; the block's output is the sum of the MLP partials."""
+    """Shard ``k`` of ``w`` of a timm pre-norm transformer block (ViT's ``Block``,
+    efficientformer's ``MetaBlock1d``; `prenorm_attention`): heads and hidden units in the
+    same proportion. `attention_partial` then, on the summed attention (see `block_partials`),
+    `mlp_partial`; the block's output is the sum of the MLP partials."""
 
     def __init__(self, block: nn.Module, k: int, w: int):
         self._shard(block, k, w, ("norm1", "attn", "ls1", "norm2", "mlp", "ls2"))
 
     def _shard(self, block: nn.Module, k: int, w: int, parts: Sequence[str]) -> None:
-        """Check that ``block`` has ``parts`` and shard its attention / MLP among them."""
+        """Check that ``block`` has ``parts`` and shard its attention / MLP among them;
+        ``"attn"`` stands for the block's attention whatever its attribute name
+        (`prenorm_attention`), sharded by the class its type calls for (`attention_shard`)."""
+        name = prenorm_attention(block)
+        if name is None:
+            raise ShardError(f"{type(block).__name__} is not a pre-norm transformer block (norm1, attn or "
+                             "token_mixer with qkv and num_heads, ls1, norm2, mlp with fc1, ls2)")
         for part in parts:
-            if not hasattr(block, part):
+            if not hasattr(block, name if part == "attn" else part):
                 raise ShardError(f"{type(block).__name__} is not a pre-norm transformer block (no {part})")
         self.block, self.k, self.w = block, k, w
         if "attn" in parts:
-            self.attn = AttentionShard(block.attn, k, w).eval()
+            self.attn = attention_shard(getattr(block, name), k, w)
         if "mlp" in parts:
             self.mlp = MlpShard(block.mlp, k, w).eval()
 
@@ -430,16 +521,17 @@ def module_of_block(model: nn.Module, fx_nodes: Sequence[str], gm: fx.GraphModul
         raise ShardError(f"module '{path}': {exc}") from None
 
 
-def _half_of(fx_nodes: Sequence[str], gm: fx.GraphModule, path: str) -> str | None:
+def _half_of(fx_nodes: Sequence[str], gm: fx.GraphModule, path: str, attn_name: str = "attn") -> str | None:
     """"attn" / "mlp" when the block's modules inside the transformer block ``path`` are
-    only its attention half (norm1, attn, ls1) or only its MLP half (norm2, mlp, ls2)."""
+    only its attention half (norm1, its attention ``attn_name``, ls1) or only its MLP half
+    (norm2, mlp, ls2)."""
     by = {n.name: n for n in gm.graph.nodes}
     seen = set()
     for name in fx_nodes:
         n = by.get(name)
         if n is not None and n.op == "call_module" and str(n.target).startswith(path + "."):
             seen.add(str(n.target)[len(path) + 1:].split(".")[0])
-    if seen and seen <= {"norm1", "attn", "ls1", "drop_path1"}:
+    if seen and seen <= {"norm1", attn_name, "ls1", "drop_path1"}:
         return "attn"
     if seen and seen <= {"norm2", "mlp", "ls2", "drop_path2"}:
         return "mlp"
@@ -455,10 +547,11 @@ def tensor_module_of(model: nn.Module, fx_nodes: Sequence[str], gm: fx.GraphModu
     path, mod = module_of_block(model, fx_nodes, gm)
     parts = path.split(".") if path else []
     while True:
-        if (_is(mod, "Attention") and hasattr(mod, "qkv")) or (_is(mod, "Mlp") and hasattr(mod, "fc1")):
+        if _attention_shard_class(mod) is not None or (_is(mod, "Mlp") and hasattr(mod, "fc1")):
             return path, mod, None
-        if all(hasattr(mod, p) for p in ("norm1", "attn", "ls1", "norm2", "mlp", "ls2")):
-            half = _half_of(fx_nodes, gm, path)
+        attn_name = prenorm_attention(mod)
+        if attn_name is not None:
+            half = _half_of(fx_nodes, gm, path, attn_name)
             if half is not None:
                 return path, mod, half
             raise ShardError(f"block '{block_id}' is a whole transformer block ('{path}'): its tensor shards "
