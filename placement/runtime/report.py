@@ -117,7 +117,8 @@ def analyse(spec: dict[str, Any], records: dict[str, Any], *, problem, scored, p
                        "measured_s": _median([r["dur"][i] for i in singles if i in r["dur"]])})
 
     # channels -> the problem's transfers
-    ch_by = {(c["producer"], c["dst"]): c for c in spec["channels"]}
+    from .prepare import channel_key
+    ch_by = {(c["producer"], c["consumer"]): c for c in spec["channels"]}
     hosts = {w["device"]: w["host"] for w in workers}
     ready: dict[tuple[int, int], float] = {}
     sent: dict[tuple[int, int], float] = {}
@@ -136,11 +137,9 @@ def analyse(spec: dict[str, Any], records: dict[str, Any], *, problem, scored, p
             return None
         return (end - ready[(c["id"], i)]) / S
 
-    from .blocks import SOURCE
     transfers, used = [], set()
     for t in predicted_transfers:
-        prod = SOURCE if t["src"] == "input" else t["src"]
-        c = ch_by.get((prod, t["to_device"]))
+        c = ch_by.get(channel_key(t["src"], t["dst"]))
         meas = None
         if c is not None:
             used.add(c["id"])
