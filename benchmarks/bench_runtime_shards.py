@@ -8,9 +8,10 @@ Problems: ``bench_runtime.problem_for`` (the committed block profile on an emula
 jetson-nano and laptop, Wi-Fi 5) with split entries from ``profiles/splits.py`` (what
 ``placement profile --splits auto`` writes, computed from the model's real shapes) on the
 convolution blocks, 2 ways, spatial (row bands with the receptive field's halo). Attention
-blocks stay whole: mobilevit_s's are whole MobileViT blocks and efficientformer_l1's a whole
-transformer block, whose tensor shards need an all-reduce between attention and MLP that
-the runtime does not run (docs/runtime.md, "Shards"). ``ways`` is ``[2]``: every conv block
+blocks stay whole here (the committed block profiles are uncut: mobilevit_s's are whole
+MobileViT blocks, efficientformer_l1's last one a whole MetaBlock1d; their tensor-split
+halves, from ``--splits auto``, are run and checked in tests/test_runtime_shards.py and
+planned in bench_splits). ``ways`` is ``[2]``: every conv block
 is split, so each row measures as many shards as the model has conv blocks (the runtime runs
 any plan's own choice, ``Plan.split``; choosing is the methods' part of issue 13).
 
