@@ -65,12 +65,11 @@ def available() -> bool:
 
 
 def supports(p: Problem) -> str | None:
-    """None when the search can run on ``p``, else why not (shared media and scenarios have
-    their own model builders, whose read-back this search does not do)."""
+    """None when the search can run on ``p``, else why not (scenarios have their own model
+    builder, whose read-back this search does not do; shared media are in the window's
+    model, its sending order read back as cpsat does)."""
     if not available():
         return "OR-Tools is not installed"
-    if p.media:
-        return "shared media"
     if p.scenarios:
         return "scenarios"
     if p.n_blocks == 0:
@@ -150,7 +149,12 @@ def solve_window(p: Problem, inc: Evaluation, window, deadline: float, seed: int
     if m.s is not None:
         s = np.array([solver.value(v) for v in m.s], dtype=float)
         order = ws.orders_from_starts(p, a, s)
-    return evaluate(p, a, order), name
+    cands = [evaluate(p, a, order)]
+    if m.ts:        # shared media: the window's sending order on the air, and first come first served
+        from .cpsat import _medium_order
+        ts = {t: solver.value(v) for t, v in m.ts.items()}
+        cands.insert(0, evaluate(p, a, order, _medium_order(p, a, ts)))
+    return min(cands, key=lambda ev: _key(p, ev)), name
 
 
 @dataclass
