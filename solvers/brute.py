@@ -214,6 +214,19 @@ class Brute(Method):
     def _over_choices(self, p: Problem, ctx: Context) -> Candidate:
         """Every split choice in turn (`Problem.split_combinations`): the best plan over all
         of them, optimal when every expansion was enumerated to the end."""
+        # the refusal is decided before anything is listed: every expansion assigns at least
+        # the blocks whose ways are not a choice, so n choices mean at least n times their
+        # assignments (a 100-block problem with 30 split blocks has 3^30 choices: listing them
+        # ran out of memory)
+        n = p.n_split_combinations
+        fixed = [b for b, blk in enumerate(p.blocks)
+                 if blk.origin is None or len(p.split_options.get(blk.origin, ())) < 2]
+        least = n * reduce(mul, (int(p.allowed[b].sum()) for b in fixed), 1)
+        if least > MAX_ASSIGNMENTS:
+            raise InputError(
+                f"brute refuses: {_approx(n)} split choices x {p.n_devices} devices mean at least "
+                f"~{_approx(least)} assignments in all, limit {MAX_ASSIGNMENTS:,} (use cpsat or milp "
+                "for problems this size)")
         choices = list(p.split_combinations())
         expansions = [p.expand(c) for c in choices]
         total = sum(reduce(mul, (int(q.allowed[b].sum()) for b in range(q.n_blocks)), 1)

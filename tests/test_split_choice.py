@@ -374,3 +374,19 @@ def test_bytes_between_two_spatially_split_blocks_follow_the_bands():
     assert pair_bytes(n, 2, 2, "spatial", halo, 0, 1, "tensor") == pytest.approx(n / 2 + halo)
     assert pair_bytes(n, 2, 4, "tensor", 0.0, 1, 3, "tensor") == pytest.approx(n)   # the all-reduce
     assert pair_bytes(n, 4, 1, None, 0.0, 2, None, "tensor") == pytest.approx(n)    # gather by a whole block
+
+
+def test_brute_refuses_astronomically_many_choices_without_listing_them():
+    """100 blocks with 30 split blocks of ways [1, 2, 4]: 3^30 choices. brute must refuse at
+    once, by counting (listing the choices ran the scaling study out of memory)."""
+    import time
+    d = placement.generate("hybrid", 100, 8, seed=0, split=0.3)
+    for blk in d["model"]["blocks"]:
+        if "split" in blk:
+            blk["split"]["ways"] = [1, 2, 4]
+    p = placement.load(d)
+    assert p.n_split_combinations == 3 ** 30
+    t0 = time.monotonic()
+    with pytest.raises(placement.InputError, match=r"brute refuses: 2.06e\+14 split choices x 8 devices mean at least ~10\^77 assignments"):
+        placement.solve(p, "brute", time_limit=10)
+    assert time.monotonic() - t0 < 5
