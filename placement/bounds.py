@@ -652,34 +652,62 @@ def _load_lp(ct: np.ndarray, mv: _MemoryView | None) -> float | None:
     """min T such that the blocks, split fractionally over devices, keep every device's load
     at most T (and, with ``mv``, every device's weights at most its capacity): the LP
     relaxation of the period without links. None when HiGHS does not solve it."""
-    from scipy.optimize import linprog
-    from scipy.sparse import coo_matrix, hstack, vstack
+    from scipy.sparse import coo_matrix, hstack
 
     B, D = ct.shape
-    finite = np.isfinite(ct)
-    rows, cols = np.nonzero(finite)
+    rows, cols = np.nonzero(np.isfinite(ct))
     n = len(rows)
     scale = float(np.max(np.min(ct, axis=1)))
     scale = scale if scale > 0 else 1.0
-    # variables: x (n), T; min T; sum_d x_bd = 1; sum_b ct_bd x_bd - T <= 0
+    # variables: x (n), T; min T; sum_b ct_bd x_bd - T <= 0
     c = np.zeros(n + 1)
     c[-1] = 1.0
-    a_eq = hstack([coo_matrix((np.ones(n), (rows, np.arange(n))), shape=(B, n)),
-                   coo_matrix((B, 1))]).tocsr()
-    a_ub = hstack([coo_matrix((ct[rows, cols] / scale, (cols, np.arange(n))), shape=(D, n)),
+    load = hstack([coo_matrix((ct[rows, cols] / scale, (cols, np.arange(n))), shape=(D, n)),
                    coo_matrix(-np.ones((D, 1)))])
-    b_ub = np.zeros(D)
+    v = _assignment_lp(B, D, rows, cols, c, load, np.zeros(D), mv)
+    return None if v is None else v * scale
+
+
+def _assignment_lp(B: int, D: int, rows: np.ndarray, cols: np.ndarray, c: np.ndarray, a_ub, b_ub,
+                   mv: _MemoryView | None) -> float | None:
+    """min c.(x, extra) over fractional assignments ``x`` of the (block, device) pairs
+    ``(rows, cols)`` (sum_d x_bd = 1, x >= 0), the rows ``a_ub . (x, extra) <= b_ub`` and, with
+    ``mv``, every device's weights within ``mv.cap_w`` (`_MemoryView`'s first knapsack); the
+    columns past ``x`` are the caller's extra variables. The optimum less a margin for HiGHS's
+    tolerances; None when HiGHS does not solve it."""
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix, hstack, vstack
+
+    n = len(rows)
+    extra = len(c) - n
+    a_eq = hstack([coo_matrix((np.ones(n), (rows, np.arange(n))), shape=(B, n)),
+                   coo_matrix((B, extra))]).tocsr()
+    blocks_ub, rhs = [], []
+    if a_ub is not None:
+        blocks_ub.append(a_ub)
+        rhs.append(b_ub)
     if mv is not None:
-        mem = hstack([coo_matrix((mv.w[rows] / mv.scale, (cols, np.arange(n))), shape=(D, n)),
-                      coo_matrix((D, 1))])
-        a_ub = vstack([a_ub, mem])
-        b_ub = np.concatenate([b_ub, mv.cap_w / mv.scale])
-    res = linprog(c, A_ub=a_ub.tocsr(), b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(B),
+        blocks_ub.append(hstack([coo_matrix((mv.w[rows] / mv.scale, (cols, np.arange(n))), shape=(D, n)),
+                                 coo_matrix((D, extra))]))
+        rhs.append(mv.cap_w / mv.scale)
+    a = vstack(blocks_ub).tocsr() if blocks_ub else None
+    res = linprog(c, A_ub=a, b_ub=np.concatenate(rhs) if rhs else None, A_eq=a_eq, b_eq=np.ones(B),
                   bounds=(0, None), method="highs")
     if res.status != 0:
         return None
-    # the solver's optimum, less a margin for its feasibility tolerances
-    return float(res.fun) * scale * (1 - 1e-7)
+    return float(res.fun) * (1 - 1e-7)
+
+
+def _energy_lp(e: np.ndarray, mv: _MemoryView) -> float | None:
+    """The least node energy (compute, and the radio of inputs and outputs, `_node_energy`)
+    over fractional assignments whose weights fit every device (docs/bounds.md, energy): memory
+    forcing blocks onto hungrier devices raises it. None when HiGHS does not solve it."""
+    B, D = e.shape
+    rows, cols = np.nonzero(np.isfinite(e))
+    scale = float(np.max(np.min(e, axis=1)))
+    scale = scale if scale > 0 else 1.0
+    v = _assignment_lp(B, D, rows, cols, e[rows, cols] / scale, None, None, mv)
+    return None if v is None else v * scale
 
 
 class _LoadLagrangian:
@@ -939,6 +967,11 @@ def energy_bound(p: Problem) -> float:
     return _cached(p, "energy", lambda: _energy_bound(p, CHEAP_WORK))
 
 
+#: the energy bound's exact LP (node energy with the weights knapsacks) up to this many
+#: (block, device) cells; beyond, the Lagrangian over the same knapsacks stands for it
+ENERGY_LP_CELLS = 20_000
+
+
 def _energy_bound(p: Problem, work: float) -> float:
     if p.scenarios:
         return scenario_bound(p, _energy_bound, "energy", work)
@@ -957,6 +990,9 @@ def _energy_bound(p: Problem, work: float) -> float:
         return float(best)
     seg = _energy_segments(p, mv, e, best, work)
     best = max(best, seg)
+    if B * D <= ENERGY_LP_CELLS:
+        lp = _energy_lp(e, mv)
+        best = max(best, lp if lp is not None else -np.inf)
     prices = _Prices(mv, best / mv.scale)
 
     def oracle(z):
