@@ -317,7 +317,7 @@ def analyse() -> None:
               f"cpsat-proven {float(r['proven_ratio']):.3f}, best by {r['best_method']}" for r in weak]
     lines += goals(rows)
     lines += ["", "Rows: benchmarks/results/bounds.csv. Made by `python benchmarks/bench_bounds.py` "
-              "(about 6 minutes on 2 shared cores; the best plans depend on the load of the machine)."]
+              "(about 12 minutes on 2 shared cores; the best plans depend on the load of the machine)."]
     write_text_atomic(RESULTS / "bounds_summary.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
