@@ -339,8 +339,10 @@ def test_cbc_on_a_written_model_equals_brute_force(seed):
 
     rng = np.random.default_rng(seed)
     R = _Rows()
-    bins = [R.var(f"b{i}", 0, 1, integer=True) for i in range(12)]
-    ints = [R.var(f"n{i}", 0, 2, integer=True) for i in range(3)]
+    for i in range(12):
+        R.var(f"b{i}", 0, 1, integer=True)          # columns 0-11: binaries
+    for i in range(3):
+        R.var(f"n{i}", 0, 2, integer=True)          # columns 12-14: integers 0..2
     cost = rng.integers(1, 20, size=15).astype(float)
     A = rng.integers(0, 4, size=(400, 15)).astype(float)
     rhs = np.floor(A.sum(axis=1) * 0.3)
