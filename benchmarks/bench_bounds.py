@@ -75,17 +75,21 @@ LONG_CPSAT = 30.0
 IOT_BOARDS = {"rpi4": 0.5, "esp32-s3": None, "jetson-nano": 0.6, "phone": 0.45}
 
 
+def _budget(blocks: list[dict], share: float) -> float:
+    """A device's memory budget: the largest working memory plus ``share`` of all weights."""
+    weights = sum(b.get("params_bytes", 0.0) for b in blocks)
+    return max(b.get("activation_bytes", 0.0) for b in blocks) + share * weights
+
+
 def real_on_iot(path: Path) -> dict:
     d = json.loads(path.read_text())
     blocks = d["model"]["blocks"]
-    weights = sum(b.get("params_bytes", 0.0) for b in blocks)
-    act = max(b.get("activation_bytes", 0.0) for b in blocks)
     keep = []
     for dev in d["devices"]:
         if dev["id"] in IOT_BOARDS:
             frac = IOT_BOARDS[dev["id"]]
             if frac is not None:
-                dev["memory_bytes"] = act + frac * weights
+                dev["memory_bytes"] = _budget(blocks, frac)
             keep.append(dev)
     d["devices"] = keep
     ids = {dev["id"] for dev in keep}
@@ -132,13 +136,10 @@ GRAPHS_COMMAND = ("placement profile {model} --granularity layer --devices rpi4,
 
 def graph_on_accelerators(path: Path) -> dict:
     d = json.loads(path.read_text())
-    blocks = d["model"]["blocks"]
-    weights = sum(b.get("params_bytes", 0.0) for b in blocks)
-    act = max(b.get("activation_bytes", 0.0) for b in blocks)
     for dev in d["devices"]:
         share = ACCEL_SHARE.get(dev.get("type"))
         if share is not None:
-            dev["memory_bytes"] = act + share * weights
+            dev["memory_bytes"] = _budget(d["model"]["blocks"], share)
     d["network"].pop("media", None)          # every method runs (dp and milp have no media)
     d["name"] = d["name"] + "@accel"
     return d

@@ -329,23 +329,16 @@ def cut(model: nn.Module, gm: fx.GraphModule, granularity: str, halves: bool = F
     return segs
 
 
-def prenorm_attention_name(module: nn.Module) -> str | None:
-    """The attribute name of the attention of a timm pre-norm transformer block: ``attn``
-    (``vision_transformer.Block`` and its kind) or ``token_mixer`` (efficientformer's
-    ``MetaBlock1d``); None for any other module. The runtime's own test
-    (`placement.runtime.shards.prenorm_attention`), so the profiler cuts exactly the blocks
-    whose halves the runtime can shard."""
-    from placement.runtime.shards import prenorm_attention
-
-    return prenorm_attention(module)
-
-
 def is_prenorm_block(module: nn.Module) -> bool:
     """A timm pre-norm transformer block: its forward is ``x + ls1(attn(norm1(x)))`` then
     ``x1 + ls2(mlp(norm2(x1)))``, with an attention that has ``qkv`` and ``num_heads`` (timm's
     ``Attention`` as ``attn`` in ``vision_transformer.Block``, efficientformer's as
-    ``token_mixer`` in ``MetaBlock1d``) and a timm ``Mlp`` (``fc1``, ``fc2``)."""
-    return prenorm_attention_name(module) is not None
+    ``token_mixer`` in ``MetaBlock1d``) and a timm ``Mlp`` (``fc1``, ``fc2``). The runtime's own
+    test (`placement.runtime.shards.prenorm_attention`), so the profiler cuts exactly the
+    blocks whose halves the runtime can shard."""
+    from placement.runtime.shards import prenorm_attention
+
+    return prenorm_attention(module) is not None
 
 
 def _halves(model: nn.Module, seg: Segment, stacks) -> list[Segment]:
@@ -358,7 +351,9 @@ def _halves(model: nn.Module, seg: Segment, stacks) -> list[Segment]:
         mod = model.get_submodule(seg.unit)
     except AttributeError:
         return [seg]
-    attn = prenorm_attention_name(mod)
+    from placement.runtime.shards import prenorm_attention
+
+    attn = prenorm_attention(mod)           # its attention's attribute name, or None
     if attn is None:
         return [seg]
     first = {f"{seg.unit}.{p}" for p in ("norm1", attn, "ls1", "drop_path1")}

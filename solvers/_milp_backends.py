@@ -102,6 +102,7 @@ def write_mps(R: _Rows, path: str) -> int:
     explicit lower bound (COIN reads an integer column with no bounds as binary). Ranged rows
     are written as two rows, as PuLP did. Returns the number of rows written."""
     n = len(R.names)
+    col = [f"{'X%d' % j:<8}" for j in range(n)]          # column names, padded
     row_lines = []
     rhs_lines = []
     entries: list[list[str]] = [[] for _ in range(n)]
@@ -121,42 +122,39 @@ def write_mps(R: _Rows, path: str) -> int:
             if rhs != 0.0:
                 rhs_lines.append(f"    RHS       {name:<8}  {_g(rhs)}\n")
             for k, c in coefs.items():
-                entries[k].append(f"    {'X%d' % k:<8}  {name:<8}  {_g(c)}\n")
+                entries[k].append(f"    {col[k]}  {name:<8}  {_g(c)}\n")
             r += 1
     for k, c in R.objective.items():
         if c != 0.0:
-            entries[k].append(f"    {'X%d' % k:<8}  OBJ       {_g(c)}\n")
-    order = [j for j in range(n) if R.integer[j]] + [j for j in range(n) if not R.integer[j]]
+            entries[k].append(f"    {col[k]}  OBJ       {_g(c)}\n")
+    def lines(j):           # a column without entries still appears (CBC needs every column)
+        return entries[j] or [f"    {col[j]}  OBJ       {_g(0.0)}\n"]
+
+    ints = [j for j in range(n) if R.integer[j]]
     cols: list[str] = []
-    marked = False
-    for j in order:
-        if R.integer[j] and not marked:
-            cols.append("    MARK      'MARKER'                 'INTORG'\n")
-            marked = True
-        if marked and not R.integer[j]:
-            cols.append("    MARK      'MARKER'                 'INTEND'\n")
-            marked = False
-        cols.extend(entries[j] or [f"    {'X%d' % j:<8}  OBJ       {_g(0.0)}\n"])
-    if marked:
+    if ints:
+        cols.append("    MARK      'MARKER'                 'INTORG'\n")
+        cols.extend(x for j in ints for x in lines(j))
         cols.append("    MARK      'MARKER'                 'INTEND'\n")
+    cols.extend(x for j in range(n) if not R.integer[j] for x in lines(j))
     bnd: list[str] = []
     for j in range(n):
         lo, hi, it = R.lb[j], R.ub[j], R.integer[j]
         if math.isfinite(lo) and lo == hi:
-            bnd.append(f" FX BND       {'X%d' % j:<8}  {_g(lo)}\n")
+            bnd.append(f" FX BND       {col[j]}  {_g(lo)}\n")
             continue
         if it and lo == 0.0 and hi == 1.0:
-            bnd.append(f" BV BND       {'X%d' % j:<8}\n")
+            bnd.append(f" BV BND       {col[j]}\n")
             continue
         if math.isfinite(lo):
             if lo != 0.0 or it:
-                bnd.append(f" LO BND       {'X%d' % j:<8}  {_g(lo)}\n")
+                bnd.append(f" LO BND       {col[j]}  {_g(lo)}\n")
         elif math.isfinite(hi):
-            bnd.append(f" MI BND       {'X%d' % j:<8}\n")
+            bnd.append(f" MI BND       {col[j]}\n")
         else:
-            bnd.append(f" FR BND       {'X%d' % j:<8}\n")
+            bnd.append(f" FR BND       {col[j]}\n")
         if math.isfinite(hi):
-            bnd.append(f" UP BND       {'X%d' % j:<8}  {_g(hi)}\n")
+            bnd.append(f" UP BND       {col[j]}  {_g(hi)}\n")
     with open(path, "w") as f:
         f.write("*SENSE:Minimize\nNAME          placement\nROWS\n N  OBJ\n")
         f.writelines(row_lines)

@@ -42,8 +42,8 @@ NONE = "none"
 
 
 #: seconds a sender waits for its turn in the plan's medium order before it sends anyway
-#: (first come first served) and the run says so: a plan whose order the run cannot follow
-#: must not hang the workers.
+#: (first come first served): a plan whose order the run cannot follow must not hang the
+#: workers; its transfers then show, in the report, how far they are from the prediction.
 ORDER_WAIT_S = 30.0
 
 
@@ -55,8 +55,6 @@ class Medium:
     def __init__(self, path: str, sequence=()):
         self.path = path
         self.position = {c: k for k, c in enumerate(sequence)}
-        self.sequence = list(sequence)
-        self.out_of_order = 0
         open(path, "a").close()
 
     def reserve(self, t_ready: float, tx: float, channel: int | None = None,
@@ -80,8 +78,6 @@ class Medium:
                         turn_of, pos = inference, 0          # a new inference: the order restarts
                     late = ordered and time.perf_counter() > give_up
                     if not ordered or late or self.position[channel] <= pos:
-                        if late:
-                            self.out_of_order += 1
                         start = max(t_ready, free_at)
                         if ordered:
                             pos = max(pos, self.position[channel] + 1)

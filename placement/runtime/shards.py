@@ -458,13 +458,10 @@ class BlockShard:
         """Check that ``block`` has ``parts`` and shard its attention / MLP among them;
         ``"attn"`` stands for the block's attention whatever its attribute name
         (`prenorm_attention`), sharded by the class its type calls for (`attention_shard`)."""
-        name = prenorm_attention(block)
+        name = prenorm_attention(block)        # checks every part a half or the block needs
         if name is None:
             raise ShardError(f"{type(block).__name__} is not a pre-norm transformer block (norm1, attn or "
                              "token_mixer with qkv and num_heads, ls1, norm2, mlp with fc1, ls2)")
-        for part in parts:
-            if not hasattr(block, name if part == "attn" else part):
-                raise ShardError(f"{type(block).__name__} is not a pre-norm transformer block (no {part})")
         self.block, self.k, self.w = block, k, w
         if "attn" in parts:
             self.attn = attention_shard(getattr(block, name), k, w)
