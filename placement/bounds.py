@@ -620,7 +620,7 @@ def latency_bound(p: Problem) -> float:
     """A lower bound on every feasible plan's latency, in seconds (see the module docstring);
     with split choices, over every choice (`split_bound`)."""
     if has_split_choice(p):
-        return split_bound(p, latency_bound)
+        return max(split_bound(p, latency_bound), choice_bound(p, "latency"))
     return _cached(p, "latency", lambda: _latency_bound(p, CHEAP_WORK))
 
 
@@ -775,7 +775,7 @@ def period_bound(p: Problem) -> float:
     """A lower bound on every feasible plan's period, in seconds (see the module docstring);
     with split choices, over every choice (`split_bound`)."""
     if has_split_choice(p):
-        return split_bound(p, period_bound)
+        return max(split_bound(p, period_bound), choice_bound(p, "throughput"))
     return _cached(p, "period", lambda: _period_bound(p, CHEAP_WORK))
 
 
@@ -963,7 +963,7 @@ def energy_bound(p: Problem) -> float:
     """A lower bound on every feasible plan's energy, in joules (see the module docstring);
     with split choices, over every choice (`split_bound`)."""
     if has_split_choice(p):
-        return split_bound(p, energy_bound)
+        return max(split_bound(p, energy_bound), choice_bound(p, "energy"))
     return _cached(p, "energy", lambda: _energy_bound(p, CHEAP_WORK))
 
 
@@ -1139,7 +1139,8 @@ def strong_metric_bound(p: Problem, metric: str, time_limit: float = 10.0) -> fl
     split choices, shared by the expansions, `split_bound`)."""
     if has_split_choice(p):
         n = p.n_split_combinations if p.n_split_combinations <= SPLIT_ENUMERATION_LIMIT else 1
-        return split_bound(p, lambda q: strong_metric_bound(q, metric, time_limit / n))
+        return max(split_bound(p, lambda q: strong_metric_bound(q, metric, time_limit / n)),
+                   choice_bound(p, metric))
     work = max(CHEAP_WORK, float(time_limit) * STRONG_WORK_PER_S)
     cheap = METRIC_BOUNDS[metric](p)
     fn = {"latency": _latency_bound, "throughput": _period_bound, "energy": _energy_bound}[metric]
@@ -1180,6 +1181,20 @@ def split_relaxation(p: Problem) -> Problem:
     if base.objective != p.objective:
         base = base._replaced(objective=p.objective)
     return base
+
+
+def choice_bound(p: Problem, metric: str) -> float:
+    """The bound of ``metric`` over every split choice that keeps what splitting costs
+    (`placement.split_bounds`: the phase DP for latency, the busiest block and the work
+    spread for the period, the least compute energy); 0 with scenarios (it assumes every
+    block runs). Computed once per family of expansions (`Problem.expand`)."""
+    if p.scenarios or not has_split_choice(p):
+        return 0.0
+    from .split_bounds import PHASE_BOUNDS
+    family = p.__dict__.setdefault("_family_bounds", {})     # shared by the expansions
+    if metric not in family:
+        family[metric] = float(PHASE_BOUNDS[metric](p))
+    return family[metric]
 
 
 def split_bound(p: Problem, fn) -> float:

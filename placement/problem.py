@@ -486,6 +486,7 @@ class Problem:
             q = q._replaced(name=self.name, objective=self.objective, constraints=self.constraints,
                             count_idle=self.count_idle, path=self.path, spec=spec)
             q.__dict__["_expansions"] = cache            # one family: one cache
+            q.__dict__["_family_bounds"] = self.__dict__.setdefault("_family_bounds", {})
             cache[key] = q
         return cache[key]
 

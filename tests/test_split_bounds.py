@@ -1,0 +1,119 @@
+"""Bounds over every split choice that keep what splitting costs (`placement.split_bounds`,
+docs/bounds.md "Phases"): never above brute force's optimum over the choices, on seeded
+tiny problems with and without a shared medium; equal to a hand-worked optimum where the
+one-shard relaxation is not."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+import placement
+from placement import bounds, split_bounds
+from placement.plan import Status
+
+from .test_split_choice import TOL
+
+
+def _three_ways(seed: int, media: bool) -> dict:
+    """`_seeded` with 3 devices and ways [1, 2, 3] on its split blocks (chain, DAG and
+    hybrid shapes; tensor and spatial modes; halos and overheads by seed); with a medium, one
+    split block (brute's medium orders grow fast)."""
+    shape = ("chain", "dag", "hybrid")[seed % 3]
+    d = placement.generate(shape, 4, 3, seed=seed, media=False, split=0.25 + 0.25 * (seed % 2 and not media),
+                           device_set=("homogeneous", "iot", "edge")[seed % 3])
+    k = 0
+    for b in d["model"]["blocks"]:
+        if b.get("split"):
+            b["split"] = {"ways": [1, 2, 3] if k == 0 else [1, 2], "mode": ("tensor", "spatial")[(seed + k) % 2],
+                          "overhead_flops": b["flops"] * 0.05 * (seed % 2), "halo_bytes": 1000.0 * (seed % 3)}
+            k += 1
+    if media:
+        d["network"]["media"] = [{"id": "air", "devices": [dev["id"] for dev in d["devices"]]}]
+    return d
+
+
+_OPT: dict[str, float] = {}
+
+
+def _optimum(d: dict, objective: str) -> float:
+    """brute's optimum over every choice (cpsat's where brute refuses the size)."""
+    key = json.dumps([d, objective], sort_keys=True)
+    if key not in _OPT:
+        try:
+            plan = placement.solve(d, "brute", objective=objective, time_limit=120)
+        except placement.InputError as e:         # brute's size refusal (medium orders):
+            assert "brute refuses" in str(e)        # cpsat, checked against brute with media
+            plan = placement.solve(d, "cpsat", objective=objective, time_limit=60)
+        assert plan.status == Status.OPTIMAL, plan.message
+        _OPT[key] = plan.value
+    return _OPT[key]
+
+
+@pytest.mark.parametrize("media", [False, True], ids=["free", "media"])
+@pytest.mark.parametrize("seed", range(6))
+def test_phase_bounds_never_exceed_the_optimum_over_every_choice(seed, media):
+    d = _three_ways(seed, media)
+    p = placement.load(d)
+    assert p.n_split_combinations > 1
+    for metric in ("latency", "throughput", "energy"):
+        best = _optimum(d, metric)
+        q = p.with_objective(metric)
+        phase = split_bounds.PHASE_BOUNDS[metric](q)
+        assert 0 < phase <= best * (1 + 1e-9), (metric, phase, best)
+        # and what every plan reports, from any expansion of the family
+        for choice in list(p.split_combinations())[:3]:
+            assert bounds.lower_bound(q.expand(choice)) <= best * (1 + 1e-9), (metric, choice)
+
+
+def _one_block(latency_s: float = 0.1) -> dict:
+    """One tensor block b (ways [1, 2]), 1 s whole on either of two identical devices A
+    (source and sink) and B; the link costs ``latency_s`` each way and no bytes. Whole on A:
+    1 s. Split, one shard each: B's shard gets its input at 0.1 s, ends at 0.6 s and its
+    partial is at A at 0.7 s: the optimum, 0.7 s."""
+    dev = {"type": "pi", "flops_per_s": 1e9, "memory_bytes": 1e9, "power_active_w": 2.0,
+           "power_idle_w": 1.0, "tx_power_w": 0.5, "rx_power_w": 0.25}
+    return {
+        "name": "one-block",
+        "model": {"name": "one", "input_bytes": 0,
+                  "blocks": [{"id": "b", "flops": 1e9, "params_bytes": 0, "activation_bytes": 0,
+                              "output_bytes": 0, "split": {"ways": [1, 2], "mode": "tensor"}}],
+                  "edges": []},
+        "devices": [{"id": "A", **dev}, {"id": "B", **dev}],
+        "network": {"default": {"bandwidth_bytes_per_s": 1e6, "latency_s": latency_s}},
+        "source": "A", "sink": "A",
+    }
+
+
+def test_phase_latency_is_the_hand_worked_optimum_where_the_relaxation_is_not():
+    d = _one_block()
+    p = placement.load(d)
+    assert _optimum(d, "latency") == pytest.approx(0.7, rel=TOL)
+    assert split_bounds.phase_latency(p) == pytest.approx(0.7, rel=1e-12)
+    assert bounds.latency_bound(p) == pytest.approx(0.7, rel=1e-12)
+    # the relaxation of every choice keeps one shard of b: 0.5 s
+    assert bounds.latency_bound(bounds.split_relaxation(p)) == pytest.approx(0.5, rel=1e-12)
+    # every method's plan now reports the proof
+    plan = placement.solve(d, "heft", time_limit=5)
+    assert plan.value == pytest.approx(0.7, rel=TOL) and plan.status == Status.OPTIMAL
+
+
+def test_phase_latency_counts_one_transfer_at_a_time_on_a_medium():
+    """Four spatial shards of a 4 s block, fed from the source A over one medium: input 4 MB
+    at 1 MB/s, no latency, four devices. A shard off A gets its 1 MB one transfer after the
+    other: the first ends at 1 + 1 s, the second at 2 + 1 s. Best: two shards on A (2 s), one
+    each on B and C (2 s, 3 s): 3 s. Contention-free, the three remote shards get their MB at
+    once: 2 s."""
+    d = _one_block(0.0)
+    d["devices"] = [{"id": x, **{k: v for k, v in d["devices"][0].items() if k != "id"}} for x in "ABCD"]
+    d["model"]["input_bytes"] = 4e6
+    d["model"]["blocks"][0].update(flops=4e9, split={"ways": [1, 2, 4], "mode": "spatial"})
+    free = placement.load(copy.deepcopy(d))
+    d["network"]["media"] = [{"id": "air", "devices": list("ABCD")}]
+    air = placement.load(d)
+    # contention-free, the three remote shards get their MB at once: 2 s
+    assert split_bounds.phase_latency(free) == pytest.approx(2.0, rel=1e-9)
+    assert _optimum(d, "latency") == pytest.approx(3.0, rel=TOL)
+    assert split_bounds.phase_latency(air) == pytest.approx(3.0, rel=1e-9)
