@@ -28,6 +28,10 @@ lower_bound(problem))``. The proofs are in ``docs/bounds.md``; in short:
   send on a medium (their ends forced onto two devices of it) load it: the sum of their
   least transmission times bounds the period, and a one-machine bound (least head + that
   sum + least tail, over sets of them) bounds the latency.
+- **split choices** (SPEC 6; `split_bound`, `choice_bound`): the least over the expansions
+  when there are few, else the relaxation of every choice at once, and the bounds of
+  `placement.split_bounds` that keep what splitting costs (the phase DP over each block's
+  ways and devices, with one medium the phases and the air together).
 - **weighted sums**: the weighted sum of the above; **constraints** are dropped (a
   relaxation). ``lower_bound(p, strength="strong", time_limit=...)``: the same relaxations
   with a larger work budget.

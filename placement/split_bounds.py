@@ -19,6 +19,12 @@ inside the bound, so they see what a choice costs:
   With shared media (SPEC 5a) the shards that ``u``'s last device feeds over a medium wait
   for one transfer each, sent one at a time: ``c`` of them end no earlier than ``c``
   transmissions after it. Plus the least total work spread over the devices.
+- **latency with one medium, phases and air** (`air_phase_latency`, on chains of blocks
+  whose devices all share one medium): states ``(w, e, j, x)`` (the last shard on e, which
+  holds j, and x shards on a fixed device X, the source or the sink); along a sequence of
+  states the sum of the phases and the air across the cut around X both bound the latency,
+  and the air through an edge is sent before its consumer's last shard starts; the least
+  over sequences of their maximum, on Pareto labels.
 - **period**: the busiest block (its ``w`` shards spread at best over the devices) and the
   least total work spread over the devices.
 - **energy**: every block's least compute energy over its ways (``w`` shards of the least
@@ -159,10 +165,11 @@ def _kth_smallest(vals: np.ndarray, w: int) -> np.ndarray:
 def _minmax_merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(w + 1,): entry c is the least over c1 + c2 = c of max(a[c1], b[c2])."""
     w = len(a) - 1
-    out = np.full(w + 1, np.inf)
-    for c in range(w + 1):
-        out[c] = np.min(np.maximum(a[:c + 1], b[c::-1]))
-    return out
+    M = np.maximum(a[:, None], b[None, :])
+    idx = np.add.outer(np.arange(w + 1), np.arange(w + 1))
+    out = np.full(2 * w + 1, np.inf)
+    np.minimum.at(out, idx.ravel(), M.ravel())
+    return out[:w + 1]
 
 
 def _phase_offsets(p: Problem, ct: np.ndarray, kmax: np.ndarray, w: int, nbytes: float,
@@ -266,7 +273,7 @@ def phase_latency(p: Problem) -> float:
             last = min(float(np.min(Hc + out)), float(np.min(Hs + out)))
             best = min(best, max(last, float(_kth_smallest(each, wv)[wv])))
         done = max(done, best)
-    return float(max(done, _work(fam) / D))
+    return float(max(done, _work(fam) / D, air_phase_latency(p, fam)))
 
 
 def _work(fam: _Family) -> float:
@@ -301,3 +308,249 @@ def phase_energy(p: Problem) -> float:
 
 
 PHASE_BOUNDS = {"latency": phase_latency, "throughput": phase_period, "energy": phase_energy}
+
+
+# ------------------------------------------------------ the air of one medium, on chains
+#: label transitions (labels times states) that `_air_phase_cut` may spend: a
+#: deterministic budget, about a second; past it the cut gives 0 (no bound, still valid)
+AIR_WORK = 3e6
+#: labels (time, air) kept per state of `air_phase_latency`: the air is grouped into this
+#: many bands of the largest air any label could reach; within a band the least time and the
+#: least air stand for the band (smaller in both: still a bound)
+AIR_BANDS = 256
+
+
+def _one_medium(p: Problem) -> bool:
+    """True when every pair of distinct devices is on one shared medium (SPEC 5a): then
+    every transfer between two devices occupies it."""
+    if len(p.media) != 1 or p.n_devices < 2:
+        return False
+    off = ~np.eye(p.n_devices, dtype=bool)
+    return bool(np.all(p.medium_of[off] == 0))
+
+
+def _is_chain(fam: _Family) -> bool:
+    return all(len(fam.preds[b]) <= 1 and len(fam.succs[b]) <= 1 for b in fam.ids)
+
+
+def _cut_bytes(fam: _Family, u: str | None, v: str, n: float, wu: int, wv: int, k: int, m: int) -> float:
+    """The least bytes that cross between one device X and the others on the edge ``u ->
+    v`` of ``n`` bytes when X holds ``k`` of u's ``wu`` shards and ``m`` of v's ``wv``
+    (``u`` None: the input from ``source``, X the source, ``n`` one shard's input). Between
+    two spatially split blocks, the rows X computes of u and the rows it needs of v differ by
+    at least ``|m / wv - k / wu|`` of the tensor; otherwise every shard pair carries the same
+    bytes (section 6), so the pairs across the cut carry ``k (wv - m) + (wu - k) m`` times them."""
+    if u is None:
+        return (wv - m) * n
+    mu, _ = fam.mode(u)
+    mv_, hv = fam.mode(v)
+    if wu > 1 and wv > 1 and mu == "spatial" and mv_ == "spatial":
+        return abs(m / wv - k / wu) * n
+    each = pair_bytes(n, wu, wv, mv_, hv, 0, 0, mu)
+    return (k * (wv - m) + (wu - k) * m) * each
+
+
+def air_phase_latency(p: Problem, fam: _Family | None = None) -> float:
+    """With every device on one medium, on a chain of blocks: the larger over X in
+    (``source``, ``sink``) of `_air_phase_cut` around X. 0 when the chain or the medium
+    condition does not hold."""
+    if not _one_medium(p):
+        return 0.0
+    fam = fam or _Family(p)
+    if not _is_chain(fam) or len(fam.order) == 0:
+        return 0.0
+    return max(_air_phase_cut(p, fam, x) for x in sorted({p.source, p.sink}))
+
+
+def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
+    """A lower bound on the latency that sees both the phases and the air around device X
+    (docs/bounds.md, "Phases and air"). A state of block v is ``(w, e, j, x)``: v split ``w``
+    ways, its last shard to end on device e, which holds j of them, and x of them on X.
+    Over a path of states, ``P``, the sum of the phases (each block's end after its
+    predecessor's last shard, from the two states alone), and ``A``, the air of the
+    transfers across the cut around X (`_cut_bytes` at X's best bandwidth; every transfer
+    between two devices is on the medium, one at a time), both bound the latency. The least
+    over paths of ``max(P, A)``, on Pareto labels (`AIR_BANDS`)."""
+    D = p.n_devices
+    off = ~np.eye(D, dtype=bool)
+    # a transfer with d at one end runs at most at d's best bandwidth
+    bw = np.array([float(np.max(p.bandwidth[x][off[x]])) for x in range(D)])
+    lat = float(np.min(p.latency[off]))
+    src, snk = p.source, p.sink
+    devs = np.arange(D)
+
+    def states(v: str):
+        out = []
+        for w in fam.ways[v]:
+            ct, km = fam.ct[v, w], fam.kmax[v, w]
+            for e in range(D):
+                if not np.isfinite(ct[e]):
+                    continue
+                for j in range(1, int(min(w, km[e])) + 1):
+                    if e == X:
+                        out.append((w, e, j, j))
+                        continue
+                    for x in range(0, int(min(w - j, km[X])) + 1):
+                        free = (devs != e) & (devs != X) & (km > 0)
+                        if w - j - x == 0 or free.any():
+                            out.append((w, e, j, x))
+        return out
+
+    def deltas(v: str, w: int, nb: float) -> dict:
+        """Per state (e, j, x) of v at ``w``: (D,) the phase after data of ``nb`` bytes per
+        shard leaves each device d (its predecessor's last shard there): j shards on e after
+        the transfer, x on X after theirs, the rest at best on the other devices, and the
+        shards surely off d fed one transfer at a time from d."""
+        ct, km = fam.ct[v, w], fam.kmax[v, w]
+        T = np.where(p.reachable, p.transfer_matrix(nb), np.inf)
+        low = np.array([float(np.min(ct[off[d]])) for d in range(D)])
+        out = {}
+        rests = {}
+        for (w_, e, j, x) in states_of[v]:
+            if w_ != w:
+                continue
+            own = T[:, e] + j * ct[e]
+            xterm = T[:, X] + x * ct[X] if (e != X and x > 0) else np.full(D, _NEG)
+            c = w - j - (x if e != X else 0)
+            if c > 0:
+                if e not in rests:             # (D, w + 1): the c-th smallest, per d
+                    mask = (devs != e) & (devs != X) if e != X else (devs != e)
+                    k = np.arange(1, w + 1)
+                    vals = T[:, mask][:, :, None] + k[None, None, :] * ct[mask][None, :, None]
+                    vals = np.where(k[None, None, :] <= km[mask][None, :, None], vals, np.inf)
+                    srt = np.sort(vals.reshape(D, -1), axis=1)
+                    pad = np.full((D, w + 1), np.inf)
+                    n = min(w, srt.shape[1])
+                    pad[:, 1:n + 1] = srt[:, :n]
+                    rests[e] = pad
+                rest = rests[e][:, c]
+            else:
+                rest = np.full(D, _NEG)
+            sent = np.where(devs == e, w - j, j + (x if e != X else 0) * (devs != X))
+            serial = np.where(sent > 0, sent * nb / bw + lat + low, _NEG)
+            out[e, j, x] = np.maximum(np.maximum(own, rest), np.maximum(xterm, serial))
+        return out
+
+    def cut_air(u, v, n, wu, xu, w, x) -> float:
+        if u is None:                     # the input: from source, X's cut when X is source
+            return ((w - x) if X == src else x) * n / bw[X]
+        return _cut_bytes(fam, u, v, n, wu, w, xu, x) / bw[X]
+
+    states_of = {v: states(v) for v in fam.order}
+    first = fam.order[0]
+    scale = max(1e-12, phase_latency_scale(fam, p))
+    band = scale / AIR_BANDS
+    # labels of the states after projection to (w, e, x): flat arrays with their owner
+    P_all, A_all, own_w, own_d, own_x = [], [], [], [], []
+    by_w = {}
+    for w in fam.ways[first]:
+        nb = fam.in_bytes[first, w]
+        by_w[w] = deltas(first, w, nb)
+    merged: dict[tuple[int, int, int], tuple[list, list]] = {}
+    for (w, e, j, x) in states_of[first]:
+        P = float(by_w[w][e, j, x][src])
+        if not np.isfinite(P):
+            continue
+        A = cut_air(None, first, fam.in_bytes[first, w], 1, 0, w, x)
+        if A > 0:
+            P = max(P, A + lat + float(np.min(fam.ct[first, w])))
+        merged.setdefault((w, e, x), ([], []))
+        merged[w, e, x][0].append(P)
+        merged[w, e, x][1].append(A)
+
+    def flatten(merged):
+        P_all, A_all, ow, od, ox = [], [], [], [], []
+        for (w, e, x), (Ps, As) in merged.items():
+            P, A = _pareto(np.asarray(Ps, dtype=float).ravel(), np.asarray(As, dtype=float).ravel(), band)
+            P_all.append(P)
+            A_all.append(A)
+            ow.append(np.full(len(P), w))
+            od.append(np.full(len(P), e))
+            ox.append(np.full(len(P), x))
+        if not P_all:
+            return None
+        return tuple(np.concatenate(a) for a in (P_all, A_all, ow, od, ox))
+
+    flat = flatten(merged)
+    prev = first
+    work = 0.0
+    for v in fam.order[1:]:
+        if flat is None:
+            return 0.0
+        (u, n), = fam.preds[v]
+        P_u, A_u, w_u, d_u, x_u = flat
+        work += len(P_u) * len(states_of[v])
+        if work > AIR_WORK:
+            return 0.0
+        low_ct = {w: float(np.min(fam.ct[v, w])) for w in fam.ways[v]}
+        ways_u = sorted(set(w_u.tolist()))
+        merged = {}
+        for w in fam.ways[v]:
+            tabs = {wu: deltas(v, w, fam.edge_bytes(u, v, n, wu, w)[0]) for wu in ways_u}
+            xs = sorted({x for (w_, e, j, x) in states_of[v] if w_ == w})
+            air = {(wu, x): np.array([cut_air(u, v, n, wu, xu, w, x) for xu in range(wu + 1)])
+                   for wu in ways_u for x in xs}
+            for (w_, e, j, x) in states_of[v]:
+                if w_ != w:
+                    continue
+                dP = np.empty(len(P_u))
+                dA = np.empty(len(P_u))
+                for wu in ways_u:
+                    sel = w_u == wu
+                    dP[sel] = tabs[wu][e, j, x][d_u[sel]]
+                    dA[sel] = air[wu, x][x_u[sel]]
+                ok = np.isfinite(dP)
+                if not ok.any():
+                    continue
+                # the air so far is sent before v's last shard starts: a transfer of this
+                # edge arrives before its shard's compute, the earlier ones before theirs
+                A_new = A_u[ok] + dA[ok]
+                P_new = np.maximum(P_u[ok] + dP[ok], A_new + np.where(dA[ok] > 0, lat + low_ct[w], 0.0))
+                merged.setdefault((w, e, x), ([], []))
+                merged[w, e, x][0].append(P_new)
+                merged[w, e, x][1].append(A_new)
+        merged = {k: (np.concatenate(a), np.concatenate(b)) for k, (a, b) in merged.items()}
+        flat = flatten(merged)
+        prev = v
+    if flat is None:
+        return 0.0
+    P_u, A_u, w_u, d_u, x_u = flat
+    best = np.inf
+    for i in range(len(P_u)):
+        w, e, x = int(w_u[i]), int(d_u[i]), int(x_u[i])
+        # every shard off sink sends its result there: x of them on X's cut
+        off_x = (w - x) if X == snk else x
+        ends = P_u[i] + float(fam.delivery[prev, w][e])
+        airs = A_u[i] + off_x * fam.out_bytes[prev, w] / bw[X]
+        best = min(best, max(ends, airs))
+    return float(best) if np.isfinite(best) else 0.0
+
+
+def phase_latency_scale(fam: _Family, p: Problem) -> float:
+    """A time scale for `AIR_BANDS`: every block whole on its fastest device, plus every
+    edge and the input sent once at the slowest reachable bandwidth."""
+    D = p.n_devices
+    off = ~np.eye(D, dtype=bool)
+    bw = p.bandwidth[off]
+    slow = float(np.min(bw[bw > 0])) if (bw > 0).any() else 1.0
+    total = sum(float(np.min(fam.ct[b, min(fam.ways[b])])) for b in fam.ids)
+    total += sum(n for b in fam.ids for _, n in fam.preds[b]) / slow
+    total += sum(fam.in_bytes[b, min(fam.ways[b])] for b in fam.ids if not fam.preds[b]) / slow
+    return total
+
+
+def _pareto(P: np.ndarray, A: np.ndarray, band: float) -> tuple[np.ndarray, np.ndarray]:
+    """The labels not dominated (less time and less air), after merging each air band to
+    (least time, least air) of its labels."""
+    key = np.floor(A / band)
+    order = np.lexsort((P, key))
+    P, A, key = P[order], A[order], key[order]
+    first = np.ones(len(P), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    starts = np.nonzero(first)[0]
+    Pb = np.minimum.reduceat(P, starts)
+    Ab = np.minimum.reduceat(A, starts)
+    run = np.minimum.accumulate(Pb)
+    keep = np.ones(len(Pb), dtype=bool)
+    keep[1:] = Pb[1:] < run[:-1]
+    return Pb[keep], Ab[keep]

@@ -117,3 +117,33 @@ def test_phase_latency_counts_one_transfer_at_a_time_on_a_medium():
     assert split_bounds.phase_latency(free) == pytest.approx(2.0, rel=1e-9)
     assert _optimum(d, "latency") == pytest.approx(3.0, rel=TOL)
     assert split_bounds.phase_latency(air) == pytest.approx(3.0, rel=1e-9)
+
+
+def _profiled(model: str, types: list[str], network: str, media: bool) -> dict:
+    """A problem from a shipped ``--splits auto`` profile (as `benchmarks/bench_splits.py`
+    builds its problems; no torch)."""
+    import pathlib
+
+    import profiles
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    example = json.loads((root / "examples" / "models" / f"{model}.splits.json").read_text())
+    return profiles.make_problem(example["model"], types, network,
+                                 reference=example["meta"]["calibration"]["reference"],
+                                 name=f"{model}-test", media=media)
+
+
+@pytest.mark.parametrize("model", ["mobilevit_s", "deit_tiny_patch16_224"])
+def test_a_profiled_model_gets_its_proven_best_choice_on_edge_and_server_over_wifi(model):
+    """The profiled model on a Pi (the camera), a Jetson Nano, a laptop and an edge GPU on
+    one Wi-Fi channel, with every ``--splits auto`` choice (10^4 or more): the best plan
+    sends the input whole to the server, and the bound over every choice proves it, so the
+    exact methods (and heft) return it as optimal."""
+    d = _profiled(model, ["rpi4", "jetson-nano", "laptop", "edge-gpu"], "wifi5", True)
+    p = placement.load(d)
+    assert p.n_split_combinations >= 10 ** 4
+    for method in ("heft", "cpsat"):
+        plan = placement.solve(d, method, time_limit=20)
+        assert plan.status == Status.OPTIMAL, (method, plan.status, plan.gap, plan.message)
+        assert set(plan.split.values()) == {1}
+    assert bounds.lower_bound(p) == pytest.approx(plan.value, rel=1e-9)
