@@ -497,8 +497,8 @@ def run_splits(methods: list[str] | None) -> None:
 
 
 def analyse_splits() -> None:
-    """``scaling_splits.md``: per problem and method, latency whole -> with choices, the gain
-    and the solve time with choices."""
+    """``scaling_splits.md``: per problem and method, latency whole -> with choices, the gain,
+    the solve time and the gap with choices."""
     from placement.comparator import ResultsFile
     rows = ResultsFile(SPLIT_ROWS).read()
     if not rows:
@@ -513,11 +513,12 @@ def analyse_splits() -> None:
             if c is None or n is None or c["value"] is None or n["value"] is None:
                 cells.append((c or n or {}).get("status", "") or "")
                 continue
+            gap = "" if c.get("gap") is None else f", gap {c['gap']:.1%}"
             cells.append(f"{n['value'] * 1e3:.4g} -> {c['value'] * 1e3:.4g} ms (x{n['value'] / c['value']:.2f}, "
-                         f"{c['solve_time_s']:.2g} s)")
+                         f"{c['solve_time_s']:.2g} s{gap})")
         lines.append(f"| {pname} | " + " | ".join(cells) + " |")
     lines += ["", "cell: latency with every block whole -> with split choices (gain, solve time with "
-              "choices). Methods without split_choice plan every split block at max(ways) in the "
+              "choices, gap to the bound over every choice). Methods without split_choice plan every split block at max(ways) in the "
               "second figure. `python benchmarks/scaling_study.py splits`"]
     (RESULTS / "scaling_splits.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

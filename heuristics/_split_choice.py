@@ -14,7 +14,8 @@ compared by that plan's evaluator key ``(violation size, value)``:
    whose plan is best (for latency: finishes earliest) is kept; passes repeat while one
    improves (at most `MAX_PASSES`), each plan looked at once (a cache by choice).
 
-The result is never worse than the method's plan of the max expansion nor than its plan of
+The search stops once a plan meets the bound over every choice (`Problem.lower_bound`):
+that plan is optimal. The result is never worse than the method's plan of the max expansion nor than its plan of
 the whole expansion (both are among the candidates, scored by the same evaluator). The clock
 is read before every plan; a plan started before the deadline is the method's own, which
 honours ``ctx.deadline``.
@@ -29,7 +30,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from placement.method import Context
-from placement.problem import Problem
+from placement.problem import Problem, TOLERANCE
 
 #: at most this many passes of the per-block descent over the split degrees.
 MAX_PASSES = 3
@@ -111,7 +112,9 @@ def search(p: Problem, ctx: Context, plan: Planner, *, passes: int = MAX_PASSES,
     cur = dict(cur)
     start = describe(cur)
     n_pass = 0
-    improved = True
+    # a plan that meets the bound over every choice is optimal: no other choice can beat it
+    proven = (0, p.lower_bound() * (1 + TOLERANCE))
+    improved = best_key > proven
     while improved and n_pass < passes and not ctx.expired():
         improved = False
         n_pass += 1
@@ -125,6 +128,11 @@ def search(p: Problem, ctx: Context, plan: Planner, *, passes: int = MAX_PASSES,
                 key = run(c)
                 if _better(key, best_key):
                     best_key, cur, improved = key, c, True
+                    if best_key <= proven:
+                        improved = False
+                        break
+            if best_key <= proven:
+                break
     best = seen[_frozen(cur)]
     stats = {"chosen": describe(cur), "start": start, "plans": len(seen), "passes": n_pass,
              "max_value": _value(seen.get(_frozen(first[0]))),

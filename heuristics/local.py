@@ -500,9 +500,11 @@ def _solve_with_split_choice(method: "LocalSearch", p: Problem, ctx: Context) ->
     for c in (found["choice"], _split_choice.max_choice(p), _split_choice.whole_choice(p)):
         if c not in starts:
             starts.append(c)
+    # a plan that meets the bound over every choice is optimal: nothing left to search
+    target = p.lower_bound() * (1 + TOLERANCE)
     runs = []
     for i, c in enumerate(starts):
-        if runs and ctx.expired():
+        if runs and (ctx.expired() or min(r[0] for r in runs) <= (0, target)):
             break
         q = p.expand(c)
         cand = method.solve_fixed(q, ctx.sub(0.85 / (len(starts) - i)))
@@ -511,8 +513,8 @@ def _solve_with_split_choice(method: "LocalSearch", p: Problem, ctx: Context) ->
     stats = {**cand.stats, "split": {**found["stats"], "searched": [_split_choice.describe(c) for c in starts],
                                      "values": [r[0][1] if r[0][0] == 0 else None for r in runs]}}
     timed_out = cand.status == Status.TIME_LIMIT
-    if cand.assignment is not None and not ctx.expired():
-        moved = _degree_moves(p, ctx, choice, q, cand, key)
+    if cand.assignment is not None and not ctx.expired() and key > (0, target):
+        moved = _degree_moves(p, ctx, choice, q, cand, key, target)
         stats["split"]["degree_moves"] = moved["tried"]
         if moved["choice"] != choice:
             stats["split"]["degree_moves_kept"] = moved["kept"]
@@ -570,15 +572,16 @@ def _mapped_assignments(q: Problem, a: np.ndarray, q2: Problem, block: str) -> l
 
 
 def _degree_moves(p: Problem, ctx: Context, choice: dict, q: Problem, cand: Candidate,
-                  key: tuple[float, float]) -> dict:
+                  key: tuple[float, float], target: float = -math.inf) -> dict:
     """One pass of degree moves over the split blocks (topological order) from ``cand`` on
     expansion ``q`` of ``choice``: each other way of a block, the plan mapped over and
-    searched briefly (`_anneal`, at most `DEGREE_MOVE_MOVES` moves); the best kept."""
+    searched briefly (`_anneal`, at most `DEGREE_MOVE_MOVES` moves); the best kept. Stops
+    once the best plan's value meets ``target`` (the bound over every choice)."""
     opts = _split_choice.split_options(p)
     best = {"choice": dict(choice), "problem": q, "cand": cand, "key": key, "tried": 0, "kept": []}
     for block in _split_choice.choosable(p):
         for w in opts[block]:
-            if w == best["choice"][block] or ctx.expired():
+            if w == best["choice"][block] or ctx.expired() or best["key"] <= (0, target):
                 continue
             c2 = {**best["choice"], block: w}
             q2 = p.expand(c2)
