@@ -338,14 +338,18 @@ def _cut_bytes(fam: _Family, u: str | None, v: str, n: float, wu: int, wv: int, 
     v`` of ``n`` bytes when X holds ``k`` of u's ``wu`` shards and ``m`` of v's ``wv``
     (``u`` None: the input from ``source``, X the source, ``n`` one shard's input). Between
     two spatially split blocks, the rows X computes of u and the rows it needs of v differ by
-    at least ``|m / wv - k / wu|`` of the tensor; otherwise every shard pair carries the same
-    bytes (section 6), so the pairs across the cut carry ``k (wv - m) + (wu - k) m`` times them."""
+    at least ``|m / wv - k / wu|`` of the tensor, and when X holds some of v's bands but not
+    all, each row of the halo window around a border between X's bands and the others' is
+    needed on both sides of it (``halo_bytes`` in all): the larger of the two crosses.
+    Otherwise every shard pair carries the same bytes (section 6), so the pairs across the
+    cut carry ``k (wv - m) + (wu - k) m`` times them."""
     if u is None:
         return (wv - m) * n
     mu, _ = fam.mode(u)
     mv_, hv = fam.mode(v)
     if wu > 1 and wv > 1 and mu == "spatial" and mv_ == "spatial":
-        return abs(m / wv - k / wu) * n
+        border = min(hv, n) if 0 < m < wv else 0.0
+        return max(abs(m / wv - k / wu) * n, border)
     each = pair_bytes(n, wu, wv, mv_, hv, 0, 0, mu)
     return (k * (wv - m) + (wu - k) * m) * each
 
