@@ -442,10 +442,9 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
 
     states_of = {v: states(v) for v in fam.order}
     first = fam.order[0]
-    scale = max(1e-12, phase_latency_scale(fam, p))
+    scale = max(1e-12, _air_scale(fam, p))
     band = scale / AIR_BANDS
     # labels of the states after projection to (w, e, x): flat arrays with their owner
-    P_all, A_all, own_w, own_d, own_x = [], [], [], [], []
     by_w = {}
     for w in fam.ways[first]:
         nb = fam.in_bytes[first, w]
@@ -530,7 +529,7 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
     return float(best) if np.isfinite(best) else 0.0
 
 
-def phase_latency_scale(fam: _Family, p: Problem) -> float:
+def _air_scale(fam: _Family, p: Problem) -> float:
     """A time scale for `AIR_BANDS`: every block whole on its fastest device, plus every
     edge and the input sent once at the slowest reachable bandwidth."""
     D = p.n_devices
