@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .problem import Problem
+from .problem import Problem, _topological_order
 from .split import pair_bytes, shard_id
 
 _NEG = -np.inf
@@ -49,13 +49,13 @@ class _Family:
     expansion that gives the block that way: compute time where the shard fits alone
     (``ct``, (D,)), how many such shards a device holds at once (``kmax``: their weights
     plus the largest working memory, section 3), the input from ``source`` (``arrival``)
-    and the output to ``sink`` (``delivery``) of one shard, and the active energy."""
+    and the output to ``sink`` (``delivery``) of one shard, and their bytes (``in_bytes``,
+    ``out_bytes``); ``order``, the file's blocks in topological order."""
 
     def __init__(self, p: Problem):
         from .bounds import memory_view
 
         src = p._split_source
-        self.p = p
         self.ids = [b["id"] for b in src["blocks"]]
         self.spec = {b["id"]: b for b in src["blocks"]}
         self.ways = {b: tuple(p.split_options.get(b, (1,))) for b in self.ids}
@@ -88,20 +88,10 @@ class _Family:
                 self.delivery[b, w] = q.output_delivery(i)
                 self.in_bytes[b, w] = float(q.in_bytes[i])
                 self.out_bytes[b, w] = float(q.out_bytes[i])
-        self.order = self._topo()
-
-    def _topo(self) -> list[str]:
-        indeg = {b: len(self.preds[b]) for b in self.ids}
-        ready = [b for b in self.ids if indeg[b] == 0]
-        out = []
-        while ready:
-            b = ready.pop(0)
-            out.append(b)
-            for v in self.succs[b]:
-                indeg[v] -= 1
-                if indeg[v] == 0:
-                    ready.append(v)
-        return out
+        index = {b: i for i, b in enumerate(self.ids)}
+        preds = [[(index[u], 0) for u, _ in self.preds[b]] for b in self.ids]
+        succs = [[(index[v], 0) for v in self.succs[b]] for b in self.ids]
+        self.order = [self.ids[i] for i in _topological_order(len(self.ids), preds, succs)]
 
     def mode(self, b: str) -> tuple[str | None, float]:
         sp = self.spec[b].get("split")
@@ -231,7 +221,7 @@ def phase_latency(p: Problem) -> float:
             ct, kmax = fam.ct[v, wv], fam.kmax[v, wv]
             if not fam.preds[v]:
                 ready = fam.arrival[v, wv].copy()
-                whole = float(np.min(_phase_offsets(p, ct, kmax, wv, fam.in_bytes[v, wv])[[p.source]]))
+                whole = float(_phase_offsets(p, ct, kmax, wv, fam.in_bytes[v, wv])[p.source])
             else:
                 ready = np.zeros(D)
                 whole = 0.0
@@ -248,11 +238,10 @@ def phase_latency(p: Problem) -> float:
                         with np.errstate(invalid="ignore"):
                             lead = np.where(np.isfinite(Hc), Hc - first, np.inf)
                         lo = min(lo, float(np.min(Hc + _phase_offsets(p, ct, kmax, wv, nb, total, lead))))
-                        off = _phase_offsets(p, ct, kmax, wv, nb)
                         if wu > 1:
                             other = np.min(np.where(eye, np.inf, first[:, None] + T), axis=0)
                             arrive = np.minimum(arrive, np.maximum(np.min(Hs[:, None] + T, axis=0), other))
-                            lo = min(lo, float(np.min(Hs + off)))
+                            lo = min(lo, float(np.min(Hs + _phase_offsets(p, ct, kmax, wv, nb))))
                     np.maximum(ready, arrive, out=ready)
                     whole = max(whole, lo)
             first = ready + ct
@@ -330,7 +319,11 @@ def _one_medium(p: Problem) -> bool:
 
 
 def _is_chain(fam: _Family) -> bool:
-    return all(len(fam.preds[b]) <= 1 and len(fam.succs[b]) <= 1 for b in fam.ids)
+    """The blocks form one path: each block but the first has exactly one predecessor, the
+    block before it in topological order (so two chains side by side are not one)."""
+    order = fam.order
+    return (bool(order) and not fam.preds[order[0]]
+            and all(len(fam.preds[v]) == 1 and fam.preds[v][0][0] == u for u, v in zip(order, order[1:])))
 
 
 def _cut_bytes(fam: _Family, u: str | None, v: str, n: float, wu: int, wv: int, k: int, m: int) -> float:
@@ -361,7 +354,7 @@ def air_phase_latency(p: Problem, fam: _Family | None = None) -> float:
     if not _one_medium(p):
         return 0.0
     fam = fam or _Family(p)
-    if not _is_chain(fam) or len(fam.order) == 0:
+    if not _is_chain(fam):
         return 0.0
     return max(_air_phase_cut(p, fam, x) for x in sorted({p.source, p.sink}))
 
@@ -489,7 +482,13 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
         ways_u = sorted(set(w_u.tolist()))
         merged = {}
         for w in fam.ways[v]:
-            tabs = {wu: deltas(v, w, fam.edge_bytes(u, v, n, wu, w)[0]) for wu in ways_u}
+            by_bytes: dict[float, dict] = {}        # predecessors' ways that send the same bytes
+            tabs = {}
+            for wu in ways_u:
+                nb = fam.edge_bytes(u, v, n, wu, w)[0]
+                if nb not in by_bytes:
+                    by_bytes[nb] = deltas(v, w, nb)
+                tabs[wu] = by_bytes[nb]
             xs = sorted({x for (w_, e, j, x) in states_of[v] if w_ == w})
             air = {(wu, x): np.array([cut_air(u, v, n, wu, xu, w, x) for xu in range(wu + 1)])
                    for wu in ways_u for x in xs}

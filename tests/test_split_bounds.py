@@ -147,3 +147,18 @@ def test_a_profiled_model_gets_its_proven_best_choice_on_edge_and_server_over_wi
         assert plan.status == Status.OPTIMAL, (method, plan.status, plan.gap, plan.message)
         assert set(plan.split.values()) == {1}
     assert bounds.lower_bound(p) == pytest.approx(plan.value, rel=1e-9)
+
+
+def test_two_chains_side_by_side_are_not_one_chain():
+    """Two independent split blocks on one medium: every block has at most one predecessor
+    and one successor, yet they are two paths, not one; the air DP (chains only) must not
+    read the second as the first's successor. The bound holds and nothing raises."""
+    d = _one_block(0.01)
+    twin = copy.deepcopy(d["model"]["blocks"][0])
+    twin["id"] = "c"
+    d["model"]["blocks"].append(twin)
+    d["network"]["media"] = [{"id": "air", "devices": ["A", "B"]}]
+    p = placement.load(d)
+    assert split_bounds.air_phase_latency(p) == 0.0
+    best = _optimum(d, "latency")
+    assert 0 < bounds.lower_bound(p) <= best * (1 + 1e-9)
