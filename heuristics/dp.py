@@ -271,6 +271,10 @@ def pipeline_dp(p: Problem, ct: np.ndarray, seq: np.ndarray, ctx: Context | None
     for t in range(T):
         ok = upper & (bad[None, :, t] == bad[:, None, t]) & (mem_need <= p.memory_cap[rep[t]])
         seg.append(np.where(ok, pre[None, :, t] - pre[:, None, t], np.inf)[:U])   # (U, U+1)
+    # transfer time into the first unit of a stage on type t after a stage on `last` (-1: the
+    # source), per cut: one row per (last, t), computed once rather than once per state
+    into_rows = {(last, t): np.nan_to_num(cut_u[:U] * (src_link[t] if last < 0 else link[last, t]), nan=np.inf)
+                 for last in range(-1, T) for t in range(T)}
     # V[key][k]: best period with the first k units placed; key = (usage per type, last type)
     start = (tuple([0] * T), -1)
     V = {start: np.concatenate([[0.0], np.full(U, np.inf)])}
@@ -289,8 +293,7 @@ def pipeline_dp(p: Problem, ct: np.ndarray, seq: np.ndarray, ctx: Context | None
                     continue
                 if ctx is not None and ctx.expired():
                     return None, math.inf, "time limit inside the pipeline DP"
-                into = cut_u[:U] * (src_link[t] if last < 0 else link[last, t])
-                base = np.maximum(vals[:U], np.nan_to_num(into, nan=np.inf))
+                base = np.maximum(vals[:U], into_rows[last, t])
                 M = np.maximum(base[:, None], seg[t])
                 M[:, U] = np.maximum(M[:, U], cut_u[U] * snk_link[t])
                 bi = np.argmin(M, axis=0)

@@ -137,7 +137,7 @@ def solve_window(p: Problem, inc: Evaluation, window, deadline: float, seed: int
     # CP-SAT's own SIGINT handler would take the user's Ctrl-C (placement.interrupt): the
     # window solves as cpsat does, in a thread that a Ctrl-C stops
     from solvers.cpsat import _solve_interruptibly
-    status = _solve_interruptibly(solver, m.model, None)
+    status = _solve_interruptibly(solver, m.model, None, deadline)
     name = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None, name

@@ -140,7 +140,7 @@ class CpSat(Method):
         if self.option(ctx, "params"):
             _set_params(solver.parameters, self.option(ctx, "params"))
         cb = _Collector(m, ctx)
-        status = _solve_interruptibly(solver, m.model, cb)
+        status = _solve_interruptibly(solver, m.model, cb, ctx.deadline - READ_BACK_S / 2)
         stats.update({"solver_status": solver.status_name(status), "wall_s": round(solver.wall_time, 3),
                       "branches": solver.num_branches, "conflicts": solver.num_conflicts,
                       "objective_units": solver.objective_value if cb.solutions else None,
@@ -224,7 +224,7 @@ class CpSat(Method):
         if self.option(ctx, "params"):
             _set_params(solver.parameters, self.option(ctx, "params"))
         cb = _Collector(m, ctx)
-        status = _solve_interruptibly(solver, m.model, cb)
+        status = _solve_interruptibly(solver, m.model, cb, ctx.deadline - READ_BACK_S / 2)
         stats.update({"solver_status": solver.status_name(status), "wall_s": round(solver.wall_time, 3),
                       "branches": solver.num_branches, "conflicts": solver.num_conflicts,
                       "bound_units": solver.best_objective_bound, "solutions": cb.count})
@@ -344,10 +344,12 @@ class _UnionIncumbent:
 LOAD_SECONDS_PER_VARIABLE = 1.0e-5
 
 
-def _solve_interruptibly(solver, model, callback):
+def _solve_interruptibly(solver, model, callback, deadline: float = math.inf):
     """``solver.solve`` in a worker thread, so that the main thread keeps running Python and a
     Ctrl-C (`placement.interrupt`) can stop the search: CP-SAT then returns its best solution
-    as at its time limit. CP-SAT's own SIGINT handler is off (it swallowed the signal)."""
+    as at its time limit. CP-SAT's own SIGINT handler is off (it swallowed the signal).
+    Past ``deadline`` (``time.monotonic()``) the search is stopped as well: CP-SAT's own
+    limit counts from its start and, on a loaded machine, was seen to run over by 1.5 s."""
     import threading
 
     from placement import interrupt
@@ -366,7 +368,7 @@ def _solve_interruptibly(solver, model, callback):
     stopped = False
     while t.is_alive():
         t.join(0.05)
-        if not stopped and interrupt.requested():
+        if not stopped and (interrupt.requested() or time.monotonic() > deadline):
             solver.stop_search()
             stopped = True
     if "error" in out:

@@ -183,7 +183,9 @@ def test_every_method_keeps_a_2_s_limit_on_300_blocks_x_16_devices(method, large
     t0 = time.monotonic()
     plan = placement.solve(p, method, time_limit=2.0)
     wall = time.monotonic() - t0
-    assert wall <= 2.0 * 1.05 + 1.0, (method, wall, plan.status)
+    # where the time went, should this fail again (CI once saw cpsat at 3.6 s)
+    phases = {k: v for k, v in plan.stats.items() if k.endswith("_s") and isinstance(v, (int, float))}
+    assert wall <= 2.0 * 1.05 + 1.0, (method, wall, plan.status, phases)
     assert plan.solve_time_s <= 2.0 * 1.05 + 1.0
     # single has no plan here (no board holds the model: an honest no_solution); the rest do
     assert plan.value is not None or (method == "single" and plan.status == Status.NO_SOLUTION)
