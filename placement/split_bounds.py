@@ -319,11 +319,13 @@ def _one_medium(p: Problem) -> bool:
 
 
 def _is_chain(fam: _Family) -> bool:
-    """The blocks form one path: each block but the first has exactly one predecessor, the
-    block before it in topological order (so two chains side by side are not one)."""
+    """The topological order is a path of edges: each block but the first reads the block
+    before it (so two chains side by side are not one). Other edges (skips: MobileViT's
+    shortcut into its fusion block, a residual across blocks) may exist; the air DP ignores
+    them, which leaves its bound valid: it drops transfers and dependencies, never adds."""
     order = fam.order
     return (bool(order) and not fam.preds[order[0]]
-            and all(len(fam.preds[v]) == 1 and fam.preds[v][0][0] == u for u, v in zip(order, order[1:])))
+            and all(any(x == u for x, _ in fam.preds[v]) for u, v in zip(order, order[1:])))
 
 
 def _cut_bytes(fam: _Family, u: str | None, v: str, n: float, wu: int, wv: int, k: int, m: int) -> float:
@@ -473,7 +475,7 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
     for v in fam.order[1:]:
         if flat is None:
             return 0.0
-        (u, n), = fam.preds[v]
+        u, n = next((x, n) for x, n in fam.preds[v] if x == prev)   # the path's edge; skips ignored
         P_u, A_u, w_u, d_u, x_u = flat
         work += len(P_u) * len(states_of[v])
         if work > AIR_WORK:

@@ -74,25 +74,170 @@ def _timm_leaves() -> tuple[tuple, tuple]:
     return tuple(get_notrace_modules()), tuple(f for f in get_notrace_functions() if callable(f))
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
+def trace(model: nn.Module, input_shape: Sequence[int] | None = None, open_blocks: bool = False) -> fx.GraphModule:
     """Symbolically trace ``model`` (in eval mode) into a GraphModule, dead code removed.
+
+    ``open_blocks`` (``--splits auto``): the timm blocks that timm keeps as leaves but whose
+    parts can be split (`openable`: MobileViT's ``MobileVitBlock``) are traced through, by
+    a forward of the same arithmetic (`_mobilevit_forward`) whose unfold and fold are one fx
+    node each; their sizes are fixed by a run on ``input_shape`` (default: the model's own,
+    `profiles.models.default_input_shape`). A profile made so records it in its meta
+    (`trace_options`), and the runtime traces the same way.
 
     Raises `TraceError` when the model cannot be traced by torch.fx.
     """
     leaves, autowrap = _timm_leaves()
+    opened = openable(model) if open_blocks else {}
+    if opened:
+        leaves = tuple(t for t in leaves if not any(isinstance(m, t) for m in opened.values()))
     tracer = _Tracer(leaves, autowrap)
     _clear_caches(model)
     try:
+        if opened:
+            _open(model, opened, input_shape)
         graph = tracer.trace(model, concrete_args=_default_args(model) or None)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, ...)
         raise TraceError(f"torch.fx cannot trace {type(model).__name__}: {type(exc).__name__}: {exc}") from exc
     finally:
+        for m in opened.values():
+            m.__dict__.pop("forward", None)
+            m.__dict__.pop("_open_hw", None)
         _clear_caches(model)
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
     _inline_placeholders(gm, _default_args(model))
     gm.graph.eliminate_dead_code()
     gm.recompile()
     return gm
+
+
+# --------------------------------------------------------------------------------------
+# blocks traced through on request (open_blocks)
+
+
+def openable(model: nn.Module) -> dict[str, nn.Module]:
+    """Path -> module of every block `trace` opens with ``open_blocks``: timm's
+    ``MobileVitBlock`` with its fusion conv (MobileViT v1; without one the shortcut is not
+    read and the block stays whole)."""
+    try:
+        from timm.models.mobilevit import MobileVitBlock
+    except ImportError:  # pragma: no cover - timm is part of the profile extra
+        return {}
+    found = {path: m for path, m in model.named_modules() if isinstance(m, MobileVitBlock)}
+    if any(m.conv_fusion is None for m in found.values()):
+        return {}           # the leaf type stays a leaf for every instance, or for none
+    return found
+
+
+def trace_options(meta: dict | None) -> dict[str, Any]:
+    """The `trace` arguments a profile's ``meta`` records (its blocks' fx names are those of
+    that trace): ``open_blocks`` and the ``input_shape`` it was made on."""
+    meta = meta or {}
+    if not meta.get("open_blocks"):
+        return {}
+    shape = meta.get("input_shape")
+    return {"open_blocks": True, "input_shape": list(shape) if shape else None}
+
+
+def _open(model: nn.Module, opened: dict[str, nn.Module], input_shape: Sequence[int] | None) -> None:
+    """Give each opened block its traceable forward, with the map size its unfold sees on
+    ``input_shape`` (one run of the model)."""
+    import types
+
+    from .models import default_input_shape
+
+    shape = tuple(input_shape) if input_shape else default_input_shape(model)
+    seen: dict[str, tuple[int, int]] = {}
+    def hook(path):
+        def record(mod, args, out):          # returns None: the output is kept
+            seen.setdefault(path, (int(out.shape[-2]), int(out.shape[-1])))
+        return record
+
+    hooks = [m.conv_1x1.register_forward_hook(hook(path)) for path, m in opened.items()]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(*shape))
+    finally:
+        for h in hooks:
+            h.remove()
+    for path, m in opened.items():
+        if path not in seen:
+            raise TraceError(f"block '{path}' did not run on an input of {list(shape)}")
+        m._open_hw = seen[path]
+        m.forward = types.MethodType(_mobilevit_forward, m)
+
+
+def mobilevit_unfold(x: torch.Tensor, patch_h: int, patch_w: int) -> torch.Tensor:
+    """timm ``MobileVitBlock``'s unfold: [B, C, H, W] -> [B * P, N, C] (P patch pixels, N
+    patches; the map resized up to whole patches as timm does). One fx node (`torch.fx.wrap`)."""
+    import math
+
+    import torch.nn.functional as F
+
+    B, C, H, W = x.shape
+    new_h, new_w = math.ceil(H / patch_h) * patch_h, math.ceil(W / patch_w) * patch_w
+    nh, nw = new_h // patch_h, new_w // patch_w
+    if new_h != H or new_w != W:
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False)
+    x = x.reshape(B * C * nh, patch_h, nw, patch_w).transpose(1, 2)
+    return x.reshape(B, C, nh * nw, patch_h * patch_w).transpose(1, 3).reshape(B * patch_h * patch_w, nh * nw, -1)
+
+
+def mobilevit_fold(x: torch.Tensor, patch_h: int, patch_w: int, H: int, W: int) -> torch.Tensor:
+    """timm ``MobileVitBlock``'s fold, the inverse of `mobilevit_unfold` for a map of
+    ``H`` x ``W``: [B * P, N, C] -> [B, C, H, W]. One fx node."""
+    import math
+
+    import torch.nn.functional as F
+
+    P = patch_h * patch_w
+    nh, nw = math.ceil(H / patch_h), math.ceil(W / patch_w)
+    BP, N, C = x.shape
+    B = BP // P
+    x = x.contiguous().view(B, P, N, -1)
+    x = x.transpose(1, 3).reshape(B * C * nh, nw, patch_h, patch_w)
+    x = x.transpose(1, 2).reshape(B, C, nh * patch_h, nw * patch_w)
+    if nh * patch_h != H or nw * patch_w != W:
+        x = F.interpolate(x, size=(H, W), mode="bilinear", align_corners=False)
+    return x
+
+
+fx.wrap("mobilevit_unfold")
+fx.wrap("mobilevit_fold")
+
+
+def _mobilevit_forward(self, x: torch.Tensor) -> torch.Tensor:
+    """timm ``MobileVitBlock.forward`` (timm 1.0), with its shape arithmetic inside
+    `mobilevit_unfold` and `mobilevit_fold` so that torch.fx traces through the block: its
+    convs, transformer layers and fusion become nodes of the model's graph."""
+    shortcut = x
+    x = self.conv_kxk(x)
+    x = self.conv_1x1(x)
+    ph, pw = self.patch_size
+    x = mobilevit_unfold(x, ph, pw)
+    x = self.transformer(x)
+    x = self.norm(x)
+    x = mobilevit_fold(x, ph, pw, *self._open_hw)
+    x = self.conv_proj(x)
+    return self.conv_fusion(torch.cat((shortcut, x), dim=1))
+
+
+def _opened_unit(path: str, stack: Sequence[str], node: fx.Node) -> str:
+    """The unit of a node inside the opened MobileViT block ``path``: ``<path>:local``
+    (conv_kxk, conv_1x1), ``<path>:unfold``, ``<path>.transformer.<i>`` (each a pre-norm
+    transformer block, cut into halves with ``--splits auto``), ``<path>:fold`` (norm, fold)
+    and ``<path>:fusion`` (conv_proj, the concat with the shortcut, conv_fusion)."""
+    inner = {p[len(path) + 1:].split(".")[0]: p for p in stack if p.startswith(path + ".")}
+    if "conv_kxk" in inner or "conv_1x1" in inner:
+        return f"{path}:local"
+    if "transformer" in inner:
+        layer = next((p for p in stack if p.startswith(path + ".transformer.")), None)
+        if layer is not None:
+            return ".".join(layer.split(".")[: path.count(".") + 3])
+    if "norm" in inner or node.target is mobilevit_fold:
+        return f"{path}:fold"
+    if node.target is mobilevit_unfold:
+        return f"{path}:unfold"
+    return f"{path}:fusion"
 
 
 def _clear_caches(model: nn.Module) -> None:
@@ -314,9 +459,13 @@ def cut(model: nn.Module, gm: fx.GraphModule, granularity: str, halves: bool = F
                 if path == "stem":
                     continue  # the stem is one block, whatever modules it is made of
                 units.update(_block_units(model, path))
+            opened = [p for p in units if p in openable(model)
+                      and any(str(n.target).startswith(p + ".") for n in nodes if n.op == "call_module")]
             unit_of = []
             for n in nodes:
                 u = next((p for p in stacks[n] if p in units), None)
+                if u in opened:
+                    u = _opened_unit(u, stacks[n], n)
                 unit_of.append(u)
         else:  # layer
             unit_of = [str(n.target) if n.op == "call_module" and not _is_noop(gm, n) else None for n in nodes]

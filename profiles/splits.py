@@ -12,8 +12,11 @@ whose costs follow from the real layers and tensors of the block:
   and stride of the layers after it, in ``l``'s output rows), so ``overhead_flops`` is the sum
   over layers of ``flops_l x (R_l - J_l) / H_l``. A block with parallel branches (a residual
   block) is treated as the chain of all its spatial layers: the receptive field is then an
-  upper bound, and halo and overhead are over-counted, never under. Ways: 2 and 4 (and 8 for
-  tall maps), each band at least two output rows.
+  upper bound, and halo and overhead are over-counted, never under. A block with several
+  inputs of one height (MobileViT's fusion block reads the folded map and the shortcut) gets
+  the halo of its widest input: ``halo_bytes`` is one figure for every edge in (SPEC 6), so it
+  is over-counted on the narrower. Ways: 2 and 4 (and 8 for tall maps), each band at least
+  two output rows.
 - **Attention blocks, by heads** (``mode: tensor``): ways are the divisors of the number of
   heads (up to 8); each shard holds its heads' weights (and the MLP's hidden units in the same
   proportion), receives the whole input and produces its part of the output, gathered by the
@@ -27,8 +30,14 @@ whose costs follow from the real layers and tensors of the block:
   the edge between the halves is the all-reduce between their shards, its bytes the real
   output's. A tensor entry is written only for a block the runtime can
   shard (``placement.runtime.shards.tensor_module_of``): a whole block with attention and MLP
-  (a MobileViT ``MobileVitBlock``, whose transformer layers sit between convs and an
-  unfold/fold, or any block not cut into halves) is not marked.
+  (any block not cut into halves) is not marked.
+- **MobileViT blocks** (timm ``MobileVitBlock``, a leaf for timm's tracer): with ``--splits
+  auto`` the trace goes through them (`profiles.graph.trace`, ``open_blocks``), so each is
+  cut into ``<path>:local`` (its kxk and 1x1 convs, split by rows), ``<path>:unfold``, its
+  transformer layers (halves, split by heads and hidden units as above), ``<path>:fold``
+  (norm and fold) and ``<path>:fusion`` (conv_proj and the fusion conv over the concat with
+  the shortcut, split by rows); the shortcut is an edge from the block's input to the
+  fusion block.
 
 ``1`` is always allowed (keep the block whole). Blocks of other kinds (embeddings, norms,
 heads, glue) are not split: their work is too small to pay for a gather.
@@ -134,7 +143,7 @@ def split_candidates(model: Any, section: Mapping[str, Any], input_shape: Sequen
 
     from . import graph as G
 
-    gm = G.trace(model)
+    gm = G.trace(model, **G.trace_options(section.get("meta")))
     ShapeProp(gm).propagate(torch.randn(*input_shape))
     nodes = {n.name: n for n in gm.graph.nodes}
 
@@ -152,10 +161,14 @@ def split_candidates(model: Any, section: Mapping[str, Any], input_shape: Sequen
         if kind == "conv":
             ins = [i["fx_node"] for i in meta.get("inputs") or []]
             outs = meta.get("outputs") or []
-            in_shape = shape(ins[0]) if len(ins) == 1 else None
+            in_shapes = [shape(i) for i in ins]
             out_shape = shape(outs[0]) if len(outs) == 1 else None
-            if not in_shape or not out_shape or len(in_shape) != 4 or len(out_shape) != 4:
+            if (not in_shapes or not out_shape or len(out_shape) != 4
+                    or any(not sh or len(sh) != 4 or sh[2] != in_shapes[0][2] for sh in in_shapes)):
                 continue
+            # several inputs of one height (MobileViT's fusion: the folded map and the
+            # shortcut): one halo_bytes serves every edge in (SPEC 6), the largest input's
+            in_shape = max(in_shapes, key=lambda sh: sh[0] * sh[1] * sh[3])
             layers = []
             for node, m in mods:
                 o = shape(node.name)

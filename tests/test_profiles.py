@@ -291,3 +291,27 @@ def test_hybrid_models_at_layer_granularity(name, size):
     assert section["meta"]["split_output_max_abs_error"] < 1e-4
     g = _dag(section)
     assert nx.is_directed_acyclic_graph(g) and any(g.out_degree(n) >= 2 for n in g)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 128, 128), (1, 3, 100, 132)])
+def test_open_blocks_traces_through_mobilevit_blocks_with_the_models_output(shape):
+    """``open_blocks`` (``--splits auto``): timm's MobileVitBlock, a leaf of timm's tracer, is
+    traced through: its convs and transformer layers are nodes of the graph, the output is
+    the model's on square maps and on maps that are not whole patches (100 x 132: timm
+    resizes them around the transformer), and the model's own forward is back afterwards."""
+    torch.manual_seed(0)
+    model = timm.create_model("mobilevit_xxs", pretrained=False).eval()
+    x = torch.randn(*shape)
+    closed = G.trace(model)
+    assert any(n.op == "call_module" and str(n.target) == "stages.2.1" for n in closed.graph.nodes)
+    gm = G.trace(model, shape, open_blocks=True)
+    targets = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
+    assert "stages.2.1" not in targets and "stages.2.1.transformer.0.attn.qkv" in targets
+    assert sum(n.target is G.mobilevit_fold for n in gm.graph.nodes) == 3
+    with torch.no_grad():
+        want = model(x)
+        assert torch.allclose(gm(x), want, rtol=1e-5, atol=1e-5)
+    assert "forward" not in vars(model.stages[2][1])
+    segs = {s.id for s in G.cut(model, gm, "block", halves=True)}
+    assert {"stages.2.1:local", "stages.2.1:unfold", "stages.2.1.transformer.1:mlp", "stages.2.1:fold",
+            "stages.2.1:fusion"} <= segs

@@ -505,16 +505,31 @@ def test_efficientformer_profiled_with_splits_auto_runs_its_halves_split(tmp_pat
     assert {b["id"] for b in d["blocks"]} >= {f"{bid}:attn#7", f"{bid}:mlp#6"}
 
 
-@pytest.mark.parametrize("model,shape", [("mobilevit_s", None)])
-def test_hybrid_models_profiled_with_splits_auto_run_split(tmp_path, model, shape):
-    """mobilevit_s with ``--splits auto``: every marked candidate is one the runtime can shard
-    (its MobileViT blocks are not marked, see profiles/splits.py); a plan splitting one
-    candidate 2 ways and another the most ways equals the unsplit model. (efficientformer_l1:
-    the test above.)"""
+def test_mobilevit_profiled_with_splits_auto_opens_its_blocks_and_runs_them_split(tmp_path):
+    """mobilevit_s with ``--splits auto``: each MobileViT block (a leaf for timm's tracer) is
+    opened (`profiles.graph.trace`) into its local convs, unfold, transformer halves, fold
+    and fusion; the halves are marked by tensor (4 heads, 288 hidden units), the convs by
+    rows, and the shortcut is an edge into the fusion block. A plan splitting a conv stem
+    2 ways, the local convs 4 ways (rows), an attention half 4 ways (heads), an MLP half 3
+    ways (hidden units) and the fusion 2 ways (rows, over the folded map and the shortcut)
+    runs on gloo workers with the unsplit model's output."""
+    model = "mobilevit_s"
     prob = _profile_cli(tmp_path, model)
-    split = [b for b in prob["model"]["blocks"] if b.get("split")]
-    assert split
-    first, last = split[0], split[-1]
-    choice = {first["id"]: 2, last["id"]: max(last["split"]["ways"])}
+    assert prob["model"]["meta"]["open_blocks"] == ["stages.2.1", "stages.3.1", "stages.4.1"]
+    blocks = {b["id"]: b for b in prob["model"]["blocks"]}
+    assert "stages.2.1" not in blocks
+    p = "stages.2.1"
+    assert blocks[f"{p}.transformer.0:attn"]["split"] == {"ways": [1, 2, 4], "mode": "tensor", "overhead_flops": 0.0}
+    assert blocks[f"{p}.transformer.1:mlp"]["split"]["ways"] == [1, 2, 3, 4, 6, 8]
+    assert blocks[f"{p}:local"]["split"]["mode"] == blocks[f"{p}:fusion"]["split"]["mode"] == "spatial"
+    assert not blocks[f"{p}:unfold"].get("split") and not blocks[f"{p}:fold"].get("split")
+    edges = {(e["src"], e["dst"]): e["bytes"] for e in prob["model"]["edges"]}
+    # the shortcut: stages.2.0's output (96 channels x 32 x 32, float32) read by the fusion
+    assert edges[("stages.2.0", f"{p}:fusion")] == 96 * 32 * 32 * 4
+    # the tokens between the halves: 4 patch pixels x 256 patches x 144 channels
+    assert edges[(f"{p}.transformer.0:attn", f"{p}.transformer.0:mlp")] == 4 * 256 * 144 * 4
+    choice = {"stem": 2, f"{p}:local": 4, f"{p}.transformer.0:attn": 4, f"{p}.transformer.0:mlp": 3,
+              f"{p}:fusion": 2, "stages.4.1.transformer.2:mlp": 8}
     d = _run_cli(tmp_path, prob, choice, model)
     assert d["output_matches"] is True and d["max_abs_error"] <= 1e-4
+    assert {b["id"] for b in d["blocks"]} >= {f"{p}.transformer.0:attn#3", f"{p}:fusion#1"}

@@ -53,11 +53,14 @@ def build_model(spec: str, seed: int) -> torch.nn.Module:
     return model.eval()
 
 
-def trace_model(model: torch.nn.Module) -> fx.GraphModule:
+def trace_model(model: torch.nn.Module, **options: Any) -> fx.GraphModule:
+    """The model's fx graph as the profiler traced it: ``options`` are the profile's
+    (`profiles.graph.trace_options` of its meta: MobileViT's blocks opened with
+    ``--splits auto``), so that the blocks' ``fx_nodes`` name nodes of this graph."""
     from profiles.graph import TraceError, trace
 
     try:
-        return trace(model)
+        return trace(model, **options)
     except TraceError as exc:
         raise RebuildError(f"--model: {exc}") from None
 

@@ -149,7 +149,9 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
     torch.set_num_threads(threads)
     try:
         model = build_model(model_spec, seed)
-        gm = trace_model(model)
+        from profiles.graph import trace_options
+        traced_as = trace_options((p.spec.get("model") or {}).get("meta"))
+        gm = trace_model(model, **traced_as)
         in_name = placeholder_name(gm)
         structure, out_names = output_names(gm)
         blocks = rebuild(gm, [(b.id, b.fx_nodes) for b in p.blocks])
@@ -236,6 +238,7 @@ def build_run(p: Problem, scored, model_spec: str, *, inferences: int, emulate: 
     order = {d: list(bs) for d, bs in (scored.order or {}).items()}
     spec = {
         "model": model_spec, "seed": seed, "threads": threads, "input_shape": shape, "in_name": in_name,
+        "trace": traced_as,
         "output_structure": structure, "output_names": out_names, "world": world,
         "source": src_dev, "sink": snk_dev, "order": order,
         "blocks": {b.id: {"device": assign[b.id], "fx_nodes": list(b.fx_nodes), "compute_s": ct[b.id],

@@ -129,7 +129,7 @@ class Worker:
             self.blocks = rebuild_for_worker(spec, mine)
         elif mine:
             model = build_model(spec["model"], spec["seed"])
-            gm = trace_model(model)
+            gm = trace_model(model, **(spec.get("trace") or {}))
             self.blocks = rebuild(gm, [(b, spec["blocks"][b]["fx_nodes"]) for b in mine])
             self._shard_blocks(model)
             del model, gm
