@@ -164,6 +164,15 @@ def plan_from_candidate(p: Problem, method: str, cand: Candidate, solve_time_s: 
     if cand.assignment is not None:
         ev = evaluate_indices(q, np.asarray(cand.assignment, dtype=np.int64), cand.order,
                               getattr(cand, "medium_order", None))
+        if getattr(cand, "split", None) is not None and not p.scenarios:
+            # shards all on one device buy nothing: those blocks run whole (split_merge)
+            from .split_merge import merge_colocated
+            merged = merge_colocated(p, cand.split, q, ev)
+            if merged is not None:
+                n = sum(1 for b, w in merged[0].items() if w != cand.split.get(b))
+                choice, q, ev = merged
+                cand = replace(cand, split=choice, message=_join(
+                    cand.message, f"{n} split block(s) whose shards shared one device run whole"))
     status, bound, note = derive_status(p, ev, claimed=cand.status, bound=cand.bound)
     if ev is None:
         return _empty_plan(q, method, status, cand.message or "no plan found", solve_time_s,

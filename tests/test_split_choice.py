@@ -390,3 +390,49 @@ def test_brute_refuses_astronomically_many_choices_without_listing_them():
     with pytest.raises(placement.InputError, match=r"brute refuses: 2.06e\+14 split choices x 8 devices mean at least ~10\^77 assignments"):
         placement.solve(p, "brute", time_limit=10)
     assert time.monotonic() - t0 < 5
+
+
+# ------------------------------------------------------------------ co-located shards
+def test_shards_on_one_device_run_whole_when_no_worse():
+    """A method's plan with every block of the diamond on B, the spatial ``r`` as two shards
+    (overhead flops: the shards cost more than the block): the API returns it with ``r``
+    whole on B, which the evaluator scores better (hand-worked: 2 x (2e8 + 1e7) flops on B
+    is 0.21 s, whole 0.2 s), and says so. (With ``s`` on A instead, the shards are better:
+    r#0 computes while r#1's half of the input is on the link, and the merge is refused.)"""
+    from placement.method import Candidate
+    from placement.split_merge import merge_colocated
+
+    d = _diamond((1, 2), mode="spatial", overhead_flops=1e7, halo_bytes=0)
+    p = placement.load(d)
+    q = p.expand({"r": 2})
+    idx = q.block_index
+    a = [1] * q.n_blocks
+    ev = placement.evaluator.evaluate(q, a)
+    choice, q2, ev2 = merge_colocated(p, {"r": 2}, q, ev)
+    assert choice == {"r": 1} and "r" in q2.block_index
+    assert ev2.assignment[q2.block_index["r"]] == 1
+    assert ev2.value == pytest.approx(ev.value - 0.01, abs=1e-9)     # 10 ms less on B
+    # through the API: a method's candidate is merged before it is scored
+    from placement import api
+    plan = api.plan_from_candidate(p, "test", Candidate(a, split={"r": 2}), 0.0)
+    assert plan.split == {"r": 1} and plan.assignment["r"] == "B" and "shared one device" in plan.message
+    assert plan.value == pytest.approx(ev2.value)
+    a[idx["s"]] = 0
+    assert merge_colocated(p, {"r": 2}, q, placement.evaluator.evaluate(q, a)) is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_solved_plans_keep_co_located_shards_only_where_whole_is_worse(seed):
+    """After `placement.solve` every split block whose shards share one device is one that
+    could not run whole without making the plan worse (merged alone, in either order)."""
+    from placement.split_merge import _rewrite, colocated
+
+    d = _seeded(seed, n_split=2)
+    for method in ("heft", "local", "cpsat"):
+        plan = placement.solve(d, method, time_limit=5)
+        p = placement.load(d)
+        q = p.expand(plan.split)
+        ev = placement.evaluator.evaluate_ids(q, plan.assignment, plan.order)
+        assert ev.value == pytest.approx(plan.value, rel=1e-9)
+        for o, dev in colocated(q, ev.assignment, p.split_options).items():
+            assert _rewrite(p, plan.split, q, ev, {o: dev}) is None, (method, o)
