@@ -312,15 +312,16 @@ def test_a_stop_request_ends_the_search_with_its_best_plan(method, after_s):
     placement.solve(p, method=method, time_limit=0)  # imports and compiled kernels, untimed
     timer = threading.Timer(after_s, interrupt.request)
     interrupt.clear()
+    t0 = time.monotonic()          # before the timer starts: it fires after_s after that
     timer.start()
-    t0 = time.monotonic()
     try:
         plan = placement.solve(p, method=method, time_limit=60, **opts)
     finally:
         timer.cancel()
         interrupt.clear()
     took = time.monotonic() - t0
-    assert after_s <= took < after_s + 4.0, f"{method} returned {took - after_s:.1f} s after the request"
+    # (a timer's wait may end a hair early: 10 ms of slack)
+    assert after_s - 0.01 <= took < after_s + 4.0, f"{method} returned {took - after_s:.1f} s after the request"
     assert "interrupted" in plan.message and plan.assignment
     assert plan.status.value in ("time_limit", "optimal")
 
