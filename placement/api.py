@@ -80,7 +80,13 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
     # the cheap bound every plan reports is under the clock (issue 14): computed (and cached on
     # the problem) before the method, whose deadline counts from the call's start
     p.lower_bound()
-    ctx = Context(time_limit=time_limit, seed=seed, options=typed, progress=progress, started=started)
+    # with split choices the plan is tidied after the method (split_merge): that gets the
+    # last MERGE_RESERVE_S of the limit (at most 5 % of it), so the call keeps its limit
+    reserve = 0.0
+    if "split_choice" in p.features and time_limit:
+        reserve = min(MERGE_RESERVE_S, 0.05 * time_limit)
+    ctx = Context(time_limit=None if time_limit is None else time_limit - reserve, seed=seed, options=typed,
+                  progress=progress, started=started)
     try:
         cand = m.solve(p, ctx)
     except InputError:
@@ -102,7 +108,12 @@ def solve(problem: Any, method: str = DEFAULT_METHOD, *, objective: str | Mappin
             cand = replace(cand, status=Status.TIME_LIMIT)
     if notes:
         cand = replace(cand, message="; ".join(([cand.message] if cand.message else []) + notes))
-    return plan_from_candidate(p, method, cand, elapsed)
+    deadline = math.inf if time_limit is None else started + time_limit
+    return plan_from_candidate(p, method, cand, elapsed, deadline=deadline)
+
+
+#: seconds of a limit kept for tidying a plan with split choices (`split_merge`)
+MERGE_RESERVE_S = 0.5
 
 
 def _join(message: str, note: str) -> str:
@@ -150,9 +161,11 @@ def derive_status(p: Problem, ev: Evaluation | None, *, claimed: Status = Status
     return status, bound, note
 
 
-def plan_from_candidate(p: Problem, method: str, cand: Candidate, solve_time_s: float) -> Plan:
+def plan_from_candidate(p: Problem, method: str, cand: Candidate, solve_time_s: float,
+                        deadline: float = math.inf) -> Plan:
     """Re-score a method's candidate with the evaluator and build the honest `Plan` (on the
-    expansion of the candidate's split choice, when it made one)."""
+    expansion of the candidate's split choice, when it made one; split blocks whose shards
+    share one device made whole where no worse, `split_merge`, until ``deadline``)."""
     ev = None
     q = p
     if getattr(cand, "split", None) is not None:
@@ -167,7 +180,7 @@ def plan_from_candidate(p: Problem, method: str, cand: Candidate, solve_time_s: 
         if getattr(cand, "split", None) is not None and not p.scenarios:
             # shards all on one device buy nothing: those blocks run whole (split_merge)
             from .split_merge import merge_colocated
-            merged = merge_colocated(p, cand.split, q, ev)
+            merged = merge_colocated(p, cand.split, q, ev, deadline=deadline)
             if merged is not None:
                 n = sum(1 for b, w in merged[0].items() if w != cand.split.get(b))
                 choice, q, ev = merged

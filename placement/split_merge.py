@@ -17,6 +17,8 @@ shard's transfer renamed to its block's, repeats dropped.
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Mapping
 
 import numpy as np
@@ -35,14 +37,15 @@ def colocated(q: Problem, assignment, options: Mapping[str, tuple[int, ...]]) ->
     return {o: next(iter(s)) for o, s in devs.items() if len(s) == 1 and 1 in options.get(o, ())}
 
 
-def merge_colocated(p: Problem, choice: Mapping[str, int], q: Problem,
-                    ev: Evaluation) -> tuple[dict[str, int], Problem, Evaluation] | None:
+def merge_colocated(p: Problem, choice: Mapping[str, int], q: Problem, ev: Evaluation,
+                    deadline: float = math.inf) -> tuple[dict[str, int], Problem, Evaluation] | None:
     """(new choice, its expansion, its evaluation) of the plan ``ev`` on ``q = p.expand(choice)``
     with co-located split blocks whole, or None when none can be (module docstring). All of
     them at once first; when that scores worse, one at a time, each kept when the plan stays
     feasible and no worse (shards on one device can still pay: a consumer elsewhere starts on
-    the first band while the next is computed)."""
-    if not ev.feasible:
+    the first band while the next is computed). No rewrite starts past ``deadline``
+    (``time.monotonic()``); those made stand."""
+    if not ev.feasible or time.monotonic() >= deadline:
         return None
     merged = colocated(q, ev.assignment, p.split_options)
     if not merged:
@@ -51,6 +54,8 @@ def merge_colocated(p: Problem, choice: Mapping[str, int], q: Problem,
     if best is None and len(merged) > 1:
         cur_choice, cur_q, cur_ev = dict(choice), q, ev
         for o, d in merged.items():
+            if time.monotonic() >= deadline:
+                break
             got = _rewrite(p, cur_choice, cur_q, cur_ev, {o: d})
             if got is not None:
                 cur_choice, cur_q, cur_ev = got

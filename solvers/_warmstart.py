@@ -105,9 +105,13 @@ def warm_options(name: str, p: Problem) -> dict[str, int]:
     return {"patience": int(min(PATIENCE, max(WARM_PATIENCE_MIN, WARM_PATIENCE_PER_CELL * cells)))}
 
 
-def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] = WARM_METHODS
+def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] | None = None
                ) -> WarmStart:
-    """The best feasible plan of the heuristics (by the evaluator's value), or None."""
+    """The best feasible plan of the heuristics (by the evaluator's value), or None.
+    ``methods`` defaults to the registry's (`placement.registry.warm_start_methods`, whose
+    shares are larger when the split degrees are to be chosen)."""
+    if methods is None:
+        methods = warm_start_methods(split_choice=True) if "split_choice" in p.features else WARM_METHODS
     from placement.errors import MethodError
     from placement.registry import get_method
 
@@ -143,7 +147,9 @@ def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] 
         split = getattr(cand, "split", None)
         q = p if split is None else p.expand(split)     # a plan of its own choice's expansion
         split = None if q is p else dict(q.split)
-        consider(name, evaluate(q, a, cand.order), split)
+        # with its own sending order on each shared medium (heft and local plan one): scored
+        # without it, the medium's first-come order could make the plan look worse
+        consider(name, evaluate(q, a, cand.order, getattr(cand, "medium_order", None)), split)
         if cand.order is not None:
             consider(name + "+list", evaluate(q, a), split)
     out.seconds = time.monotonic() - t0
