@@ -459,8 +459,10 @@ def cut(model: nn.Module, gm: fx.GraphModule, granularity: str, halves: bool = F
                 if path == "stem":
                     continue  # the stem is one block, whatever modules it is made of
                 units.update(_block_units(model, path))
-            opened = [p for p in units if p in openable(model)
-                      and any(str(n.target).startswith(p + ".") for n in nodes if n.op == "call_module")]
+            # MobileViT blocks traced through (trace's open_blocks): their parts are units
+            can_open = openable(model)
+            opened = {p for p in units if p in can_open
+                      and any(str(n.target).startswith(p + ".") for n in nodes if n.op == "call_module")}
             unit_of = []
             for n in nodes:
                 u = next((p for p in stacks[n] if p in units), None)
