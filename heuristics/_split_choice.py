@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 
 from placement.method import Context
 from placement.problem import Problem, TOLERANCE
+from placement.split import describe  # noqa: F401  (shared with the API's messages)
 
 #: at most this many passes of the per-block descent over the split degrees.
 MAX_PASSES = 3
@@ -64,11 +65,6 @@ def whole_choice(p: Problem) -> dict[str, int]:
     """Every split block kept whole (``1``) where its ``ways`` allow it, else its fewest ways:
     the problem as if nothing were split."""
     return {b: (1 if 1 in w else min(w)) for b, w in split_options(p).items()}
-
-
-def describe(choice: Mapping[str, int]) -> str:
-    """``"a:2 b:1"``: a choice in one short line (stats and messages)."""
-    return " ".join(f"{b}:{w}" for b, w in choice.items())
 
 
 def _frozen(choice: Mapping[str, int]) -> tuple:

@@ -182,10 +182,13 @@ def plan_from_candidate(p: Problem, method: str, cand: Candidate, solve_time_s: 
             from .split_merge import merge_colocated
             merged = merge_colocated(p, cand.split, q, ev, deadline=deadline)
             if merged is not None:
+                from .split import describe
                 n = sum(1 for b, w in merged[0].items() if w != cand.split.get(b))
                 choice, q, ev = merged
+                # the method's message names its choice ("split ways ..."): the plan's now
+                text = cand.message.replace(describe(cand.split), describe(choice))
                 cand = replace(cand, split=choice, message=_join(
-                    cand.message, f"{n} split block(s) whose shards shared one device run whole"))
+                    text, f"{n} split block(s) whose shards shared one device run whole"))
     status, bound, note = derive_status(p, ev, claimed=cand.status, bound=cand.bound)
     if ev is None:
         return _empty_plan(q, method, status, cand.message or "no plan found", solve_time_s,

@@ -52,6 +52,11 @@ def shard_id(block_id: str, k: int) -> str:
     return f"{block_id}#{k}"
 
 
+def describe(choice: Mapping[str, int]) -> str:
+    """``"a:2 b:1"``: a split choice in one short line (stats and messages)."""
+    return " ".join(f"{b}:{w}" for b, w in choice.items())
+
+
 def options(blocks: list[dict[str, Any]]) -> dict[str, tuple[int, ...]]:
     """Every block with a ``split`` entry -> its sorted, distinct ways (also one-option ones)."""
     return {b["id"]: tuple(sorted(set(b["split"]["ways"]))) for b in blocks if b.get("split")}

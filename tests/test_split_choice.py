@@ -414,8 +414,9 @@ def test_shards_on_one_device_run_whole_when_no_worse():
     assert ev2.value == pytest.approx(ev.value - 0.01, abs=1e-9)     # 10 ms less on B
     # through the API: a method's candidate is merged before it is scored
     from placement import api
-    plan = api.plan_from_candidate(p, "test", Candidate(a, split={"r": 2}), 0.0)
+    plan = api.plan_from_candidate(p, "test", Candidate(a, split={"r": 2}, message="split ways r:2"), 0.0)
     assert plan.split == {"r": 1} and plan.assignment["r"] == "B" and "shared one device" in plan.message
+    assert "split ways r:1" in plan.message and "r:2" not in plan.message   # the message names the plan's ways
     assert plan.value == pytest.approx(ev2.value)
     a[idx["s"]] = 0
     assert merge_colocated(p, {"r": 2}, q, placement.evaluator.evaluate(q, a)) is None
