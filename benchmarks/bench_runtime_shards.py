@@ -3,6 +3,7 @@
     python benchmarks/bench_runtime_shards.py               # every row, then table and plot
     python benchmarks/bench_runtime_shards.py --plot        # only redraw from runtime_shards.json
     python benchmarks/bench_runtime_shards.py -n 3 --models mobilevit_s
+    python benchmarks/bench_runtime_shards.py --models mobilevit_s+auto   # opened MobileViT blocks
 
 Problems: ``bench_runtime.problem_for`` (the committed block profile on an emulated rpi4 camera,
 jetson-nano and laptop, Wi-Fi 5) with split entries from ``profiles/splits.py`` (what
@@ -14,6 +15,9 @@ halves, from ``--splits auto``, are run and checked in tests/test_runtime_shards
 planned in bench_splits). ``ways`` is ``[2]``: every conv block
 is split, so each row measures as many shards as the model has conv blocks (the runtime runs
 any plan's own choice, ``Plan.split``; choosing is the methods' part of issue 13).
+``mobilevit_s+auto`` is the exception (`auto_problem`): the ``--splits auto`` profile, whose
+MobileViT blocks are opened, with their transformer halves split by tensor (2 ways: heads,
+hidden units) and their local and fusion convs by rows, the rest whole.
 
 Plans, both run with ``placement.run(..., emulate=True)``:
 * ``shards-apart``: shard 0 of every split block on jetson-nano, shard 1 on laptop, the other
@@ -43,8 +47,38 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_runtime import GOAL, contributors, problem_for  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-MODELS = ("mobilevit_s", "efficientformer_l1")
+#: ``<model>+auto``: the model as ``placement profile --splits auto`` cuts it
+#: (``examples/models/<model>.splits.json``), `auto_problem`
+AUTO = "+auto"
+MODELS = ("mobilevit_s", "efficientformer_l1", "mobilevit_s" + AUTO)
 WAYS = 2
+
+
+def auto_problem(model: str) -> tuple[dict, list[str]]:
+    """The 3-device problem of ``<model>+auto``: its ``--splits auto`` profile (mobilevit_s:
+    MobileViT blocks opened into local convs, unfold, transformer halves, fold and fusion)
+    with every block of an opened MobileViT block that may be split (halves by heads and
+    hidden units, local and fusion convs by rows) at 2 ways, the other blocks whole."""
+    from bench_runtime import DEVICES
+
+    base = model[: -len(AUTO)]
+    p = json.loads((ROOT / "examples" / "models" / f"{base}.splits.json").read_text())
+    p["devices"] = [d for d in p["devices"] if d["type"] in DEVICES]
+    ids = {d["id"] for d in p["devices"]}
+    net = p.get("network") or {}
+    net["links"] = [lk for lk in net.get("links", []) if lk["src"] in ids and lk["dst"] in ids]
+    for m in net.get("media", []):
+        m["devices"] = [d for d in m["devices"] if d in ids]
+    opened = tuple(p["model"]["meta"].get("open_blocks") or ())
+    split = []
+    for b in p["model"]["blocks"]:
+        b["time_s"] = {k: v for k, v in (b.get("time_s") or {}).items() if k in ids}
+        s = b.pop("split", None)
+        if s and b["id"].startswith(opened) and WAYS in s["ways"]:
+            b["split"] = dict(s, ways=[WAYS])
+            split.append(b["id"])
+    p["name"] = f"{base}-3dev-opened-shards"
+    return p, split
 
 
 def split_problem(model: str) -> tuple[dict, list[str]]:
@@ -90,7 +124,7 @@ def run_row(problem, plan, model, method, n, split) -> dict:
     import placement
 
     t0 = time.perf_counter()
-    rep = placement.run(problem, plan.to_dict(), model, inferences=n, emulate=True)
+    rep = placement.run(problem, plan.to_dict(), model.removesuffix(AUTO), inferences=n, emulate=True)
     wall = time.perf_counter() - t0
     shard_blocks = [b for b in rep.blocks if "#" in b["id"]]
     apart = sorted({b["id"].rsplit("#", 1)[0] for b in shard_blocks}
@@ -130,9 +164,12 @@ def main(argv=None) -> int:
         import placement
         from placement.plan import write_json_atomic
 
-        rows = []
-        for model in args.models.split(","):
-            problem, split = split_problem(model)
+        models = args.models.split(",")
+        # the rows of models not run this time are kept (one model can be rerun alone)
+        old = json.loads(out_json.read_text()) if out_json.exists() else {"rows": []}
+        rows = [r for r in old["rows"] if r["model"] not in models]
+        for model in models:
+            problem, split = auto_problem(model) if model.endswith(AUTO) else split_problem(model)
             heft = placement.solve(problem, "heft", time_limit=10)
             for method, plan in (("shards-apart", apart_plan(problem)), ("heft", heft)):
                 row = run_row(problem, plan, model, method, args.inferences, split)
