@@ -162,3 +162,29 @@ def test_two_chains_side_by_side_are_not_one_chain():
     assert split_bounds.air_phase_latency(p) == 0.0
     best = _optimum(d, "latency")
     assert 0 < bounds.lower_bound(p) <= best * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_chain_with_a_skip_edge_keeps_the_air_bound_and_it_holds(seed):
+    """A 4-block chain with a skip edge from its first block into its last (MobileViT's
+    shortcut into its fusion block, opened with --splits auto) on one medium: the air DP
+    applies (the topological order is still a path of edges; the skip is ignored, which
+    drops transfers and dependencies only) and stays below the optimum over every choice."""
+    d = placement.generate("chain", 4, 3, seed=seed, media=False, split=0.5, device_set="iot")
+    blocks = d["model"]["blocks"]
+    k = 0
+    for b in blocks:
+        if b.get("split"):
+            b["split"] = {"ways": [1, 2], "mode": ("spatial", "tensor")[(seed + k) % 2], "overhead_flops": 0.0,
+                          "halo_bytes": 500.0 * (seed % 2)}
+            k += 1
+    edges = d["model"]["edges"]
+    first, last = blocks[0]["id"], blocks[-1]["id"]
+    edges.append({"src": first, "dst": last, "bytes": 2e4} if isinstance(edges[0], dict) else [first, last])
+    d["network"]["media"] = [{"id": "air", "devices": [dev["id"] for dev in d["devices"]]}]
+    p = placement.load(d)
+    fam = split_bounds._Family(p)
+    assert split_bounds._is_chain(fam) and any(len(fam.preds[v]) == 2 for v in fam.order)
+    air = split_bounds.air_phase_latency(p)
+    best = _optimum(d, "latency")
+    assert 0 < air <= best * (1 + 1e-9), (air, best)
