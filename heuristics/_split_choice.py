@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping
 
 from placement.method import Context
 from placement.problem import Problem, TOLERANCE
-from placement.split import describe  # noqa: F401  (shared with the API's messages)
+from placement.split import describe       # heft, dp and local call it as _split_choice.describe
 
 #: at most this many passes of the per-block descent over the split degrees.
 MAX_PASSES = 3

@@ -66,6 +66,13 @@ PIPELINE_BUDGET = 300_000_000
 MAX_UNITS = 120
 
 
+def wants_pipeline(p: Problem) -> bool:
+    """The objective or a constraint is about the period: the plan a throughput objective
+    wants is the pipeline DP's (`pipeline_dp`)."""
+    return bool(p.objective.weights.get("throughput") or "period_s" in p.constraints
+                or "throughput_per_s" in p.constraints)
+
+
 def is_chain(p: Problem) -> bool:
     """One input block, one output block, every block at most one predecessor and successor."""
     return (len(p.input_blocks) == 1 and len(p.output_blocks) == 1
@@ -415,9 +422,8 @@ class DynamicProgramming(Method):
             se = max(bounds.energy_bound(p), 1e-12)
             for alpha in (1.0, 0.0, 0.5, 0.9, 0.1, 0.97, 0.03, 0.7, 0.3):
                 pairs.append((alpha / sl, (1 - alpha) / se))
-        wants_pipeline = bool(w_thr or "period_s" in p.constraints or "throughput_per_s" in p.constraints)
         for si, seq in enumerate(seqs):
-            if wants_pipeline:
+            if wants_pipeline(p):
                 # the pipeline DP first: it is the plan a throughput objective wants, and the
                 # path sweep below must not use up a short limit before it runs
                 a, period, note = pipeline_dp(p, ct, seq, ctx)

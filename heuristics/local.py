@@ -184,7 +184,7 @@ class Scorer:
 
 
 def _start_plan(p: Problem, ctx: Context) -> tuple[Pool, dict]:
-    from .dp import DynamicProgramming
+    from .dp import DynamicProgramming, wants_pipeline
 
     # dp first (cheap, and the right plan on chains), then heft's variants with the time left:
     # under a short limit heft's construction may be cut, dp's plan must not be
@@ -192,9 +192,7 @@ def _start_plan(p: Problem, ctx: Context) -> tuple[Pool, dict]:
     try:
         # a throughput objective wants dp's pipeline DP, which takes 0.1-0.3 s on 100 blocks x
         # 16 devices here and several times that on a loaded 2-core machine: give it half
-        w = p.objective.weights
-        share = 0.5 if (w.get("throughput") or "period_s" in p.constraints
-                        or "throughput_per_s" in p.constraints) else 0.3
+        share = 0.5 if wants_pipeline(p) else 0.3
         cand = DynamicProgramming().solve_fixed(p, ctx.sub(share))  # this expansion
     except Exception as exc:  # dp is a start only; its failure must not stop the search
         cand_stats["dp_error"] = f"{type(exc).__name__}: {exc}"

@@ -89,18 +89,13 @@ def _rewrite(p: Problem, choice: Mapping[str, int], q: Problem, ev: Evaluation,
 
 
 def _orders(q: Problem, q2: Problem, ev: Evaluation, rename, where: str) -> list[list[int]]:
+    """Each device's order with the shards renamed to their block, kept at the first (or,
+    read backwards, the last) shard's place."""
     out = []
     for seq in ev.order:
         ids = [rename(q.blocks[b].id) for b in seq]
-        if where == "last":
-            ids = ids[::-1]
-        seen: list[str] = []
-        for x in ids:
-            if x not in seen:
-                seen.append(x)
-        if where == "last":
-            seen.reverse()
-        out.append([q2.block_index[x] for x in seen])
+        kept = list(dict.fromkeys(ids)) if where == "first" else list(dict.fromkeys(ids[::-1]))[::-1]
+        out.append([q2.block_index[x] for x in kept])
     return out
 
 
@@ -117,15 +112,10 @@ def _medium_orders(q: Problem, q2: Problem, ev: Evaluation, rename):
 
     out = []
     for seq in ev.medium_order:
-        got: list[int] = []
-        for t in seq:
-            key = (ren(names[t][0]), ren(names[t][1]))
-            t2 = index2.get(key)
-            if t2 is None:
-                return None             # cannot happen: every merged transfer exists in q2
-            if t2 not in got:
-                got.append(t2)
-        out.append(got)
+        got = [index2.get((ren(names[t][0]), ren(names[t][1]))) for t in seq]
+        if None in got:
+            return None                 # cannot happen: every merged transfer exists in q2
+        out.append(list(dict.fromkeys(got)))   # in sequence, repeats dropped
     return out
 
 

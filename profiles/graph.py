@@ -22,10 +22,12 @@ This module imports torch: import it only through `profiles.profile_model` or di
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any, Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
 GRANULARITIES = ("stage", "block", "layer")
@@ -147,6 +149,7 @@ def _open(model: nn.Module, opened: dict[str, nn.Module], input_shape: Sequence[
 
     shape = tuple(input_shape) if input_shape else default_input_shape(model)
     seen: dict[str, tuple[int, int]] = {}
+
     def hook(path):
         def record(mod, args, out):          # returns None: the output is kept
             seen.setdefault(path, (int(out.shape[-2]), int(out.shape[-1])))
@@ -169,10 +172,6 @@ def _open(model: nn.Module, opened: dict[str, nn.Module], input_shape: Sequence[
 def mobilevit_unfold(x: torch.Tensor, patch_h: int, patch_w: int) -> torch.Tensor:
     """timm ``MobileVitBlock``'s unfold: [B, C, H, W] -> [B * P, N, C] (P patch pixels, N
     patches; the map resized up to whole patches as timm does). One fx node (`torch.fx.wrap`)."""
-    import math
-
-    import torch.nn.functional as F
-
     B, C, H, W = x.shape
     new_h, new_w = math.ceil(H / patch_h) * patch_h, math.ceil(W / patch_w) * patch_w
     nh, nw = new_h // patch_h, new_w // patch_w
@@ -185,10 +184,6 @@ def mobilevit_unfold(x: torch.Tensor, patch_h: int, patch_w: int) -> torch.Tenso
 def mobilevit_fold(x: torch.Tensor, patch_h: int, patch_w: int, H: int, W: int) -> torch.Tensor:
     """timm ``MobileVitBlock``'s fold, the inverse of `mobilevit_unfold` for a map of
     ``H`` x ``W``: [B * P, N, C] -> [B, C, H, W]. One fx node."""
-    import math
-
-    import torch.nn.functional as F
-
     P = patch_h * patch_w
     nh, nw = math.ceil(H / patch_h), math.ceil(W / patch_w)
     BP, N, C = x.shape
@@ -226,7 +221,7 @@ def _opened_unit(path: str, stack: Sequence[str], node: fx.Node) -> str:
     (conv_kxk, conv_1x1), ``<path>:unfold``, ``<path>.transformer.<i>`` (each a pre-norm
     transformer block, cut into halves with ``--splits auto``), ``<path>:fold`` (norm, fold)
     and ``<path>:fusion`` (conv_proj, the concat with the shortcut, conv_fusion)."""
-    inner = {p[len(path) + 1:].split(".")[0]: p for p in stack if p.startswith(path + ".")}
+    inner = {p[len(path) + 1:].split(".")[0] for p in stack if p.startswith(path + ".")}
     if "conv_kxk" in inner or "conv_1x1" in inner:
         return f"{path}:local"
     if "transformer" in inner:

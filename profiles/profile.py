@@ -61,8 +61,8 @@ def _profile(model, shape, granularity, *, name, threads, warmup, repeats, measu
     x = torch.randn(*shape)
     # --splits auto opens MobileViT's blocks (`profiles.graph.trace`): their transformer
     # layers become blocks that can be split by heads, their convs by rows
-    opened = halves and bool(G.openable(model))
-    gm = G.trace(model, shape, open_blocks=opened)
+    opened = sorted(G.openable(model)) if halves else []
+    gm = G.trace(model, shape, open_blocks=bool(opened))
     segs = G.cut(model, gm, granularity, halves=halves)
 
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
@@ -184,7 +184,7 @@ def _profile(model, shape, granularity, *, name, threads, warmup, repeats, measu
         "profiled_by": "profiles.profile_model",
         "granularity": granularity,
         "input_shape": list(shape),
-        **({"open_blocks": sorted(G.openable(model))} if opened else {}),
+        **({"open_blocks": opened} if opened else {}),
         "input_dtype": "float32",
         "flops_convention": "fvcore: one fused multiply-add counts as one flop",
         "model_flops_fvcore": model_flops,

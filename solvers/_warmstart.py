@@ -111,7 +111,7 @@ def warm_start(p: Problem, ctx: Context, methods: tuple[tuple[str, float], ...] 
     ``methods`` defaults to the registry's (`placement.registry.warm_start_methods`, whose
     shares are larger when the split degrees are to be chosen)."""
     if methods is None:
-        methods = warm_start_methods(split_choice=True) if "split_choice" in p.features else WARM_METHODS
+        methods = warm_start_methods(split_choice="split_choice" in p.features)
     from placement.errors import MethodError
     from placement.registry import get_method
 
