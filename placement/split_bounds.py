@@ -101,10 +101,19 @@ class _Family:
         """For an edge of ``n`` bytes, ``u`` split ``wu`` ways and ``v`` ``wv`` ways: the least
         bytes one shard of ``u`` sends one shard of ``v``; the least over v's shards of the
         most one shard of ``u`` sends it; the least over v's shards of all it receives."""
+        m = self._pairs(u, v, n, wu, wv)
+        return float(m.min()), float(m.max(axis=0).min()), float(m.sum(axis=0).min())
+
+    def largest_message(self, u: str, v: str, n: float, wu: int, wv: int) -> float:
+        """The least over ``u``'s shards of the largest message one of them sends a shard of
+        ``v``: every shard of ``u`` sends some shard of ``v`` at least this many bytes."""
+        return float(self._pairs(u, v, n, wu, wv).max(axis=1).min())
+
+    def _pairs(self, u: str, v: str, n: float, wu: int, wv: int) -> np.ndarray:
+        """(wu, wv): the bytes shard ``ku`` of ``u`` sends shard ``kv`` of ``v`` (section 6)."""
         mu, _ = self.mode(u)
         mv, hv = self.mode(v)
-        m = np.array([[pair_bytes(n, wu, wv, mv, hv, ku, kv, mu) for kv in range(wv)] for ku in range(wu)])
-        return float(m.min()), float(m.max(axis=0).min()), float(m.sum(axis=0).min())
+        return np.array([[pair_bytes(n, wu, wv, mv, hv, ku, kv, mu) for kv in range(wv)] for ku in range(wu)])
 
 
 def _finish_times(release: np.ndarray, ct: np.ndarray, kmax: np.ndarray, w: int) -> np.ndarray:
@@ -225,8 +234,10 @@ def phase_latency(p: Problem) -> float:
             else:
                 ready = np.zeros(D)
                 whole = 0.0
+                conc = np.zeros(D)       # a floor on H_c alone (all of v's shards on d)
                 for u, n in fam.preds[v]:
                     arrive = np.full(D, np.inf)
+                    arrive_c = np.full(D, np.inf)
                     lo = np.inf
                     for wu, (Hc, Hs, first) in H[u].items():
                         nb, most, total = fam.edge_bytes(u, v, n, wu, wv)
@@ -234,18 +245,29 @@ def phase_latency(p: Problem) -> float:
                         Tm = np.where(p.reachable, p.transfer_matrix(most), np.inf)
                         # u all on d: v's shards elsewhere also wait for their largest message,
                         # sent no earlier than u's first shard there ends
-                        arrive = np.minimum(arrive, np.min(np.maximum(Hc[:, None] + T, first[:, None] + Tm), axis=0))
+                        a_conc = np.min(np.maximum(Hc[:, None] + T, first[:, None] + Tm), axis=0)
+                        arrive = np.minimum(arrive, a_conc)
+                        arrive_c = np.minimum(arrive_c, a_conc + wv * ct)
                         with np.errstate(invalid="ignore"):
                             lead = np.where(np.isfinite(Hc), Hc - first, np.inf)
                         lo = min(lo, float(np.min(Hc + _phase_offsets(p, ct, kmax, wv, nb, total, lead))))
                         if wu > 1:
                             other = np.min(np.where(eye, np.inf, first[:, None] + T), axis=0)
-                            arrive = np.minimum(arrive, np.maximum(np.min(Hs[:, None] + T, axis=0), other))
+                            a_spread = np.maximum(np.min(Hs[:, None] + T, axis=0), other)
+                            arrive = np.minimum(arrive, a_spread)
+                            # u spread: a shard of u off d sends its largest message to a
+                            # shard of v, which is on d when all of v is (docs/bounds.md)
+                            Tl = np.where(p.reachable, p.transfer_matrix(fam.largest_message(u, v, n, wu, wv)), np.inf)
+                            late = np.min(np.where(eye, np.inf, first[:, None] + Tl), axis=0) + ct
+                            arrive_c = np.minimum(arrive_c, np.maximum(a_spread + wv * ct, late))
                             lo = min(lo, float(np.min(Hs + _phase_offsets(p, ct, kmax, wv, nb))))
                     np.maximum(ready, arrive, out=ready)
+                    np.maximum(conc, arrive_c, out=conc)
                     whole = max(whole, lo)
             first = ready + ct
             Hc = np.where(kmax >= wv, ready + wv * ct, np.inf)
+            if fam.preds[v]:
+                Hc = np.maximum(Hc, conc)
             Hs = _spread_makespan(ready, ct, kmax, wv) if wv > 1 else np.full(D, np.inf)
             H[v][wv] = (np.maximum(Hc, whole), np.maximum(Hs, whole), first)
             released[v, wv] = ready
