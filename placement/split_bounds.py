@@ -383,6 +383,30 @@ def air_phase_latency(p: Problem, fam: _Family | None = None) -> float:
     return max(_air_phase_cut(p, fam, x) for x in sorted({p.source, p.sink}))
 
 
+def _device_classes(p: Problem, fam: _Family, fixed: set[int]) -> np.ndarray:
+    """(D,): each device's representative, the least index of its class of interchangeable
+    devices: swapping two of them (their rows and columns of bandwidth, latency, reachability
+    and media) changes no matrix of ``p`` and no per-device quantity of ``fam``, and neither is
+    in ``fixed`` (the cut's device, source and sink). Every quantity of `_air_phase_cut` is
+    then the same after the swap, so its labels on one of them are those on the other."""
+    D = p.n_devices
+    per_device = np.stack([a for table in (fam.ct, fam.kmax, fam.arrival, fam.delivery)
+                           for a in table.values()], axis=1) if fam.ct else np.zeros((D, 0))
+    mats = [p.bandwidth, p.latency, p.reachable, p.medium_of]
+    rep = np.arange(D)
+    for e in range(D):
+        if e in fixed or rep[e] != e:
+            continue
+        for f in range(e + 1, D):
+            if f in fixed or rep[f] != f or not np.array_equal(per_device[e], per_device[f]):
+                continue
+            perm = np.arange(D)
+            perm[e], perm[f] = f, e
+            if all(np.array_equal(m, m[np.ix_(perm, perm)]) for m in mats):
+                rep[f] = e
+    return rep
+
+
 def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
     """A lower bound on the latency that sees both the phases and the air around device X
     (docs/bounds.md, "Phases and air"). A state of block v is ``(w, e, j, x)``: v split ``w``
@@ -391,7 +415,8 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
     predecessor's last shard, from the two states alone), and ``A``, the air of the
     transfers across the cut around X (`_cut_bytes` at X's best bandwidth; every transfer
     between two devices is on the medium, one at a time), both bound the latency. The least
-    over paths of ``max(P, A)``, on Pareto labels (`AIR_BANDS`)."""
+    over paths of ``max(P, A)``, on Pareto labels (`AIR_BANDS`). Labels are computed on one
+    device of each class of interchangeable ones (`_device_classes`) and copied to the others."""
     D = p.n_devices
     off = ~np.eye(D, dtype=bool)
     # a transfer with d at one end runs at most at d's best bandwidth
@@ -399,6 +424,8 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
     lat = float(np.min(p.latency[off]))
     src, snk = p.source, p.sink
     devs = np.arange(D)
+    rep = _device_classes(p, fam, {X, src, snk})
+    members = {e: np.nonzero(rep == e)[0].tolist() for e in np.unique(rep).tolist()}
 
     def states(v: str):
         out = []
@@ -428,7 +455,7 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
         out = {}
         rests = {}
         for (w_, e, j, x) in states_of[v]:
-            if w_ != w:
+            if w_ != w or rep[e] != e:
                 continue
             own = T[:, e] + j * ct[e]
             xterm = T[:, X] + x * ct[X] if (e != X and x > 0) else np.full(D, _NEG)
@@ -458,6 +485,7 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
         return _cut_bytes(fam, u, v, n, wu, w, xu, x) / bw[X]
 
     states_of = {v: states(v) for v in fam.order}
+    n_rep = {v: sum(1 for st in states_of[v] if rep[st[1]] == st[1]) for v in fam.order}
     first = fam.order[0]
     scale = max(1e-12, _air_scale(fam, p))
     band = scale / AIR_BANDS
@@ -468,6 +496,8 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
         by_w[w] = deltas(first, w, nb)
     merged: dict[tuple[int, int, int], tuple[list, list]] = {}
     for (w, e, j, x) in states_of[first]:
+        if rep[e] != e:
+            continue
         P = float(by_w[w][e, j, x][src])
         if not np.isfinite(P):
             continue
@@ -482,11 +512,12 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
         P_all, A_all, ow, od, ox = [], [], [], [], []
         for (w, e, x), (Ps, As) in merged.items():
             P, A = _pareto(np.asarray(Ps, dtype=float).ravel(), np.asarray(As, dtype=float).ravel(), band)
-            P_all.append(P)
-            A_all.append(A)
-            ow.append(np.full(len(P), w))
-            od.append(np.full(len(P), e))
-            ox.append(np.full(len(P), x))
+            for m in members[e]:                 # e's interchangeable devices: the same labels
+                P_all.append(P)
+                A_all.append(A)
+                ow.append(np.full(len(P), w))
+                od.append(np.full(len(P), m))
+                ox.append(np.full(len(P), x))
         if not P_all:
             return None
         return tuple(np.concatenate(a) for a in (P_all, A_all, ow, od, ox))
@@ -499,7 +530,7 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
             return 0.0
         u, n = next((x, n) for x, n in fam.preds[v] if x == prev)   # the path's edge; skips ignored
         P_u, A_u, w_u, d_u, x_u = flat
-        work += len(P_u) * len(states_of[v])
+        work += len(P_u) * n_rep[v]
         if work > AIR_WORK:
             return 0.0
         low_ct = {w: float(np.min(fam.ct[v, w])) for w in fam.ways[v]}
@@ -517,7 +548,7 @@ def _air_phase_cut(p: Problem, fam: _Family, X: int) -> float:
             air = {(wu, x): np.array([cut_air(u, v, n, wu, xu, w, x) for xu in range(wu + 1)])
                    for wu in ways_u for x in xs}
             for (w_, e, j, x) in states_of[v]:
-                if w_ != w:
+                if w_ != w or rep[e] != e:
                     continue
                 dP = np.empty(len(P_u))
                 dA = np.empty(len(P_u))

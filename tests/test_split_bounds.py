@@ -282,3 +282,25 @@ def test_phase_latency_holds_between_two_split_blocks(seed, media):
     best = _optimum_without_the_phase_bounds(d)
     phase = split_bounds.phase_latency(p)
     assert 0 < phase <= best * (1 + 1e-9), (phase, best)
+
+
+def test_the_air_dp_on_interchangeable_devices_equals_the_dp_on_every_device(monkeypatch):
+    """mobilevit_s on four identical Pis (the first the camera) on one Wi-Fi channel: the air
+    DP computes its labels on one Pi of the three that are not the camera and copies them
+    (`_device_classes`); the bound is the one computed on every device, to the last bit."""
+    d = _profiled("mobilevit_s", ["rpi4"] * 4, "wifi5", True)
+    p = placement.load(d)
+    fam = split_bounds._Family(p)
+    rep = split_bounds._device_classes(p, fam, {p.source, p.sink})
+    assert sorted(set(rep.tolist())) == [0, 1] and p.source == 0
+    fast = split_bounds._air_phase_cut(p, fam, p.source)
+    monkeypatch.setattr(split_bounds, "_device_classes", lambda p, fam, fixed: np.arange(p.n_devices))
+    assert split_bounds._air_phase_cut(p, fam, p.source) == fast > 0
+    # a Pi nearer the camera (a faster link to it) is no longer interchangeable with the others
+    monkeypatch.undo()
+    cam, near = d["devices"][0]["id"], d["devices"][2]["id"]
+    link = next(x for x in d["network"]["links"] if {x["src"], x["dst"]} == {cam, near})
+    link["bandwidth_bytes_per_s"] *= 2
+    q = placement.load(d)
+    rep = split_bounds._device_classes(q, split_bounds._Family(q), {q.source, q.sink})
+    assert rep.tolist() == [0, 1, 2, 1]
