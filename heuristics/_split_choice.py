@@ -56,6 +56,33 @@ def choosable(p: Problem) -> list[str]:
     return out + sorted(multi - set(out))
 
 
+def spatial_runs(p: Problem) -> list[tuple[list[str], int]]:
+    """Runs of spatially split blocks to lay out as one band partition (DeepThings' and
+    AOFL's tiles, here without fusing: each block still trades its halo): per way ``w`` above
+    1, the maximal sequences, in the file's topological order, of two or more blocks with the
+    ``spatial`` mode that allow ``w``, each reading the one before it. With one partition for
+    the run, a band stays on its device from block to block and only the halos cross. Empty
+    without split choices."""
+    src = getattr(p, "_split_source", None)
+    opts = split_options(p)
+    if not src or not opts:
+        return []
+    spatial = {b["id"] for b in src["blocks"] if (b.get("split") or {}).get("mode") == "spatial"}
+    reads = {(u, v) for u, v, *_ in src["edges"]}
+    topo = choosable(p)
+    out = []
+    for w in sorted({w for ws in opts.values() for w in ws if w > 1}):
+        run: list[str] = []
+        for b in topo + [None]:
+            if b is not None and b in spatial and w in opts[b] and (not run or (run[-1], b) in reads):
+                run.append(b)
+                continue
+            if len(run) >= 2:
+                out.append((run, w))
+            run = [b] if (b is not None and b in spatial and w in opts[b]) else []
+    return out
+
+
 def max_choice(p: Problem) -> dict[str, int]:
     """Every split block at ``max(ways)`` (a plan that names no choice)."""
     return {b: max(w) for b, w in split_options(p).items()}

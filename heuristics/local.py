@@ -65,6 +65,7 @@ from placement.method import Candidate, Context, Method, Option
 from placement.plan import Status
 from placement.problem import TOLERANCE, Problem
 from placement.simulator import simulate_sequence
+from placement.split import shard_id
 
 from ._common import (Pool, masked_ct, order_by, schedule_order, topo_position, upward_rank_mean,
                       violation_size)
@@ -483,6 +484,9 @@ def _anneal(p: Problem, start_ev, ctx: Context, patience: int, max_moves: int | 
 # ------------------------------------------------------------------ split choices (SPEC 6)
 #: share of the time left that heft's degree search (the first start) may take.
 SPLIT_SEARCH_SHARE = 0.25
+#: share of the time left after it that the searches of the starts take together; the rest
+#: goes to the band moves and the degree moves.
+STARTS_SHARE = 0.7
 #: moves of the short search after a degree move (at most; each block x device at least once).
 DEGREE_MOVE_MOVES = 2000
 
@@ -510,12 +514,18 @@ def _solve_with_split_choice(method: "LocalSearch", p: Problem, ctx: Context) ->
         if runs and (ctx.expired() or min(r[0] for r in runs) <= (0, target)):
             break
         q = p.expand(c)
-        cand = method.solve_fixed(q, ctx.sub(0.85 / (len(starts) - i)))
+        cand = method.solve_fixed(q, ctx.sub(STARTS_SHARE / (len(starts) - i)))
         runs.append((_cand_key(q, cand), i, c, q, cand))
     key, _, choice, q, cand = min(runs, key=lambda r: (r[0], r[1]))
     stats = {**cand.stats, "split": {**found["stats"], "searched": [_split_choice.describe(c) for c in starts],
                                      "values": [r[0][1] if r[0][0] == 0 else None for r in runs]}}
     timed_out = cand.status == Status.TIME_LIMIT
+    if cand.assignment is not None and not ctx.expired() and key > (0, target):
+        banded = _band_moves(p, ctx, choice, q, cand, key, target)
+        stats["split"]["band_moves"] = banded["tried"]
+        if banded["kept"]:
+            stats["split"]["band_moves_kept"] = banded["kept"]
+            choice, q, cand, key = banded["choice"], banded["problem"], banded["cand"], banded["key"]
     if cand.assignment is not None and not ctx.expired() and key > (0, target):
         moved = _degree_moves(p, ctx, choice, q, cand, key, target)
         stats["split"]["degree_moves"] = moved["tried"]
@@ -606,6 +616,95 @@ def _degree_moves(p: Problem, ctx: Context, choice: dict, q: Problem, cand: Cand
                                     cand=Candidate(e.assignment, e.order, status=Status.FEASIBLE))
                         best["kept"].append(f"{block}:{w}")
     return best
+
+
+def _band_layouts(q2: Problem, run: list[str], w: int) -> list[list[int]]:
+    """Device per shard index (0..w-1) for the blocks of ``run`` split ``w`` ways in ``q2``:
+    for k = 2.. min(w, devices), the k devices fastest on the run (stable: the first listed
+    first among equals), holding contiguous bands in proportion to their speed (largest
+    remainders, at least one band each)."""
+    ct = masked_ct(q2)
+    rows = [q2.block_index[shard_id(b, 0)] for b in run]
+    total = ct[rows].sum(axis=0)
+    fast = [int(d) for d in np.argsort(total, kind="stable") if np.isfinite(total[d])]
+    out = []
+    for k in range(2, min(w, len(fast)) + 1):
+        devs = fast[:k]
+        speed = 1.0 / total[devs]
+        share = w * speed / speed.sum()
+        counts = np.maximum(1, np.floor(share)).astype(int)
+        while counts.sum() > w:
+            counts[int(np.argmax(counts - share))] -= 1
+        while counts.sum() < w:
+            counts[int(np.argmax(share - counts))] += 1
+        out.append([d for d, c in zip(devs, counts.tolist()) for _ in range(c)])
+    return out
+
+
+#: band moves searched further (`_anneal`) per round, after every layout was scored as laid
+#: out; rounds (each from the best plan so far) while one improves, at most `BAND_ROUNDS`.
+BAND_MOVES_SEARCHED = 4
+BAND_ROUNDS = 3
+
+
+def _band_moves(p: Problem, ctx: Context, choice: dict, q: Problem, cand: Candidate,
+                key: tuple[float, float], target: float = -math.inf) -> dict:
+    """Band moves (`_split_choice.spatial_runs`): a run of spatially split blocks set to one
+    way and one band partition over the fastest devices (`_band_layouts`), so that each band
+    stays on its device through the run and only halos cross; every other block keeps its
+    device. Every such layout is scored as laid out; the `BAND_MOVES_SEARCHED` best are each
+    followed by a short search (`_anneal`, as `_degree_moves`); the best plan is kept when
+    better. The per-block degree moves cannot reach these: they change one block at a time,
+    and a lone block split over devices pays to scatter and gather its whole tensor."""
+    best = {"choice": dict(choice), "problem": q, "cand": cand, "key": key, "tried": 0, "kept": []}
+    for _ in range(BAND_ROUNDS):
+        before = best["key"]
+        _band_round(p, ctx, best, target)
+        if not _split_choice._better(best["key"], before) or ctx.expired():
+            break
+    return best
+
+
+def _band_round(p: Problem, ctx: Context, best: dict, target: float) -> None:
+    """One round of `_band_moves` from ``best`` (updated in place)."""
+    choice, cur_q = best["choice"], best["problem"]
+    cur_a = np.asarray(best["cand"].assignment, dtype=np.int64)
+    laid: list[tuple[tuple[float, float], int, str, dict, Problem, object]] = []
+    for run, w in _split_choice.spatial_runs(p):
+        if ctx.expired():
+            break
+        c2 = {**choice, **{b: w for b in run}}
+        q2 = p.expand(c2)
+        base = np.zeros(q2.n_blocks, dtype=np.int64)
+        for i, blk in enumerate(q2.blocks):
+            j = cur_q.block_index.get(blk.id)
+            base[i] = cur_a[j] if j is not None else cur_a[_shards(cur_q, blk.origin or blk.id)[0]]
+        for layout in _band_layouts(q2, run, w):
+            a2 = base.copy()
+            for b in run:
+                for k, d in enumerate(layout):
+                    a2[q2.block_index[shard_id(b, k)]] = d
+            if not q2.allowed[np.arange(q2.n_blocks), a2].all():
+                continue
+            best["tried"] += 1
+            ev = evaluate(q2, a2)
+            k2 = (violation_size(q2, ev), ev.value if math.isfinite(ev.value) else math.inf)
+            laid.append((k2, len(laid), f"{run[0]}..{run[-1]}:{w}x{len(set(layout))}", c2, q2, ev))
+    laid.sort(key=lambda t: (t[0], t[1]))
+    for k2, _, label, c2, q2, ev in laid[:BAND_MOVES_SEARCHED]:
+        if ctx.expired() or best["key"] <= (0, target):
+            break
+        moves = min(DEGREE_MOVE_MOVES, max(200, 2 * q2.n_blocks * q2.n_devices))
+        ba, bseq, _ = _anneal(q2, ev, ctx, moves, moves, {}, rng_seed=ctx.seed, target=-math.inf)
+        evs = [ev]
+        if ba is not None:
+            evs.append(evaluate(q2, ba, order_by(ba, np.argsort(bseq), q2.n_devices)))
+        for e in evs:
+            k3 = (violation_size(q2, e), e.value if math.isfinite(e.value) else math.inf)
+            if _split_choice._better(k3, best["key"]):
+                best.update(choice=c2, problem=q2, key=k3,
+                            cand=Candidate(e.assignment, e.order, status=Status.FEASIBLE))
+                best["kept"].append(label)
 
 
 def _lns_unsupported(p: Problem) -> str | None:
