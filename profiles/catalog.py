@@ -162,7 +162,8 @@ def media_by_default() -> bool:
 
 def network(name: str, devs: Sequence[dict[str, Any]], media: bool | None = None) -> dict[str, Any]:
     """The ``network`` section: ``name``'s default link, and one link per device pair whose
-    radio (either end) is slower than that default, at the slower radio's rate. A network
+    radio (either end) is slower than that default, at the slower radio's rate (not on a
+    ``wired`` network, Ethernet, which the radios do not carry). A network
     with ``shared_medium`` (Wi-Fi) also puts all its devices on one medium named after it
     (SPEC section 5a); ``media=False`` leaves them contention-free, ``None`` follows
     `media_by_default`."""
@@ -173,7 +174,7 @@ def network(name: str, devs: Sequence[dict[str, Any]], media: bool | None = None
     caps = {}
     for d in devs:
         radio = (d.get("meta") or {}).get("radio")
-        if radio and float(radio["bandwidth_bytes_per_s"]) < bw:
+        if radio and not spec.get("wired") and float(radio["bandwidth_bytes_per_s"]) < bw:
             caps[d["id"]] = float(radio["bandwidth_bytes_per_s"])
     ids = [d["id"] for d in devs]
     for i, a in enumerate(ids):
@@ -191,8 +192,9 @@ def network(name: str, devs: Sequence[dict[str, Any]], media: bool | None = None
         **({"media": out_media} if out_media else {}),
         "meta": {"catalog": "profiles/catalog/networks.json", "network": name, "name": spec["name"],
                  "sources": spec["sources"],
-                 "radio_caps": "links touching a device whose radio is slower than the network run at that "
-                               "radio's rate (devices.json 'radio')"},
+                 "radio_caps": ("none: a wired network, the radios do not carry it" if spec.get("wired") else
+                                "links touching a device whose radio is slower than the network run at that "
+                                "radio's rate (devices.json 'radio')")},
     }
 
 

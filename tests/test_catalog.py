@@ -157,3 +157,15 @@ def test_cli_solves_a_shipped_example(capsys):
 
     path = next(p for p in EXAMPLES if p.endswith("mobilevit_s.block.json"))
     assert main(["solve", path, "--method", "single"]) == 0
+
+
+def test_radios_cap_wifi_links_but_not_ethernet():
+    """A Pi's single-stream Wi-Fi radio (1.25e7 B/s) caps its Wi-Fi 5 links; on Gigabit
+    Ethernet its port carries the traffic, at the network's 1.17e8 B/s."""
+    from profiles.catalog import devices, network
+    devs = devices(["rpi4", "rpi4"])
+    wifi = network("wifi5", devs)
+    assert [x["bandwidth_bytes_per_s"] for x in wifi["links"]] == [1.25e7]
+    eth = network("ethernet", devs)
+    assert eth["links"] == [] and eth["default"]["bandwidth_bytes_per_s"] == 1.17e8
+    assert "wired" in eth["meta"]["radio_caps"]
