@@ -544,8 +544,7 @@ def _solve_with_split_choice(method: "LocalSearch", p: Problem, ctx: Context) ->
 def _cand_key(q: Problem, cand: Candidate) -> tuple[float, float]:
     if cand.assignment is None:
         return (math.inf, math.inf)
-    ev = evaluate(q, np.asarray(cand.assignment, dtype=np.int64), cand.order)
-    return (violation_size(q, ev), ev.value if math.isfinite(ev.value) else math.inf)
+    return _key(q, evaluate(q, np.asarray(cand.assignment, dtype=np.int64), cand.order))
 
 
 def _shards(q: Problem, block: str) -> list[int]:
@@ -603,19 +602,29 @@ def _degree_moves(p: Problem, ctx: Context, choice: dict, q: Problem, cand: Cand
                 if ctx.expired():
                     break
                 best["tried"] += 1
-                ev = evaluate(q2, a2)
-                moves = min(DEGREE_MOVE_MOVES, max(200, 2 * q2.n_blocks * q2.n_devices))
-                ba, bseq, _ = _anneal(q2, ev, ctx, moves, moves, {}, rng_seed=ctx.seed, target=-math.inf)
-                evs = [ev]
-                if ba is not None:
-                    evs.append(evaluate(q2, ba, order_by(ba, np.argsort(bseq), q2.n_devices)))
-                for e in evs:
-                    k2 = (violation_size(q2, e), e.value if math.isfinite(e.value) else math.inf)
-                    if _split_choice._better(k2, best["key"]):
-                        best.update(choice=c2, problem=q2, key=k2,
-                                    cand=Candidate(e.assignment, e.order, status=Status.FEASIBLE))
-                        best["kept"].append(f"{block}:{w}")
+                _search_briefly(q2, evaluate(q2, a2), ctx, best, c2, f"{block}:{w}")
     return best
+
+
+def _key(q: Problem, ev) -> tuple[float, float]:
+    """The evaluator's ordering key of a plan: (violation size, value)."""
+    return (violation_size(q, ev), ev.value if math.isfinite(ev.value) else math.inf)
+
+
+def _search_briefly(q2: Problem, ev, ctx: Context, best: dict, c2: dict, label: str) -> None:
+    """A short search (`_anneal`, at most `DEGREE_MOVE_MOVES` moves) from the plan ``ev`` of
+    expansion ``q2`` (choice ``c2``); ``best`` (a move's running best) takes ``ev`` or the
+    search's plan when one is better, and ``label`` is noted as kept."""
+    moves = min(DEGREE_MOVE_MOVES, max(200, 2 * q2.n_blocks * q2.n_devices))
+    ba, bseq, _ = _anneal(q2, ev, ctx, moves, moves, {}, rng_seed=ctx.seed, target=-math.inf)
+    evs = [ev]
+    if ba is not None:
+        evs.append(evaluate(q2, ba, order_by(ba, np.argsort(bseq), q2.n_devices)))
+    for e in evs:
+        k2 = _key(q2, e)
+        if _split_choice._better(k2, best["key"]):
+            best.update(choice=c2, problem=q2, key=k2, cand=Candidate(e.assignment, e.order, status=Status.FEASIBLE))
+            best["kept"].append(label)
 
 
 def _band_layouts(q2: Problem, run: list[str], w: int) -> list[list[int]]:
@@ -688,23 +697,12 @@ def _band_round(p: Problem, ctx: Context, best: dict, target: float) -> None:
                 continue
             best["tried"] += 1
             ev = evaluate(q2, a2)
-            k2 = (violation_size(q2, ev), ev.value if math.isfinite(ev.value) else math.inf)
-            laid.append((k2, len(laid), f"{run[0]}..{run[-1]}:{w}x{len(set(layout))}", c2, q2, ev))
+            laid.append((_key(q2, ev), len(laid), f"{run[0]}..{run[-1]}:{w}x{len(set(layout))}", c2, q2, ev))
     laid.sort(key=lambda t: (t[0], t[1]))
-    for k2, _, label, c2, q2, ev in laid[:BAND_MOVES_SEARCHED]:
+    for _, _, label, c2, q2, ev in laid[:BAND_MOVES_SEARCHED]:
         if ctx.expired() or best["key"] <= (0, target):
             break
-        moves = min(DEGREE_MOVE_MOVES, max(200, 2 * q2.n_blocks * q2.n_devices))
-        ba, bseq, _ = _anneal(q2, ev, ctx, moves, moves, {}, rng_seed=ctx.seed, target=-math.inf)
-        evs = [ev]
-        if ba is not None:
-            evs.append(evaluate(q2, ba, order_by(ba, np.argsort(bseq), q2.n_devices)))
-        for e in evs:
-            k3 = (violation_size(q2, e), e.value if math.isfinite(e.value) else math.inf)
-            if _split_choice._better(k3, best["key"]):
-                best.update(choice=c2, problem=q2, key=k3,
-                            cand=Candidate(e.assignment, e.order, status=Status.FEASIBLE))
-                best["kept"].append(label)
+        _search_briefly(q2, ev, ctx, best, c2, label)
 
 
 def _lns_unsupported(p: Problem) -> str | None:
