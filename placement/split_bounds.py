@@ -216,6 +216,27 @@ def _phase_offsets(p: Problem, ct: np.ndarray, kmax: np.ndarray, w: int, nbytes:
     return out
 
 
+def _gather(release: np.ndarray, ct: np.ndarray, kmax: np.ndarray, w: int, T: np.ndarray) -> np.ndarray:
+    """(D,): when the data of all ``w`` shards of a block (release ``release_e``, ``ct_e``
+    each, at most ``kmax_e`` on e) can be on device e, each shard sending a message of
+    transfer time at least ``T[d, e]`` (0 on e itself): least over how many, c, run on e of
+    the larger of their makespan there and the (w - c)-th smallest finish time elsewhere
+    plus the quickest transfer into e (F2; the last of the shards elsewhere ends no earlier
+    than that and then sends)."""
+    D = len(release)
+    fin = _finish_times(release, ct, kmax, w)                 # (D, w)
+    into = np.min(np.where(np.eye(D, dtype=bool), np.inf, T), axis=0)
+    out = np.full(D, np.inf)
+    devs = np.arange(D)
+    for e in range(D):
+        on = np.concatenate(([_NEG], fin[e]))                  # c shards on e: (w + 1,)
+        off = _kth_smallest(fin[devs != e], w)                  # the k-th smallest elsewhere
+        with np.errstate(invalid="ignore"):
+            sent = np.where(np.arange(w + 1) == 0, _NEG, off + into[e])
+        out[e] = float(np.min(np.maximum(on, sent[::-1])))
+    return out
+
+
 def phase_latency(p: Problem) -> float:
     """The phase DP (module docstring) and the least work spread over the devices: a lower
     bound on the latency of every plan over every split choice of ``p``."""
@@ -245,7 +266,9 @@ def phase_latency(p: Problem) -> float:
                         Tm = np.where(p.reachable, p.transfer_matrix(most), np.inf)
                         # u all on d: v's shards elsewhere also wait for their largest message,
                         # sent no earlier than u's first shard there ends
-                        a_conc = np.min(np.maximum(Hc[:, None] + T, first[:, None] + Tm), axis=0)
+                        # every shard of u, wherever it is, sends one to each of v's (F1)
+                        g = _gather(released[u, wu], fam.ct[u, wu], fam.kmax[u, wu], wu, T)
+                        a_conc = np.maximum(np.min(np.maximum(Hc[:, None] + T, first[:, None] + Tm), axis=0), g)
                         arrive = np.minimum(arrive, a_conc)
                         arrive_c = np.minimum(arrive_c, a_conc + wv * ct)
                         with np.errstate(invalid="ignore"):
@@ -253,7 +276,7 @@ def phase_latency(p: Problem) -> float:
                         lo = min(lo, float(np.min(Hc + _phase_offsets(p, ct, kmax, wv, nb, total, lead))))
                         if wu > 1:
                             other = np.min(np.where(eye, np.inf, first[:, None] + T), axis=0)
-                            a_spread = np.maximum(np.min(Hs[:, None] + T, axis=0), other)
+                            a_spread = np.maximum(np.maximum(np.min(Hs[:, None] + T, axis=0), other), g)
                             arrive = np.minimum(arrive, a_spread)
                             # u spread: a shard of u off d sends its largest message to a
                             # shard of v, which is on d when all of v is (docs/bounds.md)

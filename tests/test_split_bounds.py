@@ -304,3 +304,22 @@ def test_the_air_dp_on_interchangeable_devices_equals_the_dp_on_every_device(mon
     q = placement.load(d)
     rep = split_bounds._device_classes(q, split_bounds._Family(q), {q.source, q.sink})
     assert rep.tolist() == [0, 1, 2, 1]
+
+
+def test_a_consumer_waits_for_the_last_shard_of_its_producer_elsewhere():
+    """A tensor block u (1 s whole, ways [1, 4]) then a 1 ms block v on two 1 GFLOP/s boards
+    A (source and sink) and B, 0.1 s of link latency and no bytes. Best: two shards of u on
+    each (A's end at 0.25 and 0.5 s; B's, fed at 0.1 s, at 0.35 and 0.6 s), v on B at 0.6 s
+    (A's partials arrive then), its result at A at 0.701 s. The DP that let v wait only for
+    the first shard elsewhere (0.35 + 0.1 s) said 0.601 s; with the gather (the shards off
+    v's device, the last of them ends no earlier than the (w - c)-th smallest finish time
+    there, then sends) it is the optimum."""
+    d = _one_block(0.1)
+    d["model"]["blocks"][0]["split"]["ways"] = [1, 4]
+    d["model"]["blocks"].append({"id": "v", "flops": 1e6, "params_bytes": 0, "activation_bytes": 0,
+                                 "output_bytes": 0})
+    d["model"]["edges"] = [{"src": "b", "dst": "v", "bytes": 0}]
+    p = placement.load(d)
+    best = _optimum(d, "latency")
+    assert best == pytest.approx(0.701, rel=TOL)
+    assert split_bounds.phase_latency(p) == pytest.approx(0.701, rel=1e-9)

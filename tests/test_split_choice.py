@@ -223,12 +223,20 @@ def test_bounds_hold_over_every_choice(seed, monkeypatch):
         assert relaxed > 0
 
 
-def test_bound_is_the_least_over_the_expansions():
+def test_bound_is_at_least_the_least_over_the_expansions():
+    """The bound over every choice is no weaker than the least of the expansions' own
+    bounds (0.38 s, r split 4 ways); the phase DP over the choices is stronger here (0.41 s:
+    a consumer waits for the last shard of r off its device, `split_bounds._gather`); it
+    stays below the optimum over every choice (0.48 s, r whole), and every expansion of the
+    family reports the same bound."""
     d = _diamond((1, 2, 4))
     p = placement.load(d)
     each = [bounds.lower_bound(placement.load(_fixed(d, c))) for c in p.split_combinations()]
-    assert p.lower_bound() == pytest.approx(min(each), rel=1e-12)
-    assert p.expand({"r": 1}).lower_bound() == pytest.approx(min(each), rel=1e-12)
+    best = placement.solve(d, "brute", time_limit=60)
+    assert min(each) == pytest.approx(0.38, rel=1e-12) and best.value == pytest.approx(0.48, rel=TOL)
+    assert p.lower_bound() == pytest.approx(0.41, rel=1e-12)
+    assert min(each) <= p.lower_bound() <= best.value * (1 + 1e-9)
+    assert p.expand({"r": 1}).lower_bound() == pytest.approx(p.lower_bound(), rel=1e-12)
 
 
 def test_infeasibility_is_judged_over_every_choice():
