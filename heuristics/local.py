@@ -666,28 +666,32 @@ def _band_moves(p: Problem, ctx: Context, choice: dict, q: Problem, cand: Candid
     better. The per-block degree moves cannot reach these: they change one block at a time,
     and a lone block split over devices pays to scatter and gather its whole tensor."""
     best = {"choice": dict(choice), "problem": q, "cand": cand, "key": key, "tried": 0, "kept": []}
+    runs = _split_choice.spatial_runs(p)
     for _ in range(BAND_ROUNDS):
         before = best["key"]
-        _band_round(p, ctx, best, target)
+        _band_round(p, ctx, best, runs, target)
         if not _split_choice._better(best["key"], before) or ctx.expired():
             break
     return best
 
 
-def _band_round(p: Problem, ctx: Context, best: dict, target: float) -> None:
-    """One round of `_band_moves` from ``best`` (updated in place)."""
+def _band_round(p: Problem, ctx: Context, best: dict, runs: list, target: float) -> None:
+    """One round of `_band_moves` over ``runs`` from ``best`` (updated in place)."""
     choice, cur_q = best["choice"], best["problem"]
     cur_a = np.asarray(best["cand"].assignment, dtype=np.int64)
     laid: list[tuple[tuple[float, float], int, str, dict, Problem, object]] = []
-    for run, w in _split_choice.spatial_runs(p):
+    for run, w in runs:
         if ctx.expired():
             break
         c2 = {**choice, **{b: w for b in run}}
         q2 = p.expand(c2)
+        # every block keeps its device; the blocks new in q2 are the run's shards, all laid
+        # out below
         base = np.zeros(q2.n_blocks, dtype=np.int64)
         for i, blk in enumerate(q2.blocks):
             j = cur_q.block_index.get(blk.id)
-            base[i] = cur_a[j] if j is not None else cur_a[_shards(cur_q, blk.origin or blk.id)[0]]
+            if j is not None:
+                base[i] = cur_a[j]
         for layout in _band_layouts(q2, run, w):
             a2 = base.copy()
             for b in run:

@@ -56,6 +56,7 @@ class _Family:
         from .bounds import memory_view
 
         src = p._split_source
+        self._pair_cache: dict[tuple, np.ndarray] = {}
         self.ids = [b["id"] for b in src["blocks"]]
         self.spec = {b["id"]: b for b in src["blocks"]}
         self.ways = {b: tuple(p.split_options.get(b, (1,))) for b in self.ids}
@@ -110,10 +111,16 @@ class _Family:
         return float(self._pairs(u, v, n, wu, wv).max(axis=1).min())
 
     def _pairs(self, u: str, v: str, n: float, wu: int, wv: int) -> np.ndarray:
-        """(wu, wv): the bytes shard ``ku`` of ``u`` sends shard ``kv`` of ``v`` (section 6)."""
-        mu, _ = self.mode(u)
-        mv, hv = self.mode(v)
-        return np.array([[pair_bytes(n, wu, wv, mv, hv, ku, kv, mu) for kv in range(wv)] for ku in range(wu)])
+        """(wu, wv): the bytes shard ``ku`` of ``u`` sends shard ``kv`` of ``v`` (section 6),
+        built once per edge and pair of ways (`edge_bytes` and `largest_message` both read it)."""
+        key = (u, v, n, wu, wv)
+        m = self._pair_cache.get(key)
+        if m is None:
+            mu, _ = self.mode(u)
+            mv, hv = self.mode(v)
+            m = np.array([[pair_bytes(n, wu, wv, mv, hv, ku, kv, mu) for kv in range(wv)] for ku in range(wu)])
+            self._pair_cache[key] = m
+        return m
 
 
 def _finish_times(release: np.ndarray, ct: np.ndarray, kmax: np.ndarray, w: int) -> np.ndarray:
@@ -264,10 +271,10 @@ def phase_latency(p: Problem) -> float:
                         nb, most, total = fam.edge_bytes(u, v, n, wu, wv)
                         T = np.where(p.reachable, p.transfer_matrix(nb), np.inf)
                         Tm = np.where(p.reachable, p.transfer_matrix(most), np.inf)
-                        # u all on d: v's shards elsewhere also wait for their largest message,
-                        # sent no earlier than u's first shard there ends
                         # every shard of u, wherever it is, sends one to each of v's (F1)
                         g = _gather(released[u, wu], fam.ct[u, wu], fam.kmax[u, wu], wu, T)
+                        # u all on d: v's shards elsewhere also wait for their largest message,
+                        # sent no earlier than u's first shard there ends
                         a_conc = np.maximum(np.min(np.maximum(Hc[:, None] + T, first[:, None] + Tm), axis=0), g)
                         arrive = np.minimum(arrive, a_conc)
                         arrive_c = np.minimum(arrive_c, a_conc + wv * ct)
